@@ -1,0 +1,359 @@
+"""Reverse-mode automatic differentiation, written once above the op-set.
+
+Every differentiable op records a `Node` on its output: the input tensors and a vector-Jacobian
+rule written with Tensor ops. Backpropagation walks the graph in reverse topological order and
+calls the rules; with `create_graph=True` the rules themselves are recorded, so gradients of
+gradients work on every backend without any backend's own autograd.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agnostic.tensor import Tensor
+
+__all__ = [
+    "Node",
+    "no_grad",
+    "enable_grad",
+    "set_grad_enabled",
+    "is_grad_enabled",
+    "backward",
+    "gradients",
+    "grad",
+    "value_and_grad",
+    "vjp",
+    "tree_flatten",
+    "tree_unflatten",
+]
+
+
+class _Mode:
+    __slots__ = ("enabled",)
+
+    def __init__(self) -> None:
+        self.enabled = True
+
+
+mode = _Mode()
+"""Whether ops record the graph (process-wide, like torch's grad mode on the main thread)."""
+
+
+class Node:
+    """How an output was made: its inputs and the rule `vjp(g, out)` mapping the output's cotangent
+    to one cotangent (or None) per input. The output is passed in, not captured, so a node never
+    keeps its own output alive through a reference cycle."""
+
+    __slots__ = ("name", "inputs", "vjp")
+
+    def __init__(
+        self, name: str, inputs: tuple[Tensor, ...], vjp: Callable[[Tensor, Tensor], Sequence[Any]]
+    ) -> None:
+        self.name = name
+        self.inputs = inputs
+        self.vjp = vjp
+
+    def __repr__(self) -> str:
+        return f"<{self.name}Backward>"
+
+
+def is_grad_enabled() -> bool:
+    """Whether ops on tensors that require grad are recorded for differentiation."""
+    return mode.enabled
+
+
+@contextlib.contextmanager
+def set_grad_enabled(enabled: bool) -> Iterator[None]:
+    """Turn graph recording on or off inside a `with` block."""
+    previous = mode.enabled
+    mode.enabled = bool(enabled)
+    try:
+        yield
+    finally:
+        mode.enabled = previous
+
+
+def no_grad() -> contextlib.AbstractContextManager[None]:
+    """Ops inside record nothing: for inference and parameter updates."""
+    return set_grad_enabled(False)
+
+
+def enable_grad() -> contextlib.AbstractContextManager[None]:
+    """Turn recording back on inside a `no_grad` block."""
+    return set_grad_enabled(True)
+
+
+def _topological(roots: Sequence[Tensor], stop: set[int]) -> list[Tensor]:
+    """Tensors reachable from `roots` through nodes, each after everything it depends on."""
+    order: list[Tensor] = []
+    seen: set[int] = set()
+    stack: list[tuple[Tensor, bool]] = [(r, False) for r in roots]
+    while stack:
+        t, done = stack.pop()
+        if done:
+            order.append(t)
+            continue
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        stack.append((t, True))
+        node = t._node
+        if node is not None and id(t) not in stop:
+            for inp in node.inputs:
+                if inp.requires_grad and id(inp) not in seen:
+                    stack.append((inp, False))
+    return order
+
+
+def _propagate(
+    roots: Sequence[Tensor], cotangents: Sequence[Tensor], stop: set[int], create_graph: bool
+) -> dict[int, tuple[Tensor, Tensor]]:
+    """(tensor, cotangent) of every tensor reached that has no node (a leaf) or is in `stop`, by id."""
+    grads: dict[int, Tensor] = {}
+    for r, c in zip(roots, cotangents):
+        grads[id(r)] = grads[id(r)] + c if id(r) in grads else c
+    results: dict[int, tuple[Tensor, Tensor]] = {}
+    with set_grad_enabled(create_graph):
+        for t in reversed(_topological(roots, stop)):
+            g = grads.pop(id(t), None)
+            if g is None:
+                continue
+            node = t._node
+            if node is None or id(t) in stop:
+                results[id(t)] = (t, g)
+                continue
+            for inp, c in zip(node.inputs, node.vjp(g, t)):
+                if c is None or not inp.requires_grad:
+                    continue
+                key = id(inp)
+                grads[key] = grads[key] + c if key in grads else c
+    return results
+
+
+def _check_output(t: Tensor, op: str) -> None:
+    if not t.dtype.is_floating:
+        raise TypeError(
+            f"{op}: the output has dtype {t.dtype.name}; gradients are defined for floating-point "
+            "outputs only (integer and boolean results, e.g. of argmax or comparisons, carry none)"
+        )
+
+
+def backward(t: Tensor, gradient: Tensor | None = None, create_graph: bool = False) -> None:
+    """Accumulate d(t)/d(leaf) into `.grad` of every leaf that requires grad (Tensor.backward)."""
+    _check_output(t, "backward")
+    if not t.requires_grad:
+        raise RuntimeError(
+            "backward: this tensor does not require grad: none of its inputs has requires_grad=True, "
+            "or it was computed under no_grad() or through a non-differentiable op"
+        )
+    if gradient is None:
+        if t.size != 1:
+            raise RuntimeError(
+                f"backward: the output has shape {t.shape}; pass `gradient=` (a tensor of that shape) "
+                "or reduce it to one element first, e.g. y.sum().backward()"
+            )
+        gradient = t._like_full(1.0)
+    else:
+        gradient = _cotangent(t, gradient, "backward")
+    for leaf, g in _propagate([t], [gradient], set(), create_graph).values():
+        if not create_graph:
+            g = g.detach()
+        leaf.grad = g if leaf.grad is None else leaf.grad + g
+
+
+def _cotangent(t: Tensor, g: Any, op: str) -> Tensor:
+    from agnostic.tensor import Tensor
+
+    if not isinstance(g, Tensor):
+        g = t.device.tensor(g, dtype=t.dtype)
+    if g.shape != t.shape:
+        raise ValueError(f"{op}: gradient has shape {g.shape} but the output has shape {t.shape}")
+    if g.device is not t.device:
+        raise ValueError(f"{op}: gradient is on {g.device} but the output is on {t.device}")
+    return g.to(t.dtype) if g.dtype is not t.dtype else g
+
+
+def gradients(
+    outputs: Tensor | Sequence[Tensor],
+    inputs: Tensor | Sequence[Tensor],
+    grad_outputs: Tensor | Sequence[Tensor] | None = None,
+    create_graph: bool = False,
+) -> tuple[Tensor, ...]:
+    """d(outputs)/d(inputs) as a tuple, one per input (zeros where unused); like torch.autograd.grad."""
+    outs = [outputs] if not isinstance(outputs, (list, tuple)) else list(outputs)
+    ins = [inputs] if not isinstance(inputs, (list, tuple)) else list(inputs)
+    if grad_outputs is None:
+        cots = []
+        for o in outs:
+            _check_output(o, "gradients")
+            if o.size != 1:
+                raise RuntimeError(
+                    f"gradients: output of shape {o.shape} needs grad_outputs (or reduce it first)"
+                )
+            cots.append(o._like_full(1.0))
+    else:
+        gouts = [grad_outputs] if not isinstance(grad_outputs, (list, tuple)) else list(grad_outputs)
+        cots = [_cotangent(o, g, "gradients") for o, g in zip(outs, gouts)]
+    for o in outs:
+        _check_output(o, "gradients")
+    live = [(o, c) for o, c in zip(outs, cots) if o.requires_grad]
+    found = _propagate([o for o, _ in live], [c for _, c in live], {id(i) for i in ins}, create_graph)
+    result = []
+    for i in ins:
+        hit = found.get(id(i))
+        if hit is None:
+            result.append(i._like_full(0.0))
+        else:
+            result.append(hit[1] if create_graph else hit[1].detach())
+    return tuple(result)
+
+
+# ---------------------------------------------------------------------- pytrees of tensors
+def tree_flatten(tree: Any) -> tuple[list[Any], Any]:
+    """Leaves of nested lists, tuples and dicts, and a spec to rebuild the structure."""
+    if isinstance(tree, (list, tuple)):
+        leaves: list[Any] = []
+        specs = []
+        for item in tree:
+            sub, spec = tree_flatten(item)
+            leaves.extend(sub)
+            specs.append((len(sub), spec))
+        return leaves, (type(tree), specs)
+    if isinstance(tree, dict):
+        keys = list(tree)
+        leaves, spec = tree_flatten([tree[k] for k in keys])
+        return leaves, (dict, (keys, spec))
+    return [tree], None
+
+
+def tree_unflatten(spec: Any, leaves: Sequence[Any]) -> Any:
+    """The inverse of `tree_flatten`."""
+    if spec is None:
+        return leaves[0]
+    kind, inner = spec
+    if kind is dict:
+        keys, list_spec = inner
+        return dict(zip(keys, tree_unflatten(list_spec, leaves)))
+    out = []
+    pos = 0
+    for n, sub in inner:
+        out.append(tree_unflatten(sub, leaves[pos : pos + n]))
+        pos += n
+    return kind(out) if kind is not list else out
+
+
+def _is_tensor(x: Any) -> bool:
+    from agnostic.tensor import Tensor
+
+    return isinstance(x, Tensor)
+
+
+def _normalize_argnums(argnums: int | Sequence[int] | None, nargs: int, fname: str) -> tuple[int, ...]:
+    if argnums is None:
+        return tuple(range(nargs))
+    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    for n in nums:
+        if not -nargs <= n < nargs:
+            raise ValueError(f"{fname}: argnums {n} is out of range for {nargs} positional arguments")
+    return tuple(n % nargs for n in nums)
+
+
+def value_and_grad(
+    f: Callable[..., Any], argnums: int | Sequence[int] | None = None, has_aux: bool = False
+) -> Callable[..., tuple[Any, Any]]:
+    """A function returning (f(*args), gradients of f with respect to positional args).
+
+    Gradients have the structure of the arguments (tensors, or nested lists/dicts of them; other
+    leaves get None). With argnums=None (the default) the gradients are a tuple, one entry per
+    positional argument; with an int, that argument's alone. Nested calls give higher derivatives.
+    """
+
+    @functools.wraps(f)
+    def wrapped(*args: Any, **kwargs: Any) -> tuple[Any, Any]:
+        nums = _normalize_argnums(argnums, len(args), "grad")
+        args = list(args)
+        flat_inputs: list[Tensor] = []
+        specs = {}
+        outer = mode.enabled and any(
+            _is_tensor(leaf) and leaf.requires_grad for n in nums for leaf in tree_flatten(args[n])[0]
+        )
+        for n in nums:
+            leaves, spec = tree_flatten(args[n])
+            new_leaves = []
+            for leaf in leaves:
+                if _is_tensor(leaf):
+                    if not leaf.dtype.is_floating:
+                        raise TypeError(
+                            f"grad: argument {n} holds a {leaf.dtype.name} tensor; gradients are "
+                            "defined for floating-point inputs only (pass argnums to skip it)"
+                        )
+                    leaf = leaf._alias_for_grad()
+                    flat_inputs.append(leaf)
+                new_leaves.append(leaf)
+            specs[n] = (spec, len(leaves))
+            args[n] = tree_unflatten(spec, new_leaves)
+        with set_grad_enabled(True):
+            result = f(*args, **kwargs)
+        value, aux = result if has_aux else (result, None)
+        if not _is_tensor(value):
+            raise TypeError(f"grad: the function must return a tensor, got {type(value).__name__}")
+        _check_output(value, "grad")
+        if value.size != 1:
+            raise ValueError(
+                f"grad: the function must return one element, got shape {value.shape}; reduce it "
+                "(e.g. .sum()) or use ag.vjp"
+            )
+        found = gradients(value, flat_inputs, create_graph=outer) if flat_inputs else ()
+        pos = 0
+        grads = []
+        for n in nums:
+            spec, count = specs[n]
+            leaves = tree_flatten(args[n])[0]
+            out_leaves = []
+            for leaf in leaves:
+                if _is_tensor(leaf):
+                    out_leaves.append(found[pos])
+                    pos += 1
+                else:
+                    out_leaves.append(None)
+            grads.append(tree_unflatten(spec, out_leaves))
+        g = grads[0] if isinstance(argnums, int) else tuple(grads)
+        if not outer:
+            value = value.detach()
+        return ((value, aux), g) if has_aux else (value, g)
+
+    return wrapped
+
+
+def grad(
+    f: Callable[..., Any], argnums: int | Sequence[int] | None = None, has_aux: bool = False
+) -> Callable[..., Any]:
+    """A function returning the gradients of scalar-valued `f` (see `value_and_grad`)."""
+    vg = value_and_grad(f, argnums, has_aux)
+
+    @functools.wraps(f)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        (value_aux, g) = vg(*args, **kwargs)
+        return (g, value_aux[1]) if has_aux else g
+
+    return wrapped
+
+
+def vjp(f: Callable[..., Tensor], *primals: Tensor) -> tuple[Tensor, Callable[[Tensor], tuple[Tensor, ...]]]:
+    """(f(*primals), a function mapping a cotangent of the output to cotangents of each primal)."""
+    for p in primals:
+        if not _is_tensor(p) or not p.dtype.is_floating:
+            raise TypeError("vjp: every primal must be a floating-point tensor")
+    inputs = [p._alias_for_grad() for p in primals]
+    with set_grad_enabled(True):
+        out = f(*inputs)
+    outer = mode.enabled and any(p.requires_grad for p in primals)
+
+    def pullback(cotangent: Tensor) -> tuple[Tensor, ...]:
+        return gradients(out, inputs, cotangent, create_graph=outer or mode.enabled and cotangent.requires_grad)
+
+    return (out if outer else out.detach()), pullback

@@ -1,0 +1,332 @@
+"""The op-set on a NumPy-like array namespace, shared by the NumPy and CuPy backends.
+
+NumPy and CuPy agree on nearly every call, so one implementation serves both; a subclass sets `xp`
+and overrides the few places where the libraries differ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+from agnostic import dtypes
+from agnostic.backends import _xp_conv, _xp_special
+from agnostic.backends.base import Array, Axes, Backend, Pairs, Shape
+from agnostic.dtypes import DType
+
+_UNARY = {
+    "neg": "negative",
+    "abs": "abs",
+    "sign": "sign",
+    "exp": "exp",
+    "expm1": "expm1",
+    "log": "log",
+    "log1p": "log1p",
+    "log2": "log2",
+    "log10": "log10",
+    "sqrt": "sqrt",
+    "square": "square",
+    "sin": "sin",
+    "cos": "cos",
+    "tan": "tan",
+    "asin": "arcsin",
+    "acos": "arccos",
+    "atan": "arctan",
+    "sinh": "sinh",
+    "cosh": "cosh",
+    "tanh": "tanh",
+    "asinh": "arcsinh",
+    "acosh": "arccosh",
+    "atanh": "arctanh",
+    "floor": "floor",
+    "ceil": "ceil",
+    "round": "round",
+    "trunc": "trunc",
+    "isnan": "isnan",
+    "isinf": "isinf",
+    "isfinite": "isfinite",
+    "signbit": "signbit",
+    "logical_not": "logical_not",
+    "bitwise_invert": "invert",
+}
+_BINARY = {
+    "add": "add",
+    "sub": "subtract",
+    "mul": "multiply",
+    "div": "true_divide",
+    "floor_divide": "floor_divide",
+    "remainder": "remainder",
+    "pow": "power",
+    "maximum": "maximum",
+    "minimum": "minimum",
+    "atan2": "arctan2",
+    "logaddexp": "logaddexp",
+    "hypot": "hypot",
+    "copysign": "copysign",
+    "eq": "equal",
+    "ne": "not_equal",
+    "lt": "less",
+    "le": "less_equal",
+    "gt": "greater",
+    "ge": "greater_equal",
+    "logical_and": "logical_and",
+    "logical_or": "logical_or",
+    "logical_xor": "logical_xor",
+    "bitwise_and": "bitwise_and",
+    "bitwise_or": "bitwise_or",
+    "bitwise_xor": "bitwise_xor",
+    "bitwise_left_shift": "left_shift",
+    "bitwise_right_shift": "right_shift",
+}
+_REDUCE = {"sum": "sum", "prod": "prod", "mean": "mean", "max": "max", "min": "min", "any": "any", "all": "all"}
+
+
+class XPBackend(Backend):
+    """Primitives on `xp` arrays (`xp` is numpy or cupy)."""
+
+    xp: ClassVar[Any] = np
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Bind the table-driven primitives straight to `cls.xp`'s functions (no lookup per call)."""
+        super().__init_subclass__(**kwargs)
+        cls._native_dtypes = {d: dtypes.to_numpy_dtype(d) for d in dtypes.ALL_DTYPES}
+        cls._from_native = {v: k for k, v in cls._native_dtypes.items()}
+        for table, make in ((_UNARY, _unary), (_BINARY, _binary), (_REDUCE, _reduction)):
+            for ours, theirs in table.items():
+                if ours not in cls.__dict__:
+                    setattr(cls, ours, make(getattr(cls.xp, theirs)))
+
+    # ------------------------------------------------------------------ dtypes, shapes, host
+    def native_dtype(self, dtype: DType) -> Any:
+        return self._native_dtypes[dtype]
+
+    def dtype_of(self, a: Array) -> DType:
+        return self._from_native[a.dtype]
+
+    def shape(self, a: Array) -> Shape:
+        return a.shape
+
+    def is_native(self, obj: object) -> bool:
+        return isinstance(obj, self.xp.ndarray)
+
+    def from_numpy(self, array: np.ndarray) -> Array:
+        return self.xp.array(array, copy=True)
+
+    def from_dlpack(self, obj: Any) -> Array:
+        return self.xp.from_dlpack(obj)
+
+    # ------------------------------------------------------------------ creation
+    def full(self, shape: Shape, value: bool | int | float, dtype: DType) -> Array:
+        return self.xp.full(shape, value, dtype=self._native_dtypes[dtype])
+
+    def arange(self, start: int | float, stop: int | float, step: int | float, dtype: DType) -> Array:
+        return self.xp.arange(start, stop, step, dtype=self._native_dtypes[dtype])
+
+    def eye(self, n: int, m: int, k: int, dtype: DType) -> Array:
+        return self.xp.eye(n, m, k, dtype=self._native_dtypes[dtype])
+
+    def cast(self, a: Array, dtype: DType) -> Array:
+        return a.astype(self._native_dtypes[dtype])
+
+    # ------------------------------------------------------------------ elementwise
+    def rsqrt(self, a: Array) -> Array:
+        return self.xp.reciprocal(self.xp.sqrt(a))
+
+    def reciprocal(self, a: Array) -> Array:
+        return self.xp.reciprocal(a)
+
+    def sigmoid(self, a: Array) -> Array:
+        # exp of a non-positive number never overflows: the two halves of the logistic function
+        e = self.xp.exp(-self.xp.abs(a))
+        return self.xp.where(a >= 0, 1 / (1 + e), e / (1 + e)).astype(a.dtype, copy=False)
+
+    def erf(self, a: Array) -> Array:
+        return _xp_special.erf(self.xp, a)
+
+    def where(self, cond: Array, a: Array | float, b: Array | float) -> Array:
+        return self.xp.where(cond, a, b)
+
+    def clip(self, a: Array, lo: Array | float | None, hi: Array | float | None) -> Array:
+        if lo is not None:
+            a = self.xp.maximum(a, lo)
+        if hi is not None:
+            a = self.xp.minimum(a, hi)
+        return a
+
+    # ------------------------------------------------------------------ reductions
+    def var(self, a: Array, axes: Axes, correction: float, keepdims: bool) -> Array:
+        return self.xp.var(a, axis=axes, ddof=correction, keepdims=keepdims)
+
+    def std(self, a: Array, axes: Axes, correction: float, keepdims: bool) -> Array:
+        return self.xp.std(a, axis=axes, ddof=correction, keepdims=keepdims)
+
+    def argmax(self, a: Array, axis: int, keepdims: bool) -> Array:
+        return self.xp.argmax(a, axis=axis, keepdims=keepdims).astype(np.int64, copy=False)
+
+    def argmin(self, a: Array, axis: int, keepdims: bool) -> Array:
+        return self.xp.argmin(a, axis=axis, keepdims=keepdims).astype(np.int64, copy=False)
+
+    def cumsum(self, a: Array, axis: int) -> Array:
+        return self.xp.cumsum(a, axis=axis, dtype=a.dtype)
+
+    def cumprod(self, a: Array, axis: int) -> Array:
+        return self.xp.cumprod(a, axis=axis, dtype=a.dtype)
+
+    def logsumexp(self, a: Array, axes: Axes, keepdims: bool) -> Array:
+        xp = self.xp
+        if a.size == 0:  # max() has no identity; the direct formula gives -inf
+            return xp.log(xp.sum(xp.exp(a), axis=axes, keepdims=keepdims))
+        m = xp.max(a, axis=axes, keepdims=True)
+        m = xp.where(xp.isfinite(m), m, 0)
+        out = xp.log(xp.sum(xp.exp(a - m), axis=axes, keepdims=True)) + m
+        return out if keepdims else xp.squeeze(out, axis=axes)
+
+    # ------------------------------------------------------------------ linear algebra
+    def matmul(self, a: Array, b: Array) -> Array:
+        return self.xp.matmul(a, b)
+
+    # ------------------------------------------------------------------ shape
+    def reshape(self, a: Array, shape: Shape) -> Array:
+        return a.reshape(shape)
+
+    def permute(self, a: Array, axes: Axes) -> Array:
+        return a.transpose(axes)
+
+    def broadcast_to(self, a: Array, shape: Shape) -> Array:
+        return self.xp.broadcast_to(a, shape)
+
+    def squeeze(self, a: Array, axes: Axes) -> Array:
+        return self.xp.squeeze(a, axis=axes)
+
+    def expand_dims(self, a: Array, axes: Axes) -> Array:
+        return self.xp.expand_dims(a, axes)
+
+    def concat(self, arrays: Sequence[Array], axis: int) -> Array:
+        return self.xp.concatenate(arrays, axis=axis)
+
+    def stack(self, arrays: Sequence[Array], axis: int) -> Array:
+        return self.xp.stack(arrays, axis=axis)
+
+    def flip(self, a: Array, axes: Axes) -> Array:
+        return self.xp.flip(a, axis=axes)
+
+    def pad(self, a: Array, widths: Pairs, mode: str, value: float) -> Array:
+        if mode == "constant":
+            return self.xp.pad(a, widths, mode="constant", constant_values=value)
+        return self.xp.pad(a, widths, mode=mode)
+
+    def tile(self, a: Array, reps: Shape) -> Array:
+        return self.xp.tile(a, reps)
+
+    def repeat(self, a: Array, repeats: int | Array, axis: int) -> Array:
+        return self.xp.repeat(a, repeats, axis=axis)
+
+    # ------------------------------------------------------------------ indexing
+    def getitem(self, a: Array, key: tuple) -> Array:
+        return a[key]
+
+    def index_add(self, a: Array, key: tuple, values: Array) -> Array:
+        out = a.copy()
+        self.xp.add.at(out, key, values)
+        return out
+
+    def take(self, a: Array, indices: Array, axis: int) -> Array:
+        return self.xp.take(a, indices, axis=axis)
+
+    def take_along_axis(self, a: Array, indices: Array, axis: int) -> Array:
+        return self.xp.take_along_axis(a, indices, axis=axis)
+
+    def scatter_add(self, a: Array, axis: int, indices: Array, src: Array) -> Array:
+        xp = self.xp
+        out = a.copy()
+        grid = list(xp.ogrid[tuple(slice(0, n) for n in indices.shape)])
+        grid[axis] = indices
+        xp.add.at(out, tuple(grid), src)
+        return out
+
+    def sort(self, a: Array, axis: int, descending: bool, stable: bool) -> Array:
+        if not descending:
+            return self.xp.sort(a, axis=axis)
+        return self.take_along_axis(a, self.argsort(a, axis, True, stable), axis)
+
+    def argsort(self, a: Array, axis: int, descending: bool, stable: bool) -> Array:
+        xp = self.xp
+        if not descending:
+            return xp.argsort(a, axis=axis, kind="stable" if stable else None).astype(np.int64, copy=False)
+        # stable descending: sort the reversed array ascending-stably on negated keys is wrong for
+        # NaN and unsigned ints; reverse, stable-argsort ascending, reverse back, and re-map.
+        n = a.shape[axis]
+        rev = xp.flip(a, axis=axis)
+        idx = xp.argsort(rev, axis=axis, kind="stable")
+        idx = xp.flip(idx, axis=axis)
+        return (n - 1 - idx).astype(np.int64, copy=False)
+
+    def nonzero(self, a: Array) -> tuple[Array, ...]:
+        return tuple(i.astype(np.int64, copy=False) for i in self.xp.nonzero(a))
+
+    # ------------------------------------------------------------------ convolution and pooling
+    def conv(self, x: Array, w: Array, stride: Shape, padding: Pairs, dilation: Shape, groups: int) -> Array:
+        return _xp_conv.conv(self.xp, x, w, stride, padding, dilation, groups)
+
+    def conv_input_grad(
+        self, gy: Array, w: Array, input_shape: Shape, stride: Shape, padding: Pairs,
+        dilation: Shape, groups: int,
+    ) -> Array:  # fmt: skip
+        return _xp_conv.conv_input_grad(self.xp, gy, w, input_shape, stride, padding, dilation, groups)
+
+    def conv_weight_grad(
+        self, x: Array, gy: Array, weight_shape: Shape, stride: Shape, padding: Pairs,
+        dilation: Shape, groups: int,
+    ) -> Array:  # fmt: skip
+        return _xp_conv.conv_weight_grad(self.xp, x, gy, weight_shape, stride, padding, dilation, groups)
+
+    def max_pool(
+        self, x: Array, kernel: Shape, stride: Shape, padding: Shape, dilation: Shape, ceil_mode: bool
+    ) -> tuple[Array, Array]:
+        return _xp_conv.max_pool(self.xp, x, kernel, stride, padding, dilation, ceil_mode)
+
+    def avg_pool(
+        self, x: Array, kernel: Shape, stride: Shape, padding: Shape, ceil_mode: bool,
+        count_include_pad: bool,
+    ) -> Array:  # fmt: skip
+        return _xp_conv.avg_pool(self.xp, x, kernel, stride, padding, ceil_mode, count_include_pad)
+
+    def avg_pool_grad(
+        self, gy: Array, input_shape: Shape, kernel: Shape, stride: Shape, padding: Shape,
+        ceil_mode: bool, count_include_pad: bool,
+    ) -> Array:  # fmt: skip
+        return _xp_conv.avg_pool_grad(
+            self.xp, gy, input_shape, kernel, stride, padding, ceil_mode, count_include_pad
+        )
+
+    # ------------------------------------------------------------------ fused composites
+    def softmax(self, a: Array, axis: int) -> Array:
+        e = self.xp.exp(a - self.xp.max(a, axis=axis, keepdims=True))
+        e /= e.sum(axis=axis, keepdims=True)
+        return e
+
+    def log_softmax(self, a: Array, axis: int) -> Array:
+        return a - self.logsumexp(a, (axis,), True)
+
+
+def _unary(fn: Any) -> Any:
+    def op(self: XPBackend, a: Array) -> Array:
+        return fn(a)
+
+    return op
+
+
+def _binary(fn: Any) -> Any:
+    def op(self: XPBackend, a: Array, b: Array) -> Array:
+        return fn(a, b)
+
+    return op
+
+
+def _reduction(fn: Any) -> Any:
+    def op(self: XPBackend, a: Array, axes: Axes, keepdims: bool) -> Array:
+        return fn(a, axis=axes, keepdims=keepdims)
+
+    return op

@@ -1,0 +1,509 @@
+"""The op-set: an abstract Backend whose primitives work on native arrays.
+
+A backend maps each primitive to native calls and knows nothing of Tensor, autodiff or modules.
+The Tensor layer has already decided dtypes, broadcast-checked shapes and normalized arguments
+before it calls a primitive, so a backend does no promotion of its own:
+
+- binary primitives get two native arrays of one dtype, or one native array and a Python scalar
+  that does not change that dtype (Python scalars are weak on every library we wrap);
+- `axes` is a tuple of non-negative ints, sorted and unique; `axis` a non-negative int;
+- `dtype` is an `agnostic.dtypes.DType`; map it with `native_dtype`;
+- float-only primitives (exp, div, var, ...) get floating arrays.
+
+Two tiers. Primitives are abstract: every backend implements them. Composites (softmax,
+layer_norm, attention, ...) have a default here written only with `self.<primitive>` calls, so the
+same body also runs on Tensors (the autodiff layer differentiates a composite through this very
+default); a backend may override a composite with a fused native call, and the conformance suite
+checks every override against the default.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+from agnostic import dtypes
+from agnostic.dtypes import DType
+
+Array = Any
+Shape = tuple[int, ...]
+Axes = tuple[int, ...]
+Pairs = tuple[tuple[int, int], ...]
+
+UNARY_OPS: tuple[str, ...] = (
+    "neg", "abs", "sign", "exp", "expm1", "log", "log1p", "log2", "log10", "sqrt", "rsqrt",
+    "square", "reciprocal", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh",
+    "asinh", "acosh", "atanh", "sigmoid", "erf", "floor", "ceil", "round", "trunc", "isnan",
+    "isinf", "isfinite", "signbit", "logical_not", "bitwise_invert",
+)  # fmt: skip
+"""Elementwise unary primitives: `op(a) -> array`."""
+
+BINARY_OPS: tuple[str, ...] = (
+    "add", "sub", "mul", "div", "floor_divide", "remainder", "pow", "maximum", "minimum",
+    "atan2", "logaddexp", "hypot", "copysign", "eq", "ne", "lt", "le", "gt", "ge",
+    "logical_and", "logical_or", "logical_xor", "bitwise_and", "bitwise_or", "bitwise_xor",
+    "bitwise_left_shift", "bitwise_right_shift",
+)  # fmt: skip
+"""Elementwise binary primitives with broadcasting: `op(a, b) -> array`."""
+
+REDUCTIONS: tuple[str, ...] = ("sum", "prod", "mean", "max", "min", "any", "all")
+"""Reductions `op(a, axes, keepdims) -> array`; sum/prod of integers accumulate in the input
+dtype (the Tensor layer casts small integers up first)."""
+
+
+class BackendUnavailable(RuntimeError):
+    """A backend cannot run here: its library is missing or it has no device. The message says why."""
+
+
+class Backend(abc.ABC):
+    """A tensor op-set over one library's native arrays, bound to one device."""
+
+    name: ClassVar[str] = "abstract"
+    """The registry name (``"numpy"``, ``"torch"``...)."""
+
+    def __init__(self, device: str | int | None = None) -> None:
+        self.device = self.canonical_device(device)
+
+    # ------------------------------------------------------------------ identity and info
+    @classmethod
+    def canonical_device(cls, device: str | int | None) -> str:
+        """The device's canonical name; raise ValueError listing valid ones for a bad name."""
+        if device in (None, "cpu"):
+            return "cpu"
+        raise ValueError(f"backend {cls.name!r}: unknown device {device!r}; available: cpu")
+
+    @classmethod
+    def available(cls) -> tuple[bool, str]:
+        """(True, "") when this backend can run here, else (False, the reason and the fix)."""
+        return True, ""
+
+    @classmethod
+    def library_version(cls) -> str:
+        """The version of the wrapped library."""
+        return ""
+
+    @classmethod
+    def devices(cls) -> list[str]:
+        """The devices this backend can use on this machine."""
+        return ["cpu"]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(device={self.device!r})"
+
+    # ------------------------------------------------------------------ dtypes, shapes, host
+    @abc.abstractmethod
+    def native_dtype(self, dtype: DType) -> Any:
+        """The library's dtype object for an agnostic dtype."""
+
+    @abc.abstractmethod
+    def dtype_of(self, a: Array) -> DType:
+        """The agnostic dtype of a native array."""
+
+    @abc.abstractmethod
+    def shape(self, a: Array) -> Shape:
+        """The shape of a native array as a tuple of ints."""
+
+    @abc.abstractmethod
+    def is_native(self, obj: object) -> bool:
+        """Whether `obj` is this library's array type."""
+
+    @abc.abstractmethod
+    def from_numpy(self, array: np.ndarray) -> Array:
+        """A native array on this backend's device holding a copy of a host array (same dtype)."""
+
+    @abc.abstractmethod
+    def to_numpy(self, a: Array) -> np.ndarray:
+        """The values on the host as a NumPy array (bfloat16 as ml_dtypes.bfloat16); read-only if shared."""
+
+    def from_dlpack(self, obj: Any) -> Array:
+        """A native array from any object with `__dlpack__` (zero-copy where the library allows)."""
+        return self.from_numpy(np.from_dlpack(obj))
+
+    def to_dlpack(self, a: Array, **kwargs: Any) -> Any:
+        """A DLPack capsule for `a` (the `__dlpack__` protocol)."""
+        return a.__dlpack__(**kwargs)
+
+    def dlpack_device(self, a: Array) -> tuple[int, int]:
+        """The `__dlpack_device__` pair of `a`."""
+        return a.__dlpack_device__()
+
+    # ------------------------------------------------------------------ creation
+    @abc.abstractmethod
+    def full(self, shape: Shape, value: bool | int | float, dtype: DType) -> Array:
+        """An array of `shape` filled with `value`."""
+
+    @abc.abstractmethod
+    def arange(self, start: int | float, stop: int | float, step: int | float, dtype: DType) -> Array:
+        """Evenly spaced values in [start, stop) (NumPy's arange)."""
+
+    @abc.abstractmethod
+    def eye(self, n: int, m: int, k: int, dtype: DType) -> Array:
+        """An n x m array with ones on the k-th diagonal."""
+
+    def random_uniform(self, shape: Shape, low: float, high: float, dtype: DType, seed: int) -> Array:
+        """Uniform [low, high) samples. Drawn on the host with a counter-based generator (Philox),
+        so one seed gives bit-identical values on every backend."""
+        gen = np.random.Generator(np.random.Philox(seed))
+        host = gen.uniform(low, high, size=shape)
+        return self.from_numpy(host.astype(dtypes.to_numpy_dtype(dtype)))
+
+    def random_normal(self, shape: Shape, mean: float, std: float, dtype: DType, seed: int) -> Array:
+        """Normal samples, drawn on the host like `random_uniform`."""
+        gen = np.random.Generator(np.random.Philox(seed))
+        host = gen.normal(mean, std, size=shape)
+        return self.from_numpy(host.astype(dtypes.to_numpy_dtype(dtype)))
+
+    def random_bernoulli(self, shape: Shape, p: float, seed: int) -> Array:
+        """Boolean samples, True with probability p, drawn on the host like `random_uniform`."""
+        gen = np.random.Generator(np.random.Philox(seed))
+        return self.from_numpy(gen.random(size=shape) < p)
+
+    def random_integers(self, shape: Shape, low: int, high: int, dtype: DType, seed: int) -> Array:
+        """Integers in [low, high), drawn on the host like `random_uniform`."""
+        gen = np.random.Generator(np.random.Philox(seed))
+        host = gen.integers(low, high, size=shape)
+        return self.from_numpy(host.astype(dtypes.to_numpy_dtype(dtype)))
+
+    @abc.abstractmethod
+    def cast(self, a: Array, dtype: DType) -> Array:
+        """`a` converted to `dtype` (float to int truncates toward zero)."""
+
+    # ------------------------------------------------------------------ elementwise
+    # One abstract method per name in UNARY_OPS and BINARY_OPS; see `_declare_elementwise` below.
+
+    @abc.abstractmethod
+    def where(self, cond: Array, a: Array | float, b: Array | float) -> Array:
+        """Elementwise `a if cond else b` with broadcasting; `cond` is bool."""
+
+    @abc.abstractmethod
+    def clip(self, a: Array, lo: Array | float | None, hi: Array | float | None) -> Array:
+        """`min(max(a, lo), hi)`; a bound that is None is not applied."""
+
+    # ------------------------------------------------------------------ reductions
+    # sum, prod, mean, max, min, any, all: `op(a, axes, keepdims)`, declared below.
+
+    @abc.abstractmethod
+    def var(self, a: Array, axes: Axes, correction: float, keepdims: bool) -> Array:
+        """Variance over `axes`, dividing by N - correction."""
+
+    def std(self, a: Array, axes: Axes, correction: float, keepdims: bool) -> Array:
+        """Standard deviation: the square root of `var`."""
+        return self.sqrt(self.var(a, axes, correction, keepdims))
+
+    @abc.abstractmethod
+    def argmax(self, a: Array, axis: int, keepdims: bool) -> Array:
+        """Index (int64) of the first maximum along `axis`; NaN counts as the maximum."""
+
+    @abc.abstractmethod
+    def argmin(self, a: Array, axis: int, keepdims: bool) -> Array:
+        """Index (int64) of the first minimum along `axis`; NaN counts as the minimum."""
+
+    @abc.abstractmethod
+    def cumsum(self, a: Array, axis: int) -> Array:
+        """Inclusive cumulative sum along `axis`."""
+
+    @abc.abstractmethod
+    def cumprod(self, a: Array, axis: int) -> Array:
+        """Inclusive cumulative product along `axis`."""
+
+    # ------------------------------------------------------------------ linear algebra
+    @abc.abstractmethod
+    def matmul(self, a: Array, b: Array) -> Array:
+        """Matrix product with NumPy's rules (1-D promotion, batch broadcasting)."""
+
+    # ------------------------------------------------------------------ shape
+    @abc.abstractmethod
+    def reshape(self, a: Array, shape: Shape) -> Array:
+        """`a` with a new shape of the same size (no -1: the Tensor layer resolves it)."""
+
+    @abc.abstractmethod
+    def permute(self, a: Array, axes: Axes) -> Array:
+        """`a` with its axes reordered; `axes` is a permutation."""
+
+    @abc.abstractmethod
+    def broadcast_to(self, a: Array, shape: Shape) -> Array:
+        """`a` broadcast to `shape`."""
+
+    @abc.abstractmethod
+    def squeeze(self, a: Array, axes: Axes) -> Array:
+        """`a` without the listed axes, each of size 1."""
+
+    @abc.abstractmethod
+    def expand_dims(self, a: Array, axes: Axes) -> Array:
+        """`a` with new axes of size 1 at `axes` (positions in the result)."""
+
+    @abc.abstractmethod
+    def concat(self, arrays: Sequence[Array], axis: int) -> Array:
+        """Join arrays of one dtype along an existing axis."""
+
+    @abc.abstractmethod
+    def stack(self, arrays: Sequence[Array], axis: int) -> Array:
+        """Join arrays of one dtype and shape along a new axis."""
+
+    @abc.abstractmethod
+    def flip(self, a: Array, axes: Axes) -> Array:
+        """`a` reversed along `axes`."""
+
+    @abc.abstractmethod
+    def pad(self, a: Array, widths: Pairs, mode: str, value: float) -> Array:
+        """`a` padded by (before, after) per axis; mode 'constant' (with value), 'reflect' or 'edge'."""
+
+    @abc.abstractmethod
+    def tile(self, a: Array, reps: Shape) -> Array:
+        """`a` repeated `reps[i]` times along axis i (len(reps) == ndim)."""
+
+    @abc.abstractmethod
+    def repeat(self, a: Array, repeats: int | Array, axis: int) -> Array:
+        """Each element repeated along `axis` (NumPy's repeat; `repeats` an int or an int64 array)."""
+
+    # ------------------------------------------------------------------ indexing
+    @abc.abstractmethod
+    def getitem(self, a: Array, key: tuple) -> Array:
+        """NumPy indexing with a normalized key: a tuple of ints, slices, None, Ellipsis and native
+        int64 or bool arrays."""
+
+    @abc.abstractmethod
+    def index_add(self, a: Array, key: tuple, values: Array) -> Array:
+        """A copy of `a` with `values` added at `a[key]`; repeated indices accumulate (the adjoint
+        of `getitem`). `values` has the shape of `a[key]`."""
+
+    @abc.abstractmethod
+    def take(self, a: Array, indices: Array, axis: int) -> Array:
+        """Elements of `a` at int64 `indices` along `axis`; result shape
+        a.shape[:axis] + indices.shape + a.shape[axis+1:]."""
+
+    @abc.abstractmethod
+    def take_along_axis(self, a: Array, indices: Array, axis: int) -> Array:
+        """NumPy's take_along_axis (torch.gather): `indices` has a's ndim and broadcasts with it."""
+
+    @abc.abstractmethod
+    def scatter_add(self, a: Array, axis: int, indices: Array, src: Array) -> Array:
+        """A copy of `a` with `src` added at `indices` along `axis` (torch.scatter_add; `indices`
+        and `src` have one shape); repeated indices accumulate."""
+
+    @abc.abstractmethod
+    def sort(self, a: Array, axis: int, descending: bool, stable: bool) -> Array:
+        """`a` sorted along `axis`; NaN sorts last (first when descending)."""
+
+    @abc.abstractmethod
+    def argsort(self, a: Array, axis: int, descending: bool, stable: bool) -> Array:
+        """int64 indices that sort `a` along `axis` (stable=True keeps the order of equal elements)."""
+
+    def topk(self, a: Array, k: int, axis: int, largest: bool) -> tuple[Array, Array]:
+        """The k largest (or smallest) values along `axis`, sorted, and their int64 indices."""
+        idx = self.argsort(a, axis, largest, True)
+        idx = self.getitem(idx, (slice(None),) * axis + (slice(0, k),))
+        return self.take_along_axis(a, idx, axis), idx
+
+    def nonzero(self, a: Array) -> tuple[Array, ...]:
+        """The int64 indices of the non-zero elements, one array per axis (data-dependent size)."""
+        return tuple(self.from_numpy(i.astype(np.int64)) for i in np.nonzero(self.to_numpy(a)))
+
+    # ------------------------------------------------------------------ convolution and pooling
+    # Layouts are PyTorch's: x (N, C, *spatial), weight (O, C/groups, *kernel). `padding` is a
+    # (lo, hi) pair per spatial axis, already resolved from "same"/"valid"/ints.
+    @abc.abstractmethod
+    def conv(self, x: Array, w: Array, stride: Shape, padding: Pairs, dilation: Shape, groups: int) -> Array:
+        """N-d cross-correlation (N = 1, 2, 3), as torch.nn.functional.conv{N}d."""
+
+    @abc.abstractmethod
+    def conv_input_grad(
+        self, gy: Array, w: Array, input_shape: Shape, stride: Shape, padding: Pairs,
+        dilation: Shape, groups: int,
+    ) -> Array:  # fmt: skip
+        """The gradient of `conv` with respect to x (shape `input_shape`) given the output's
+        gradient `gy`; also the transposed convolution."""
+
+    @abc.abstractmethod
+    def conv_weight_grad(
+        self, x: Array, gy: Array, weight_shape: Shape, stride: Shape, padding: Pairs,
+        dilation: Shape, groups: int,
+    ) -> Array:  # fmt: skip
+        """The gradient of `conv` with respect to the weight (shape `weight_shape`)."""
+
+    @abc.abstractmethod
+    def max_pool(
+        self, x: Array, kernel: Shape, stride: Shape, padding: Shape, dilation: Shape, ceil_mode: bool
+    ) -> tuple[Array, Array]:
+        """N-d max pooling of (N, C, *spatial) as torch's max_pool{N}d(return_indices=True):
+        the values and int64 indices flattened over the (unpadded) input's spatial axes."""
+
+    @abc.abstractmethod
+    def avg_pool(
+        self, x: Array, kernel: Shape, stride: Shape, padding: Shape, ceil_mode: bool,
+        count_include_pad: bool,
+    ) -> Array:  # fmt: skip
+        """N-d average pooling, as torch's avg_pool{N}d."""
+
+    @abc.abstractmethod
+    def avg_pool_grad(
+        self, gy: Array, input_shape: Shape, kernel: Shape, stride: Shape, padding: Shape,
+        ceil_mode: bool, count_include_pad: bool,
+    ) -> Array:  # fmt: skip
+        """The gradient of `avg_pool` with respect to its input (the adjoint of avg_pool)."""
+
+    # ================================================================== composites
+    # Defaults use only primitives through `self`, so they also run on Tensors for autodiff.
+
+    def logsumexp(self, a: Array, axes: Axes, keepdims: bool) -> Array:
+        """log(sum(exp(a))) over `axes`, shifted by the maximum for stability."""
+        m = self.max(a, axes, True)
+        m = self.where(self.isfinite(m), m, 0.0)
+        out = self.add(self.log(self.sum(self.exp(self.sub(a, m)), axes, True)), m)
+        return out if keepdims else self.squeeze(out, axes)
+
+    def softmax(self, a: Array, axis: int) -> Array:
+        """exp(a) / sum(exp(a)) along `axis`."""
+        e = self.exp(self.sub(a, self.max(a, (axis,), True)))
+        return self.div(e, self.sum(e, (axis,), True))
+
+    def log_softmax(self, a: Array, axis: int) -> Array:
+        """a - logsumexp(a) along `axis`."""
+        return self.sub(a, self.logsumexp(a, (axis,), True))
+
+    def relu(self, a: Array) -> Array:
+        """max(a, 0)."""
+        return self.maximum(a, 0.0)
+
+    def gelu(self, a: Array, approximate: str) -> Array:
+        """x * Phi(x), exact ('none') or with the tanh approximation ('tanh')."""
+        if approximate == "tanh":
+            inner = self.mul(self.add(a, self.mul(self.mul(self.mul(a, a), a), 0.044715)), math.sqrt(2 / math.pi))
+            return self.mul(self.mul(a, 0.5), self.add(self.tanh(inner), 1.0))
+        return self.mul(self.mul(a, 0.5), self.add(self.erf(self.mul(a, 1 / math.sqrt(2))), 1.0))
+
+    def silu(self, a: Array) -> Array:
+        """x * sigmoid(x)."""
+        return self.mul(a, self.sigmoid(a))
+
+    def one_hot(self, indices: Array, num_classes: int, dtype: DType) -> Array:
+        """A new last axis of `num_classes` with 1 at each index (int64 indices)."""
+        classes = self.arange(0, num_classes, 1, dtypes.int64)
+        hit = self.eq(self.expand_dims(indices, (len(self.shape(indices)),)), classes)
+        return self.cast(hit, dtype)
+
+    def layer_norm(
+        self, a: Array, normalized_ndim: int, weight: Array | None, bias: Array | None, eps: float
+    ) -> Array:
+        """Normalize over the last `normalized_ndim` axes, then scale and shift (torch's layer_norm)."""
+        nd = len(self.shape(a))
+        axes = tuple(range(nd - normalized_ndim, nd))
+        mean = self.mean(a, axes, True)
+        centered = self.sub(a, mean)
+        var = self.mean(self.mul(centered, centered), axes, True)
+        out = self.mul(centered, self.rsqrt(self.add(var, eps)))
+        if weight is not None:
+            out = self.mul(out, weight)
+        if bias is not None:
+            out = self.add(out, bias)
+        return out
+
+    def batch_norm(
+        self, a: Array, mean: Array, var: Array, weight: Array | None, bias: Array | None, eps: float
+    ) -> Array:
+        """Normalize (N, C, *) with per-channel `mean` and `var` of shape (C,), then scale and shift."""
+        nd = len(self.shape(a))
+        per_channel = tuple(i for i in range(nd) if i != 1)
+
+        def channel(v: Array) -> Array:
+            return self.expand_dims(v, per_channel)
+
+        out = self.mul(self.sub(a, channel(mean)), channel(self.rsqrt(self.add(var, eps))))
+        if weight is not None:
+            out = self.mul(out, channel(weight))
+        if bias is not None:
+            out = self.add(out, channel(bias))
+        return out
+
+    def cross_entropy(
+        self, logits: Array, target: Array, weight: Array | None, ignore_index: int,
+        label_smoothing: float, reduction: str,
+    ) -> Array:  # fmt: skip
+        """torch's cross_entropy with class-index targets: logits (N, C, *) or (C,), int64 target
+        (N, *) or (); optional class weights (C,); reduction 'mean', 'sum' or 'none'."""
+        class_axis = 1 if len(self.shape(logits)) > 1 else 0
+        logp = self.log_softmax(logits, class_axis)
+        valid = self.ne(target, ignore_index)
+        safe_target = self.where(valid, target, 0)
+        picked = self.squeeze(
+            self.take_along_axis(logp, self.expand_dims(safe_target, (class_axis,)), class_axis),
+            (class_axis,),
+        )
+        if weight is not None:
+            w = self.take(weight, safe_target, 0)
+        else:
+            w = self.full(self.shape(target), 1.0, self.dtype_of(logits))
+        w = self.where(valid, w, 0.0)
+        loss = self.neg(self.mul(picked, w))
+        if label_smoothing > 0.0:
+            num_classes = self.shape(logits)[class_axis]
+            if weight is not None:
+                shape = [1] * len(self.shape(logits))
+                shape[class_axis] = num_classes
+                smooth = self.sum(self.mul(logp, self.reshape(weight, tuple(shape))), (class_axis,), False)
+            else:
+                smooth = self.sum(logp, (class_axis,), False)
+            smooth = self.where(valid, self.neg(smooth), 0.0)
+            loss = self.add(
+                self.mul(loss, 1.0 - label_smoothing), self.mul(smooth, label_smoothing / num_classes)
+            )
+        if reduction == "none":
+            return loss
+        all_axes = tuple(range(len(self.shape(loss))))
+        total = self.sum(loss, all_axes, False)
+        if reduction == "sum":
+            return total
+        return self.div(total, self.sum(w, all_axes, False))
+
+    def scaled_dot_product_attention(
+        self, q: Array, k: Array, v: Array, mask: Array | None, is_causal: bool, scale: float | None
+    ) -> Array:
+        """softmax(q k^T * scale + mask) v over (..., L, E) queries and (..., S, E) keys. A bool mask
+        keeps True positions; a float mask is added; `is_causal` keeps j <= i."""
+        q_shape, k_shape = self.shape(q), self.shape(k)
+        nd = len(q_shape)
+        if scale is None:
+            scale = 1.0 / math.sqrt(q_shape[-1])
+        perm = tuple(range(nd - 2)) + (nd - 1, nd - 2)
+        scores = self.mul(self.matmul(q, self.permute(k, perm)), scale)
+        if is_causal:
+            rows = self.expand_dims(self.arange(0, q_shape[-2], 1, dtypes.int64), (1,))
+            cols = self.expand_dims(self.arange(0, k_shape[-2], 1, dtypes.int64), (0,))
+            scores = self.where(self.ge(rows, cols), scores, -math.inf)
+        if mask is not None:
+            if self.dtype_of(mask) is dtypes.bool:
+                scores = self.where(mask, scores, -math.inf)
+            else:
+                scores = self.add(scores, mask)
+        return self.matmul(self.softmax(scores, nd - 1), v)
+
+
+def _declare(name: str, doc: str) -> None:
+    def primitive(self: Backend, *args: Any) -> Array:
+        raise NotImplementedError
+
+    primitive.__name__ = primitive.__qualname__ = name
+    primitive.__doc__ = doc
+    setattr(Backend, name, abc.abstractmethod(primitive))
+
+
+for _name in UNARY_OPS:
+    _declare(_name, f"Elementwise {_name}(a).")
+for _name in BINARY_OPS:
+    _declare(_name, f"Elementwise {_name}(a, b) with broadcasting.")
+for _name in REDUCTIONS:
+    _declare(_name, f"{_name} of `a` over `axes` (keepdims keeps them as size 1).")
+abc.update_abstractmethods(Backend)
+
+PRIMITIVES: tuple[str, ...] = tuple(sorted(Backend.__abstractmethods__))
+"""Every abstract primitive a backend must implement."""
+
+COMPOSITES: tuple[str, ...] = (
+    "logsumexp", "softmax", "log_softmax", "relu", "gelu", "silu", "one_hot", "layer_norm",
+    "batch_norm", "cross_entropy", "scaled_dot_product_attention",
+)  # fmt: skip
+"""Ops with a default here that a backend may override with a fused native call."""

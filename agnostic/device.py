@@ -1,0 +1,238 @@
+"""The user's handle on a backend: `ag.backend("torch", device="cuda:0")`.
+
+A Device binds one op-set instance (library + device) and creates tensors on it. Tensors carry it as
+both `x.backend` and `x.device`, so Array API code that writes `xp.zeros(n, device=x.device)` creates
+on the same backend. One Device object exists per (backend, device): identity is equality.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from agnostic import dtypes
+from agnostic.backends import backend_ops
+from agnostic.backends.base import Backend
+from agnostic.dtypes import DType
+
+if TYPE_CHECKING:
+    from agnostic.random import Generator
+    from agnostic.tensor import Tensor
+
+__all__ = ["Device", "backend", "default_backend", "get_default_backend", "as_device"]
+
+_devices: dict[tuple[str, str], Device] = {}
+
+
+class Device:
+    """A backend on one device; makes tensors there. Get one with `ag.backend(name, device)`."""
+
+    __slots__ = ("ops", "name", "device")
+
+    def __init__(self, ops: Backend, name: str) -> None:
+        self.ops = ops
+        self.name = name
+        self.device = ops.device
+
+    def __repr__(self) -> str:
+        return f"Device({self.name!r}, {self.device!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (backend, (self.name, self.device))
+
+    # ------------------------------------------------------------------ creation
+    def tensor(self, data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+        """A tensor holding a copy of `data` (nested lists, scalars, NumPy arrays, tensors)."""
+        from agnostic import ops
+
+        return ops.asarray(data, dtype=dtype, device=self, copy=True, requires_grad=requires_grad)
+
+    def from_numpy(self, array: np.ndarray) -> Tensor:
+        """A tensor copied from a NumPy array, keeping its dtype."""
+        return self.tensor(np.asarray(array))
+
+    def from_dlpack(self, obj: Any) -> Tensor:
+        """A tensor viewing any DLPack-capable array (zero-copy where the library allows)."""
+        from agnostic.tensor import Tensor
+
+        native = self.ops.from_dlpack(obj)
+        return Tensor._make(native, self)
+
+    def _dtype(self, dtype: Any, default: DType) -> DType:
+        return default if dtype is None else dtypes.as_dtype(dtype)
+
+    def full(self, shape: int | Sequence[int], value: bool | float, dtype: Any = None) -> Tensor:
+        """A tensor of `shape` filled with `value` (dtype inferred from the value if not given)."""
+        from agnostic.tensor import Tensor
+
+        d = dtypes.result_type(value) if dtype is None else dtypes.as_dtype(dtype)
+        return Tensor._make(self.ops.full(_shape(shape, "full"), value, d), self)
+
+    def zeros(self, *shape: Any, dtype: Any = None) -> Tensor:
+        """A tensor of zeros (default float32); shape as ints or one tuple."""
+        return self.full(_varargs_shape(shape), 0, self._dtype(dtype, dtypes.default_float))
+
+    def ones(self, *shape: Any, dtype: Any = None) -> Tensor:
+        """A tensor of ones (default float32); shape as ints or one tuple."""
+        return self.full(_varargs_shape(shape), 1, self._dtype(dtype, dtypes.default_float))
+
+    def empty(self, *shape: Any, dtype: Any = None) -> Tensor:
+        """A tensor of `shape` (zero-filled: uninitialized memory is never exposed)."""
+        return self.zeros(*shape, dtype=dtype)
+
+    def arange(
+        self, start: float, stop: float | None = None, step: float = 1, dtype: Any = None
+    ) -> Tensor:
+        """Evenly spaced values in [start, stop): int64 for integer arguments, else float32."""
+        from agnostic.tensor import Tensor
+
+        if stop is None:
+            start, stop = 0, start
+        if step == 0:
+            raise ValueError("arange: step must not be zero")
+        d = dtypes.result_type(start, stop, step) if dtype is None else dtypes.as_dtype(dtype)
+        return Tensor._make(self.ops.arange(start, stop, step, d), self)
+
+    def linspace(self, start: float, stop: float, num: int, endpoint: bool = True, dtype: Any = None) -> Tensor:
+        """`num` evenly spaced values from start to stop (computed in float64 on the host)."""
+        d = self._dtype(dtype, dtypes.default_float)
+        return self.tensor(np.linspace(start, stop, num, endpoint=endpoint), dtype=d)
+
+    def eye(self, n: int, m: int | None = None, k: int = 0, dtype: Any = None) -> Tensor:
+        """An n x m tensor with ones on the k-th diagonal."""
+        from agnostic.tensor import Tensor
+
+        d = self._dtype(dtype, dtypes.default_float)
+        return Tensor._make(self.ops.eye(n, n if m is None else m, k, d), self)
+
+    # ------------------------------------------------------------------ random
+    def rand(self, *shape: Any, seed: int | None = None, generator: Generator | None = None,
+             dtype: Any = None) -> Tensor:  # fmt: skip
+        """Uniform [0, 1) samples. The same seed gives the same values on every backend."""
+        return self.uniform(_varargs_shape(shape), 0.0, 1.0, seed=seed, generator=generator, dtype=dtype)
+
+    def randn(self, *shape: Any, seed: int | None = None, generator: Generator | None = None,
+              dtype: Any = None) -> Tensor:  # fmt: skip
+        """Standard normal samples. The same seed gives the same values on every backend."""
+        return self.normal(_varargs_shape(shape), 0.0, 1.0, seed=seed, generator=generator, dtype=dtype)
+
+    def uniform(self, shape: Any, low: float = 0.0, high: float = 1.0, *, seed: int | None = None,
+                generator: Generator | None = None, dtype: Any = None) -> Tensor:  # fmt: skip
+        """Uniform [low, high) samples."""
+        from agnostic.random import next_seed
+        from agnostic.tensor import Tensor
+
+        d = self._dtype(dtype, dtypes.default_float)
+        _float_only(d, "uniform")
+        s = next_seed(seed, generator)
+        return Tensor._make(self.ops.random_uniform(_shape(shape, "uniform"), low, high, d, s), self)
+
+    def normal(self, shape: Any, mean: float = 0.0, std: float = 1.0, *, seed: int | None = None,
+               generator: Generator | None = None, dtype: Any = None) -> Tensor:  # fmt: skip
+        """Normal samples with the given mean and standard deviation."""
+        from agnostic.random import next_seed
+        from agnostic.tensor import Tensor
+
+        d = self._dtype(dtype, dtypes.default_float)
+        _float_only(d, "normal")
+        s = next_seed(seed, generator)
+        return Tensor._make(self.ops.random_normal(_shape(shape, "normal"), mean, std, d, s), self)
+
+    def bernoulli(self, shape: Any, p: float = 0.5, *, seed: int | None = None,
+                  generator: Generator | None = None) -> Tensor:  # fmt: skip
+        """Boolean samples, True with probability p."""
+        from agnostic.random import next_seed
+        from agnostic.tensor import Tensor
+
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"bernoulli: p must be in [0, 1], got {p}")
+        s = next_seed(seed, generator)
+        return Tensor._make(self.ops.random_bernoulli(_shape(shape, "bernoulli"), p, s), self)
+
+    def randint(self, low: int, high: int, shape: Any, *, seed: int | None = None,
+                generator: Generator | None = None, dtype: Any = None) -> Tensor:  # fmt: skip
+        """Integers in [low, high) (default int64)."""
+        from agnostic.random import next_seed
+        from agnostic.tensor import Tensor
+
+        if high <= low:
+            raise ValueError(f"randint: need low < high, got low={low}, high={high}")
+        d = self._dtype(dtype, dtypes.default_int)
+        s = next_seed(seed, generator)
+        return Tensor._make(self.ops.random_integers(_shape(shape, "randint"), low, high, d, s), self)
+
+
+def _float_only(d: DType, op: str) -> None:
+    if not d.is_floating:
+        raise TypeError(f"{op}: dtype must be floating-point, got {d.name}")
+
+
+def _shape(shape: Any, op: str) -> tuple[int, ...]:
+    if isinstance(shape, (int, np.integer)):
+        shape = (shape,)
+    try:
+        out = tuple(int(s) for s in shape)
+    except TypeError:
+        raise TypeError(f"{op}: shape must be an int or a sequence of ints, got {shape!r}") from None
+    if any(s < 0 for s in out):
+        raise ValueError(f"{op}: negative dimension in shape {out}")
+    return out
+
+
+def _varargs_shape(shape: tuple[Any, ...]) -> Any:
+    return shape[0] if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)) else shape
+
+
+def backend(name: str | Device | None = None, device: str | int | None = None) -> Device:
+    """The Device for a backend name ("numpy", "torch", "jax", "cupy", or a registered one) and
+    device; with no name, the current default (AGNOSTIC_BACKEND, else numpy)."""
+    if isinstance(name, Device):
+        if device is None or name.ops.canonical_device(device) == name.device:
+            return name
+        name = name.name
+    if name is None:
+        if device is None:
+            return get_default_backend()
+        name = get_default_backend().name
+    ops = backend_ops(name, device)
+    key = (name, ops.device)
+    dev = _devices.get(key)
+    if dev is None:
+        dev = _devices[key] = Device(ops, name)
+    return dev
+
+
+def as_device(obj: Device | str | None) -> Device:
+    """A Device from a Device, a backend name (or "name:device"), or None for the default."""
+    if obj is None or isinstance(obj, Device):
+        return get_default_backend() if obj is None else obj
+    if isinstance(obj, str):
+        name, _, dev = obj.partition(":")
+        return backend(name, dev or None)
+    raise TypeError(f"expected a Device (from ag.backend(...)) or a backend name, got {obj!r}")
+
+
+_default: list[Device] = []
+
+
+def get_default_backend() -> Device:
+    """The backend used when none is named: set by `default_backend`, else AGNOSTIC_BACKEND, else numpy."""
+    if _default:
+        return _default[-1]
+    env = os.environ.get("AGNOSTIC_BACKEND", "").strip()
+    return as_device(env or "numpy")
+
+
+@contextlib.contextmanager
+def default_backend(dev: Device | str) -> Iterator[Device]:
+    """Within the block, creation without an explicit backend uses `dev`."""
+    d = as_device(dev)
+    _default.append(d)
+    try:
+        yield d
+    finally:
+        _default.pop()

@@ -1,0 +1,448 @@
+"""Composite ops with PyTorch's functional names: activations, softmax, norms, losses, attention,
+convolution and pooling.
+
+Composites run through the backend (a fused native call where the backend overrides one, the
+base-class default otherwise); their gradients come from hand-written rules or from differentiating
+the default body on Tensors, so every backend gives the same gradients.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from agnostic import dtypes
+from agnostic import ops as O
+from agnostic import primitives as P
+from agnostic.random import Generator
+from agnostic.tensor import Tensor
+
+__all__ = [
+    "relu", "gelu", "silu", "sigmoid", "tanh", "leaky_relu", "elu", "softplus", "softmax",
+    "log_softmax", "dropout", "layer_norm", "batch_norm", "cross_entropy", "mse_loss",
+    "scaled_dot_product_attention", "one_hot", "conv", "conv1d", "conv2d", "conv3d",
+    "conv_transpose", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "max_pool",
+    "max_pool1d", "max_pool2d", "max_pool3d", "avg_pool", "avg_pool1d", "avg_pool2d", "avg_pool3d",
+]  # fmt: skip
+
+sigmoid = O.sigmoid
+tanh = O.tanh
+one_hot = O.one_hot
+
+
+def _float(x: Any, op: str) -> Tensor:
+    x = O._tensor(x, op)
+    return x if x.dtype.is_floating else P.cast(x, dtypes.default_float)
+
+
+# ====================================================================== activations
+def relu(x: Tensor) -> Tensor:
+    """max(x, 0)."""
+    return P.relu(_float(x, "relu"))
+
+
+def gelu(x: Tensor, approximate: str = "none") -> Tensor:
+    """x * Phi(x): exact ('none', erf) or the tanh approximation ('tanh'), as torch."""
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return P.composite("gelu", (_float(x, "gelu"),), {"approximate": approximate})
+
+
+def silu(x: Tensor) -> Tensor:
+    """x * sigmoid(x) (swish)."""
+    x = _float(x, "silu")
+
+    def rule(g: Tensor, y: Tensor) -> tuple[Tensor]:
+        s = P.sigmoid(x)
+        return (P.mul(g, P.mul(s, P.add(P.mul(x, P.sub(1.0, s)), 1.0))),)
+
+    return P.composite("silu", (x,), {}, rule)
+
+
+def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
+    """x where x > 0, else negative_slope * x."""
+    x = _float(x, "leaky_relu")
+    return P.where(P.gt(x, 0.0), x, P.mul(x, negative_slope))
+
+
+def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
+    """x where x > 0, else alpha * (exp(x) - 1)."""
+    x = _float(x, "elu")
+    return P.where(P.gt(x, 0.0), x, P.mul(P.expm1(P.minimum(x, 0.0)), alpha))
+
+
+def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """log(1 + exp(beta x)) / beta, linear above `threshold` (as torch)."""
+    x = _float(x, "softplus")
+    bx = P.mul(x, beta)
+    soft = P.div(P.log1p(P.exp(P.minimum(bx, threshold))), beta)
+    return P.where(P.gt(bx, threshold), x, soft)
+
+
+def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """exp(x) / sum(exp(x)) along `axis`."""
+    x = _float(x, "softmax")
+    return P.softmax(x, O._axis(axis, x.ndim, "softmax", x.shape))
+
+
+def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """x - logsumexp(x) along `axis`."""
+    x = _float(x, "log_softmax")
+    return P.log_softmax(x, O._axis(axis, x.ndim, "log_softmax", x.shape))
+
+
+def dropout(
+    x: Tensor, p: float = 0.5, training: bool = True, *, seed: int | None = None,
+    generator: Generator | None = None,
+) -> Tensor:  # fmt: skip
+    """Zero each element with probability p and scale the rest by 1/(1-p) (identity when not training)."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
+    x = O._tensor(x, "dropout")
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:
+        return P.mul(x, 0.0)
+    keep = x.device.bernoulli(x.shape, 1.0 - p, seed=seed, generator=generator)
+    return P.where(keep, P.mul(x, 1.0 / (1.0 - p)), 0.0)
+
+
+# ====================================================================== normalization
+def layer_norm(
+    x: Tensor, normalized_shape: int | Sequence[int], weight: Tensor | None = None,
+    bias: Tensor | None = None, eps: float = 1e-5,
+) -> Tensor:  # fmt: skip
+    """Normalize over the trailing `normalized_shape` axes, then scale and shift (torch's layer_norm)."""
+    x = _float(x, "layer_norm")
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if x.shape[x.ndim - len(shape) :] != shape:
+        raise ValueError(f"layer_norm: normalized_shape {shape} does not match the end of input shape {x.shape}")
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and t.shape != shape:
+            raise ValueError(f"layer_norm: {name} has shape {t.shape}, expected {shape}")
+    weight, bias = _same_dtype(x, weight), _same_dtype(x, bias)
+    return P.composite("layer_norm", (x, len(shape), weight, bias, float(eps)), {})
+
+
+def _same_dtype(x: Tensor, t: Tensor | None) -> Tensor | None:
+    if t is None:
+        return None
+    O._same_device("functional", (x, t))
+    return P.cast(t, x.dtype)
+
+
+def batch_norm(
+    x: Tensor, running_mean: Tensor | None, running_var: Tensor | None, weight: Tensor | None = None,
+    bias: Tensor | None = None, training: bool = False, eps: float = 1e-5,
+) -> Tensor:  # fmt: skip
+    """Normalize (N, C, *) per channel with the batch statistics (training, or no running stats)
+    or the running ones, then scale and shift. Updating running statistics is the module's job."""
+    x = _float(x, "batch_norm")
+    if x.ndim < 2:
+        raise ValueError(f"batch_norm: input must be (N, C, *), got shape {x.shape}")
+    c = x.shape[1]
+    for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight), ("bias", bias)):
+        if t is not None and t.shape != (c,):
+            raise ValueError(f"batch_norm: {name} has shape {t.shape}, expected ({c},) for input {x.shape}")
+    if training or running_mean is None or running_var is None:
+        axes = tuple(i for i in range(x.ndim) if i != 1)
+        if math.prod(x.shape[i] for i in axes) <= 1 and training:
+            raise ValueError(f"batch_norm: need more than 1 value per channel when training, got input {x.shape}")
+        mean, var = P.mean(x, axes, False), P.var(x, axes, 0.0, False)
+    else:
+        mean, var = _same_dtype(x, running_mean), _same_dtype(x, running_var)
+    return P.composite("batch_norm", (x, mean, var, _same_dtype(x, weight), _same_dtype(x, bias), float(eps)), {})
+
+
+# ====================================================================== losses
+def cross_entropy(
+    input: Tensor, target: Tensor, weight: Tensor | None = None, ignore_index: int = -100,
+    reduction: str = "mean", label_smoothing: float = 0.0,
+) -> Tensor:  # fmt: skip
+    """torch's cross_entropy: logits (N, C, *) or (C,); target class indices (N, *) or class
+    probabilities shaped like the logits; optional class weights; label smoothing."""
+    logits = _float(input, "cross_entropy")
+    target = O._tensor(target, "cross_entropy")
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+    class_axis = 1 if logits.ndim > 1 else 0
+    num_classes = logits.shape[class_axis]
+    if weight is not None and weight.shape != (num_classes,):
+        raise ValueError(f"cross_entropy: weight has shape {weight.shape}, expected ({num_classes},)")
+    weight = _same_dtype(logits, weight)
+    if target.dtype.is_floating:
+        if target.shape != logits.shape:
+            raise ValueError(
+                f"cross_entropy: probability targets must match the logits' shape {logits.shape}, got {target.shape}"
+            )
+        return _soft_cross_entropy(logits, P.cast(target, logits.dtype), weight, reduction, label_smoothing, class_axis)
+    if target.dtype.kind not in "iu":
+        raise TypeError(f"cross_entropy: target must hold class indices (integers) or probabilities, got {target.dtype.name}")
+    expected = logits.shape[:class_axis] + logits.shape[class_axis + 1 :]
+    if target.shape != expected:
+        raise ValueError(
+            f"cross_entropy: target shape {target.shape} does not match logits {logits.shape} "
+            f"(expected {expected}: the logits without the class axis)"
+        )
+    target = P.cast(target, dtypes.int64)
+    if target.size:
+        host = target.numpy()
+        valid = host[host != ignore_index]
+        if valid.size and (valid.min() < 0 or valid.max() >= num_classes):
+            raise ValueError(
+                f"cross_entropy: target values must be in [0, {num_classes}) or ignore_index={ignore_index}, "
+                f"got {valid.min()}..{valid.max()}"
+            )
+    return P.composite(
+        "cross_entropy", (logits, target, weight, int(ignore_index), float(label_smoothing), reduction), {}
+    )
+
+
+def _soft_cross_entropy(
+    logits: Tensor, target: Tensor, weight: Tensor | None, reduction: str, smoothing: float, axis: int
+) -> Tensor:
+    c = logits.shape[axis]
+    if smoothing:
+        target = P.add(P.mul(target, 1.0 - smoothing), smoothing / c)
+    logp = P.log_softmax(logits, axis)
+    if weight is not None:
+        shape = [1] * logits.ndim
+        shape[axis] = c
+        logp = P.mul(logp, P.reshape(weight, tuple(shape)))
+    loss = P.neg(P.sum(P.mul(logp, target), (axis,), False))
+    if reduction == "none":
+        return loss
+    total = P.sum(loss, tuple(range(loss.ndim)), False)
+    return total if reduction == "sum" else P.div(total, float(max(loss.size, 1) if loss.ndim else 1))
+
+
+def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    """Mean (or summed) squared error."""
+    diff = O.subtract(input, target)
+    sq = P.mul(diff, diff)
+    if reduction == "none":
+        return sq
+    if reduction == "sum":
+        return O.sum(sq)
+    if reduction == "mean":
+        return O.mean(sq)
+    raise ValueError(f"mse_loss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+# ====================================================================== attention
+def scaled_dot_product_attention(
+    query: Tensor, key: Tensor, value: Tensor, attn_mask: Tensor | None = None, is_causal: bool = False,
+    scale: float | None = None,
+) -> Tensor:  # fmt: skip
+    """softmax(q k^T * scale + mask) v for (..., L, E) queries, (..., S, E) keys and (..., S, Ev)
+    values. A bool mask keeps True positions; a float mask is added; `is_causal` keeps j <= i."""
+    q = _float(query, "scaled_dot_product_attention")
+    k, v = P.cast(O._tensor(key, "sdpa"), q.dtype), P.cast(O._tensor(value, "sdpa"), q.dtype)
+    O._same_device("scaled_dot_product_attention", (q, k, v))
+    if q.ndim < 2 or k.ndim != q.ndim or v.ndim != q.ndim:
+        raise ValueError(
+            f"scaled_dot_product_attention: query, key and value need one rank >= 2, got {q.shape}, {k.shape}, {v.shape}"
+        )
+    if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
+        raise ValueError(
+            f"scaled_dot_product_attention: query {q.shape} and key {k.shape} need one embedding size, "
+            f"key and value {v.shape} one sequence length"
+        )
+    mask = None
+    if attn_mask is not None:
+        mask = O._tensor(attn_mask, "scaled_dot_product_attention")
+        O._broadcast_shapes("scaled_dot_product_attention (mask)", mask.shape, q.shape[:-1] + (k.shape[-2],))
+        if mask.dtype is not dtypes.bool:
+            mask = P.cast(mask, q.dtype)
+    return P.composite(
+        "scaled_dot_product_attention", (q, k, v, mask, bool(is_causal), None if scale is None else float(scale)), {}
+    )
+
+
+# ====================================================================== convolution and pooling
+def _tuple(value: Any, n: int, name: str, op: str) -> tuple[int, ...]:
+    if isinstance(value, int):
+        return (value,) * n
+    out = tuple(int(v) for v in value)
+    if len(out) != n:
+        raise ValueError(f"{op}: {name} needs {n} values for {n}-d input, got {value!r}")
+    return out
+
+
+def _spatial_input(x: Tensor, d: int, op: str) -> tuple[Tensor, bool]:
+    """(N, C, *spatial) input, adding a batch axis to an unbatched (C, *spatial) one."""
+    x = _float(x, op)
+    if x.ndim == d + 1:
+        return P.expand_dims(x, (0,)), True
+    if x.ndim != d + 2:
+        raise ValueError(f"{op}: expected a {d + 2}-d (N, C, *spatial) or {d + 1}-d input, got shape {x.shape}")
+    return x, False
+
+
+def _conv_padding(padding: Any, d: int, kernel: tuple[int, ...], dilation: tuple[int, ...],
+                  stride: tuple[int, ...], op: str) -> tuple[tuple[int, int], ...]:  # fmt: skip
+    if padding == "valid":
+        return ((0, 0),) * d
+    if padding == "same":
+        if any(s != 1 for s in stride):
+            raise ValueError(f"{op}: padding='same' needs stride 1 (as torch), got stride {stride}")
+        total = [dl * (k - 1) for k, dl in zip(kernel, dilation)]
+        return tuple((t // 2, t - t // 2) for t in total)
+    if isinstance(padding, str):
+        raise ValueError(f"{op}: padding must be an int, a tuple, 'same' or 'valid', got {padding!r}")
+    if isinstance(padding, int):
+        pairs = ((padding, padding),) * d
+    else:
+        items = list(padding)
+        if len(items) == d and all(isinstance(p, int) for p in items):
+            pairs = tuple((p, p) for p in items)
+        elif len(items) == d:
+            pairs = tuple((int(lo), int(hi)) for lo, hi in items)
+        else:
+            raise ValueError(f"{op}: padding needs {d} values (or (lo, hi) pairs), got {padding!r}")
+    if any(p < 0 for pair in pairs for p in pair):
+        raise ValueError(f"{op}: padding must be non-negative, got {padding!r}")
+    return pairs
+
+
+def conv(
+    x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1, padding: Any = 0,
+    dilation: Any = 1, groups: int = 1,
+) -> Tensor:  # fmt: skip
+    """N-d convolution (cross-correlation) as torch's conv{N}d; N from the weight's rank."""
+    w = O._tensor(weight, "conv")
+    d = w.ndim - 2
+    op = f"conv{d}d"
+    if d not in (1, 2, 3):
+        raise ValueError(f"conv: weight must be (out, in/groups, *kernel) with 1-3 spatial dims, got {w.shape}")
+    x, unbatched = _spatial_input(x, d, op)
+    w = P.cast(w, x.dtype)
+    O._same_device(op, (x, w))
+    stride_, dilation_ = _tuple(stride, d, "stride", op), _tuple(dilation, d, "dilation", op)
+    if any(s <= 0 for s in stride_) or any(s <= 0 for s in dilation_):
+        raise ValueError(f"{op}: stride and dilation must be positive, got {stride_} and {dilation_}")
+    if groups <= 0 or x.shape[1] % groups or w.shape[0] % groups:
+        raise ValueError(f"{op}: groups={groups} must divide input channels {x.shape[1]} and output channels {w.shape[0]}")
+    if w.shape[1] * groups != x.shape[1]:
+        raise ValueError(
+            f"{op}: input has {x.shape[1]} channels but weight {w.shape} expects {w.shape[1] * groups} "
+            f"(weight.shape[1] * groups)"
+        )
+    pads = _conv_padding(padding, d, w.shape[2:], dilation_, stride_, op)
+    for i in range(d):
+        span = dilation_[i] * (w.shape[2 + i] - 1) + 1
+        if x.shape[2 + i] + pads[i][0] + pads[i][1] < span:
+            raise ValueError(
+                f"{op}: input spatial size {x.shape[2:]} (padded by {pads}) is smaller than the kernel "
+                f"{w.shape[2:]} with dilation {dilation_}"
+            )
+    out = P.conv(x, w, stride_, pads, dilation_, groups)
+    if bias is not None:
+        out = P.add(out, P.reshape(_same_dtype(x, bias), (1, w.shape[0]) + (1,) * d))
+    return P.squeeze(out, (0,)) if unbatched else out
+
+
+def conv_transpose(
+    x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1, padding: Any = 0,
+    output_padding: Any = 0, groups: int = 1, dilation: Any = 1,
+) -> Tensor:  # fmt: skip
+    """N-d transposed convolution as torch's conv_transpose{N}d (weight (in, out/groups, *kernel))."""
+    w = O._tensor(weight, "conv_transpose")
+    d = w.ndim - 2
+    op = f"conv_transpose{d}d"
+    if d not in (1, 2, 3):
+        raise ValueError(f"conv_transpose: weight must be (in, out/groups, *kernel), got {w.shape}")
+    x, unbatched = _spatial_input(x, d, op)
+    w = P.cast(w, x.dtype)
+    O._same_device(op, (x, w))
+    stride_, dilation_ = _tuple(stride, d, "stride", op), _tuple(dilation, d, "dilation", op)
+    pad_, out_pad = _tuple(padding, d, "padding", op), _tuple(output_padding, d, "output_padding", op)
+    if x.shape[1] != w.shape[0]:
+        raise ValueError(f"{op}: input has {x.shape[1]} channels but weight {w.shape} expects {w.shape[0]}")
+    if groups <= 0 or w.shape[0] % groups:
+        raise ValueError(f"{op}: groups={groups} must divide input channels {w.shape[0]}")
+    for i in range(d):
+        if not 0 <= out_pad[i] < max(stride_[i], dilation_[i]):
+            raise ValueError(f"{op}: output_padding {out_pad} must be smaller than stride or dilation")
+    spatial = tuple(
+        (x.shape[2 + i] - 1) * stride_[i] - 2 * pad_[i] + dilation_[i] * (w.shape[2 + i] - 1) + out_pad[i] + 1
+        for i in range(d)
+    )
+    if any(s <= 0 for s in spatial):
+        raise ValueError(f"{op}: output size {spatial} is not positive")
+    out_shape = (x.shape[0], w.shape[1] * groups) + spatial
+    out = P.conv_input_grad(x, w, out_shape, stride_, tuple((p, p) for p in pad_), dilation_, groups)
+    if bias is not None:
+        out = P.add(out, P.reshape(_same_dtype(x, bias), (1, out_shape[1]) + (1,) * d))
+    return P.squeeze(out, (0,)) if unbatched else out
+
+
+def _pool_args(x: Tensor, d: int, kernel: Any, stride: Any, padding: Any, op: str) -> tuple[Any, ...]:
+    kernel_ = _tuple(kernel, d, "kernel_size", op)
+    stride_ = kernel_ if stride is None or stride == () else _tuple(stride, d, "stride", op)
+    pad_ = _tuple(padding, d, "padding", op)
+    if any(k <= 0 for k in kernel_) or any(s <= 0 for s in stride_):
+        raise ValueError(f"{op}: kernel_size and stride must be positive, got {kernel_} and {stride_}")
+    if any(2 * p > k for p, k in zip(pad_, kernel_)):
+        raise ValueError(f"{op}: padding {pad_} should be at most half of kernel_size {kernel_}")
+    return kernel_, stride_, pad_
+
+
+def max_pool(
+    x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1,
+    ceil_mode: bool = False, return_indices: bool = False, *, dims: int | None = None,
+) -> Tensor | tuple[Tensor, Tensor]:  # fmt: skip
+    """N-d max pooling as torch's max_pool{N}d (N from `dims`, or the input's rank - 2)."""
+    d = dims if dims is not None else O._tensor(x, "max_pool").ndim - 2
+    op = f"max_pool{d}d"
+    x, unbatched = _spatial_input(x, d, op)
+    kernel_, stride_, pad_ = _pool_args(x, d, kernel_size, stride, padding, op)
+    dilation_ = _tuple(dilation, d, "dilation", op)
+    for i in range(d):
+        if x.shape[2 + i] + 2 * pad_[i] < dilation_[i] * (kernel_[i] - 1) + 1:
+            raise ValueError(f"{op}: input spatial size {x.shape[2:]} is smaller than the kernel {kernel_}")
+    out, idx = P.max_pool(x, kernel_, stride_, pad_, dilation_, bool(ceil_mode))
+    if unbatched:
+        out, idx = P.squeeze(out, (0,)), P.squeeze(idx, (0,))
+    return (out, idx) if return_indices else out
+
+
+def avg_pool(
+    x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0, ceil_mode: bool = False,
+    count_include_pad: bool = True, *, dims: int | None = None,
+) -> Tensor:  # fmt: skip
+    """N-d average pooling as torch's avg_pool{N}d."""
+    d = dims if dims is not None else O._tensor(x, "avg_pool").ndim - 2
+    op = f"avg_pool{d}d"
+    x, unbatched = _spatial_input(x, d, op)
+    kernel_, stride_, pad_ = _pool_args(x, d, kernel_size, stride, padding, op)
+    for i in range(d):
+        if x.shape[2 + i] + 2 * pad_[i] < kernel_[i]:
+            raise ValueError(f"{op}: input spatial size {x.shape[2:]} is smaller than the kernel {kernel_}")
+    out = P.avg_pool(x, kernel_, stride_, pad_, bool(ceil_mode), bool(count_include_pad))
+    return P.squeeze(out, (0,)) if unbatched else out
+
+
+def _fixed_rank(fn: Any, d: int, name: str) -> Any:
+    def wrapped(x: Tensor, *args: Any, **kwargs: Any) -> Any:
+        if fn in (max_pool, avg_pool):
+            return fn(x, *args, dims=d, **kwargs)
+        w = args[0] if args else kwargs.get("weight")
+        if isinstance(w, Tensor) and w.ndim != d + 2:
+            raise ValueError(f"{name}: weight must have {d + 2} dimensions, got shape {w.shape}")
+        return fn(x, *args, **kwargs)
+
+    wrapped.__name__ = wrapped.__qualname__ = name
+    wrapped.__doc__ = f"{name}: see {fn.__name__}."
+    return wrapped
+
+
+conv1d, conv2d, conv3d = (_fixed_rank(conv, d, f"conv{d}d") for d in (1, 2, 3))
+conv_transpose1d, conv_transpose2d, conv_transpose3d = (
+    _fixed_rank(conv_transpose, d, f"conv_transpose{d}d") for d in (1, 2, 3)
+)
+max_pool1d, max_pool2d, max_pool3d = (_fixed_rank(max_pool, d, f"max_pool{d}d") for d in (1, 2, 3))
+avg_pool1d, avg_pool2d, avg_pool3d = (_fixed_rank(avg_pool, d, f"avg_pool{d}d") for d in (1, 2, 3))

@@ -1,0 +1,1256 @@
+"""The public ops: Array API names and keywords, one promotion table, errors that say what is wrong.
+
+Each function checks and normalizes its arguments (axes, shapes, backends), decides the result
+dtype from `agnostic.dtypes`, casts, then calls the differentiable primitive. Backends never see a
+mixed-dtype call, a negative axis or an unresolved -1 in a shape.
+"""
+
+from __future__ import annotations
+
+import builtins
+import math
+import operator
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from agnostic import dtypes
+from agnostic import primitives as P
+from agnostic.device import Device, as_device, get_default_backend
+from agnostic.dtypes import DType
+from agnostic.tensor import Tensor
+
+_builtin_max = builtins.max
+_SCALARS = (bool, int, float)
+_PROMOTE = {(a, b): dtypes.result_type(a, b) for a in dtypes.ALL_DTYPES for b in dtypes.ALL_DTYPES}
+
+
+# ====================================================================== conversion and creation
+def asarray(
+    obj: Any,
+    dtype: Any = None,
+    device: Device | str | None = None,
+    copy: bool | None = None,
+    requires_grad: bool = False,
+) -> Tensor:
+    """A tensor from a tensor, a native array of the backend, a NumPy array, nested sequences or a
+    scalar. Python floats become float32 and ints int64 unless `dtype` says otherwise."""
+    d = None if dtype is None else dtypes.as_dtype(dtype)
+    if isinstance(obj, Tensor):
+        dev = obj._device if device is None else as_device(device)
+        out = obj if dev is obj._device else to_device(obj, dev)
+        if d is not None and d is not out._dtype:
+            out = astype(out, d)
+        elif copy and out is obj:
+            out = Tensor._make(out._data, out._device)
+    else:
+        dev = as_device(device)
+        if dev.ops.is_native(obj):
+            out = Tensor._make(obj, dev)
+        else:
+            host = _host_array(obj)
+            out = Tensor._make(dev.ops.from_numpy(host), dev)
+        if d is not None and d is not out._dtype:
+            out = Tensor._make(dev.ops.cast(out._data, d), dev)
+    if requires_grad:
+        if out is obj:
+            out = Tensor._make(out._data, out._device)
+        out.requires_grad_()
+    return out
+
+
+def _host_array(obj: Any) -> np.ndarray:
+    """A NumPy array for `obj`; Python data gets agnostic's defaults (float32, int64)."""
+    if isinstance(obj, np.ndarray) or isinstance(obj, np.generic):
+        a = np.asarray(obj)
+        dtypes.from_numpy_dtype(a.dtype)  # a clear error for unsupported dtypes
+        return a
+    if hasattr(obj, "__dlpack__") and not isinstance(obj, (list, tuple)):
+        return np.asarray(obj)
+    try:
+        a = np.asarray(obj)
+    except ValueError as e:
+        raise ValueError(f"asarray: cannot make a tensor from {type(obj).__name__}: {e}") from None
+    if a.dtype == object or a.dtype.kind in "USV":
+        raise TypeError(f"asarray: cannot make a tensor from {obj!r} (not numbers)")
+    if a.dtype.kind == "f":
+        return a.astype(np.float32)
+    if a.dtype.kind in "iu":
+        return a.astype(np.int64)
+    return a
+
+
+def to_device(x: Tensor, device: Device | str) -> Tensor:
+    """`x` on another backend or device: DLPack zero-copy where both sides allow, a host copy
+    otherwise; gradients flow back through the move."""
+    dev = as_device(device)
+    if dev is x._device:
+        return x
+    data = None
+    if x._dtype is not dtypes.bfloat16:
+        try:
+            data = dev.ops.from_dlpack(x._data)
+        except Exception:  # libraries refuse cross-device or unsupported DLPack; copy through the host
+            data = None
+    if data is None:
+        data = dev.ops.from_numpy(np.ascontiguousarray(x._device.ops.to_numpy(x._data)))
+    out = Tensor._make(data, dev)
+    if P._tracking(x):
+        P._record(out, "to_device", (x,), lambda g, y: (to_device(g, x._device),))
+    return out
+
+
+def astype(x: Tensor, dtype: Any, copy: bool = True) -> Tensor:
+    """`x` converted to `dtype`."""
+    d = dtypes.as_dtype(dtype)
+    if d is x._dtype:
+        return Tensor._make(x._data, x._device) if copy and not x.requires_grad else x
+    return P.cast(x, d)
+
+
+def _device_of(device: Device | str | None) -> Device:
+    return get_default_backend() if device is None else as_device(device)
+
+
+def zeros(shape: Any, *, dtype: Any = None, device: Device | str | None = None) -> Tensor:
+    return _device_of(device).zeros(shape, dtype=dtype)
+
+
+def ones(shape: Any, *, dtype: Any = None, device: Device | str | None = None) -> Tensor:
+    return _device_of(device).ones(shape, dtype=dtype)
+
+
+def empty(shape: Any, *, dtype: Any = None, device: Device | str | None = None) -> Tensor:
+    return _device_of(device).zeros(shape, dtype=dtype)
+
+
+def full(shape: Any, fill_value: bool | float, *, dtype: Any = None, device: Device | str | None = None) -> Tensor:
+    return _device_of(device).full(shape, fill_value, dtype=dtype)
+
+
+def zeros_like(x: Tensor, *, dtype: Any = None, device: Device | str | None = None) -> Tensor:
+    return full_like(x, 0, dtype=dtype, device=device)
+
+
+def ones_like(x: Tensor, *, dtype: Any = None, device: Device | str | None = None) -> Tensor:
+    return full_like(x, 1, dtype=dtype, device=device)
+
+
+def empty_like(x: Tensor, *, dtype: Any = None, device: Device | str | None = None) -> Tensor:
+    return full_like(x, 0, dtype=dtype, device=device)
+
+
+def full_like(x: Tensor, fill_value: bool | float, *, dtype: Any = None, device: Device | str | None = None) -> Tensor:
+    dev = x._device if device is None else as_device(device)
+    return dev.full(x.shape, fill_value, dtype=x._dtype if dtype is None else dtype)
+
+
+def arange(
+    start: float, /, stop: float | None = None, step: float = 1, *, dtype: Any = None,
+    device: Device | str | None = None,
+) -> Tensor:  # fmt: skip
+    return _device_of(device).arange(start, stop, step, dtype=dtype)
+
+
+def linspace(
+    start: float, stop: float, /, num: int, *, dtype: Any = None, device: Device | str | None = None,
+    endpoint: bool = True,
+) -> Tensor:  # fmt: skip
+    return _device_of(device).linspace(start, stop, num, endpoint=endpoint, dtype=dtype)
+
+
+def eye(
+    n_rows: int, n_cols: int | None = None, /, *, k: int = 0, dtype: Any = None,
+    device: Device | str | None = None,
+) -> Tensor:  # fmt: skip
+    return _device_of(device).eye(n_rows, n_cols, k, dtype=dtype)
+
+
+def from_dlpack(x: Any, *, device: Device | str | None = None) -> Tensor:
+    """A tensor viewing any DLPack-capable array (zero-copy where the library allows)."""
+    return _device_of(device).from_dlpack(x)
+
+
+def tril(x: Tensor, /, *, k: int = 0) -> Tensor:
+    """`x` with elements above the k-th diagonal of the last two axes set to zero."""
+    return _triangle(x, k, lower=True)
+
+
+def triu(x: Tensor, /, *, k: int = 0) -> Tensor:
+    """`x` with elements below the k-th diagonal of the last two axes set to zero."""
+    return _triangle(x, k, lower=False)
+
+
+def _triangle(x: Tensor, k: int, lower: bool) -> Tensor:
+    x = _tensor(x, "tril" if lower else "triu")
+    if x.ndim < 2:
+        raise ValueError(f"{'tril' if lower else 'triu'}: needs at least 2 dimensions, got shape {x.shape}")
+    n, m = x.shape[-2:]
+    rows = P.expand_dims(x._device.arange(n, dtype=dtypes.int64), (1,))
+    cols = x._device.arange(m, dtype=dtypes.int64)
+    keep = P.le(P.sub(cols, rows), k) if lower else P.ge(P.sub(cols, rows), k)
+    return P.where(keep, x, False if x._dtype is dtypes.bool else 0)
+
+
+def meshgrid(*arrays: Tensor, indexing: str = "xy") -> list[Tensor]:
+    """Coordinate grids from 1-D tensors (Array API meshgrid)."""
+    if indexing not in ("xy", "ij"):
+        raise ValueError(f"meshgrid: indexing must be 'xy' or 'ij', got {indexing!r}")
+    arrays = [_tensor(a, "meshgrid") for a in arrays]
+    n = len(arrays)
+    shape = [a.size for a in arrays]
+    if indexing == "xy" and n >= 2:
+        shape[0], shape[1] = shape[1], shape[0]
+    out = []
+    for i, a in enumerate(arrays):
+        pos = i
+        if indexing == "xy" and n >= 2 and i < 2:
+            pos = 1 - i
+        view = [1] * n
+        view[pos] = a.size
+        out.append(P.broadcast_to(P.reshape(a, tuple(view)), tuple(shape)))
+    return out
+
+
+# ====================================================================== argument checking
+def _tensor(x: Any, op: str) -> Tensor:
+    if isinstance(x, Tensor):
+        return x
+    raise TypeError(f"{op}: expected a Tensor, got {type(x).__name__}; make one with ag.asarray(...)")
+
+
+def _axis(axis: Any, ndim: int, op: str, shape: tuple[int, ...] | None = None) -> int:
+    try:
+        a = operator.index(axis)
+    except TypeError:
+        raise TypeError(f"{op}: axis must be an int, got {axis!r}") from None
+    if not -ndim <= a < ndim:
+        where = f" (shape {shape})" if shape is not None else ""
+        raise ValueError(f"{op}: axis {a} is out of range for a tensor of {ndim} dimensions{where}")
+    return a % ndim
+
+
+def _axes(axis: Any, ndim: int, op: str, shape: tuple[int, ...] | None = None) -> tuple[int, ...]:
+    """Normalize None / an int / a sequence of ints to sorted non-negative unique axes."""
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, (list, tuple)):
+        out = tuple(sorted(_axis(a, ndim, op, shape) for a in axis))
+        if len(set(out)) != len(out):
+            raise ValueError(f"{op}: repeated axis in {tuple(axis)}")
+        return out
+    return (_axis(axis, ndim, op, shape),)
+
+
+def _same_device(op: str, tensors: Sequence[Tensor]) -> Device:
+    dev = tensors[0]._device
+    for t in tensors[1:]:
+        if t._device is not dev:
+            raise ValueError(
+                f"{op}: tensors are on different backends/devices: {dev} and {t._device}; "
+                f"move one first, e.g. x.to({t._device!r} or {dev!r})"
+            )
+    return dev
+
+
+def _broadcast_shapes(op: str, *shapes: tuple[int, ...]) -> tuple[int, ...]:
+    nd = _builtin_max((len(s) for s in shapes), default=0)
+    out = []
+    for i in range(-nd, 0):
+        size = 1
+        for s in shapes:
+            d = s[i] if -i <= len(s) else 1
+            if d != 1:
+                if size != 1 and d != size:
+                    raise ValueError(
+                        f"{op}: shapes {' and '.join(str(tuple(s)) for s in shapes)} cannot be broadcast: "
+                        f"dimension {i} is {size} in one and {d} in another"
+                    )
+                size = d
+        out.append(size)
+    return tuple(out)
+
+
+def broadcast_shapes(*shapes: Sequence[int]) -> tuple[int, ...]:
+    """The broadcast shape of the given shapes, or a ValueError naming the mismatch."""
+    return _broadcast_shapes("broadcast_shapes", *(tuple(s) for s in shapes))
+
+
+def _check_scalar_fits(op: str, d: DType, s: Any) -> None:
+    if d.kind in "iu" and isinstance(s, int) and not isinstance(s, bool):
+        info = dtypes.iinfo(d)
+        if not info.min <= s <= info.max:
+            raise OverflowError(f"{op}: Python int {s} is out of range for {d.name} [{info.min}, {info.max}]")
+
+
+def _promote(op: str, x1: Any, x2: Any) -> tuple[Any, Any, DType]:
+    """Two operands as tensors of one dtype (or a tensor and a weak Python scalar), and that dtype."""
+    if isinstance(x1, Tensor):
+        if isinstance(x2, Tensor):
+            if x1._device is not x2._device:
+                _same_device(op, (x1, x2))
+            d1, d2 = x1._dtype, x2._dtype
+            if d1 is d2:
+                return x1, x2, d1
+            d = _PROMOTE[d1, d2]
+            return (x1 if d1 is d else P.cast(x1, d)), (x2 if d2 is d else P.cast(x2, d)), d
+        if isinstance(x2, _SCALARS):
+            d = dtypes.scalar_result_type(x1._dtype, x2)
+            _check_scalar_fits(op, d, x2)
+            return (x1 if d is x1._dtype else P.cast(x1, d)), x2, d
+        return _promote(op, x1, asarray(x2, device=x1._device))
+    if isinstance(x2, Tensor):
+        if isinstance(x1, _SCALARS):
+            d = dtypes.scalar_result_type(x2._dtype, x1)
+            _check_scalar_fits(op, d, x1)
+            return x1, (x2 if d is x2._dtype else P.cast(x2, d)), d
+        return _promote(op, asarray(x1, device=x2._device), x2)
+    raise TypeError(f"{op}: expected at least one Tensor operand, got {type(x1).__name__} and {type(x2).__name__}")
+
+
+def _call_binary(op: str, prim: Any, a: Any, b: Any) -> Tensor:
+    try:
+        return prim(a, b)
+    except Exception as e:
+        sa = a.shape if isinstance(a, Tensor) else ()
+        sb = b.shape if isinstance(b, Tensor) else ()
+        _broadcast_shapes(op, sa, sb)  # raises the clear message when shapes are the problem
+        raise
+
+
+# ====================================================================== elementwise
+def _arith(op: str, prim: Any, float_only: bool = False, no_bool: bool = False) -> Any:
+    def fn(x1: Any, x2: Any, /) -> Tensor:
+        a, b, d = _promote(op, x1, x2)
+        if float_only and not d.is_floating:
+            f = dtypes.default_float
+            a = P.cast(a, f) if isinstance(a, Tensor) else float(a)
+            b = P.cast(b, f) if isinstance(b, Tensor) else float(b)
+        elif no_bool and d is dtypes.bool:
+            raise TypeError(f"{op}: not defined for bool tensors; cast with .astype(ag.int64) first")
+        return _call_binary(op, prim, a, b)
+
+    fn.__name__ = fn.__qualname__ = op
+    fn.__doc__ = f"Elementwise {op} with broadcasting and the agnostic promotion table."
+    return fn
+
+
+def _logical(op: str, prim: Any) -> Any:
+    def fn(x1: Any, x2: Any, /) -> Tensor:
+        a, b, d = _promote(op, x1, x2)
+        if d is not dtypes.bool:
+            a = P.ne(a, 0) if isinstance(a, Tensor) else builtins.bool(a)
+            b = P.ne(b, 0) if isinstance(b, Tensor) else builtins.bool(b)
+        return _call_binary(op, prim, a, b)
+
+    fn.__name__ = fn.__qualname__ = op
+    fn.__doc__ = f"Elementwise {op} of truth values (non-bool inputs compare with zero)."
+    return fn
+
+
+def _bitwise(op: str, prim: Any, allow_bool: bool = True) -> Any:
+    def fn(x1: Any, x2: Any, /) -> Tensor:
+        a, b, d = _promote(op, x1, x2)
+        if d.is_floating or (d is dtypes.bool and not allow_bool):
+            raise TypeError(f"{op}: needs integer{' or bool' if allow_bool else ''} tensors, got {d.name}")
+        return _call_binary(op, prim, a, b)
+
+    fn.__name__ = fn.__qualname__ = op
+    return fn
+
+
+add = _arith("add", P.add)
+subtract = _arith("subtract", P.sub, no_bool=True)
+multiply = _arith("multiply", P.mul)
+divide = _arith("divide", P.div, float_only=True)
+floor_divide = _arith("floor_divide", P.floor_divide, no_bool=True)
+remainder = _arith("remainder", P.remainder, no_bool=True)
+pow = _arith("pow", P.pow, no_bool=True)
+maximum = _arith("maximum", P.maximum)
+minimum = _arith("minimum", P.minimum)
+atan2 = _arith("atan2", P.atan2, float_only=True)
+logaddexp = _arith("logaddexp", P.logaddexp, float_only=True)
+hypot = _arith("hypot", P.hypot, float_only=True)
+copysign = _arith("copysign", P.copysign, float_only=True)
+equal = _arith("equal", P.eq)
+not_equal = _arith("not_equal", P.ne)
+less = _arith("less", P.lt)
+less_equal = _arith("less_equal", P.le)
+greater = _arith("greater", P.gt)
+greater_equal = _arith("greater_equal", P.ge)
+logical_and = _logical("logical_and", P.logical_and)
+logical_or = _logical("logical_or", P.logical_or)
+logical_xor = _logical("logical_xor", P.logical_xor)
+bitwise_and = _bitwise("bitwise_and", P.bitwise_and)
+bitwise_or = _bitwise("bitwise_or", P.bitwise_or)
+bitwise_xor = _bitwise("bitwise_xor", P.bitwise_xor)
+bitwise_left_shift = _bitwise("bitwise_left_shift", P.bitwise_left_shift, allow_bool=False)
+bitwise_right_shift = _bitwise("bitwise_right_shift", P.bitwise_right_shift, allow_bool=False)
+sub, mul, div, power = subtract, multiply, divide, pow
+
+
+def _float_unary(op: str, prim: Any) -> Any:
+    def fn(x: Tensor, /) -> Tensor:
+        x = _tensor(x, op)
+        if not x._dtype.is_floating:
+            x = P.cast(x, dtypes.default_float)
+        return prim(x)
+
+    fn.__name__ = fn.__qualname__ = op
+    fn.__doc__ = f"Elementwise {op}; integer and bool inputs compute in the default float dtype."
+    return fn
+
+
+def _numeric_unary(op: str, prim: Any, int_identity: bool = False) -> Any:
+    def fn(x: Tensor, /) -> Tensor:
+        x = _tensor(x, op)
+        if x._dtype is dtypes.bool:
+            raise TypeError(f"{op}: not defined for bool tensors; cast with .astype(...) first")
+        if int_identity and not x._dtype.is_floating:
+            return x
+        return prim(x)
+
+    fn.__name__ = fn.__qualname__ = op
+    fn.__doc__ = f"Elementwise {op}; keeps the input dtype."
+    return fn
+
+
+def _predicate(op: str, prim: Any, int_value: bool) -> Any:
+    def fn(x: Tensor, /) -> Tensor:
+        x = _tensor(x, op)
+        if not x._dtype.is_floating:
+            return x._device.full(x.shape, int_value, dtype=dtypes.bool)
+        return prim(x)
+
+    fn.__name__ = fn.__qualname__ = op
+    fn.__doc__ = f"Elementwise {op} -> bool."
+    return fn
+
+
+negative = _numeric_unary("negative", P.neg)
+abs = _numeric_unary("abs", P.abs)
+sign = _numeric_unary("sign", P.sign)
+square = _numeric_unary("square", P.square)
+floor = _numeric_unary("floor", P.floor, int_identity=True)
+ceil = _numeric_unary("ceil", P.ceil, int_identity=True)
+round = _numeric_unary("round", P.round, int_identity=True)
+trunc = _numeric_unary("trunc", P.trunc, int_identity=True)
+exp = _float_unary("exp", P.exp)
+expm1 = _float_unary("expm1", P.expm1)
+log = _float_unary("log", P.log)
+log1p = _float_unary("log1p", P.log1p)
+log2 = _float_unary("log2", P.log2)
+log10 = _float_unary("log10", P.log10)
+sqrt = _float_unary("sqrt", P.sqrt)
+rsqrt = _float_unary("rsqrt", P.rsqrt)
+reciprocal = _float_unary("reciprocal", P.reciprocal)
+sin = _float_unary("sin", P.sin)
+cos = _float_unary("cos", P.cos)
+tan = _float_unary("tan", P.tan)
+asin = _float_unary("asin", P.asin)
+acos = _float_unary("acos", P.acos)
+atan = _float_unary("atan", P.atan)
+sinh = _float_unary("sinh", P.sinh)
+cosh = _float_unary("cosh", P.cosh)
+tanh = _float_unary("tanh", P.tanh)
+asinh = _float_unary("asinh", P.asinh)
+acosh = _float_unary("acosh", P.acosh)
+atanh = _float_unary("atanh", P.atanh)
+sigmoid = _float_unary("sigmoid", P.sigmoid)
+erf = _float_unary("erf", P.erf)
+isnan = _predicate("isnan", P.isnan, False)
+isinf = _predicate("isinf", P.isinf, False)
+isfinite = _predicate("isfinite", P.isfinite, True)
+neg = negative
+
+
+def positive(x: Tensor, /) -> Tensor:
+    """+x: the same values."""
+    return _tensor(x, "positive")
+
+
+def signbit(x: Tensor, /) -> Tensor:
+    """Whether the sign bit is set (True for -0.0 and negative numbers) -> bool."""
+    x = _tensor(x, "signbit")
+    if not x._dtype.is_floating:
+        return P.lt(x, 0) if x._dtype.kind == "i" else x._device.full(x.shape, False, dtype=dtypes.bool)
+    return P.signbit(x)
+
+
+def logical_not(x: Tensor, /) -> Tensor:
+    """Elementwise not (non-bool inputs compare with zero)."""
+    x = _tensor(x, "logical_not")
+    return P.logical_not(x if x._dtype is dtypes.bool else P.ne(x, 0))
+
+
+def bitwise_invert(x: Tensor, /) -> Tensor:
+    """Elementwise ~x for integer and bool tensors."""
+    x = _tensor(x, "bitwise_invert")
+    if x._dtype.is_floating:
+        raise TypeError(f"bitwise_invert: needs an integer or bool tensor, got {x._dtype.name}")
+    return P.bitwise_invert(x)
+
+
+def where(condition: Tensor, x1: Any, x2: Any, /) -> Tensor:
+    """Elementwise `x1 if condition else x2`, with broadcasting and promotion of x1 and x2."""
+    condition = _tensor(condition, "where")
+    if condition._dtype is not dtypes.bool:
+        condition = P.ne(condition, 0)
+    if not isinstance(x1, Tensor) and not isinstance(x2, Tensor):
+        x1 = asarray(x1, device=condition._device)
+    a, b, _ = _promote("where", x1, x2)
+    _same_device("where", [condition] + [t for t in (a, b) if isinstance(t, Tensor)])
+    try:
+        return P.where(condition, a, b)
+    except Exception:
+        _broadcast_shapes("where", condition.shape, *(t.shape for t in (a, b) if isinstance(t, Tensor)))
+        raise
+
+
+def clip(x: Tensor, /, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002 (Array API keywords)
+    """`x` limited to [min, max]; either bound may be None, a scalar or a tensor."""
+    x = _tensor(x, "clip")
+    if min is None and max is None:
+        return x
+    lo, hi = min, max
+    d = x._dtype
+    for bound in (lo, hi):
+        if isinstance(bound, Tensor):
+            _same_device("clip", (x, bound))
+            d = _PROMOTE[d, bound._dtype]
+        elif bound is not None:
+            d = dtypes.scalar_result_type(d, bound)
+    x = P.cast(x, d)
+    lo = P.cast(lo, d) if isinstance(lo, Tensor) else lo
+    hi = P.cast(hi, d) if isinstance(hi, Tensor) else hi
+    return P.clip(x, lo, hi)
+
+
+clamp = clip
+
+
+# ====================================================================== reductions
+def _reduce(op: str, prim: Any, accumulate_ints: bool = False, float_only: bool = False,
+            bool_only: bool = False) -> Any:  # fmt: skip
+    def fn(x: Tensor, /, *, axis: Any = None, keepdims: bool = False, dtype: Any = None) -> Tensor:
+        x = _tensor(x, op)
+        axes = _axes(axis, x.ndim, op, x.shape)
+        if dtype is not None:
+            x = P.cast(x, dtypes.as_dtype(dtype))
+        elif bool_only:
+            if x._dtype is not dtypes.bool:
+                x = P.ne(x, 0)
+        elif float_only and not x._dtype.is_floating:
+            x = P.cast(x, dtypes.default_float)
+        elif accumulate_ints and not x._dtype.is_floating and x._dtype is not dtypes.int64:
+            x = P.cast(x, dtypes.int64)
+        if op in ("max", "min") and builtins.any(x.shape[a] == 0 for a in axes):
+            raise ValueError(f"{op}: reduction over an empty axis of shape {x.shape} has no identity")
+        return prim(x, axes, keepdims)
+
+    fn.__name__ = fn.__qualname__ = op
+    fn.__doc__ = f"{op} over `axis` (None: all; an int or a tuple), optionally keeping reduced axes."
+    return fn
+
+
+sum = _reduce("sum", P.sum, accumulate_ints=True)
+prod = _reduce("prod", P.prod, accumulate_ints=True)
+mean = _reduce("mean", P.mean, float_only=True)
+max = _reduce("max", P.max)
+min = _reduce("min", P.min)
+any = _reduce("any", P.any, bool_only=True)
+all = _reduce("all", P.all, bool_only=True)
+amax, amin = max, min
+
+
+def logsumexp(x: Tensor, /, *, axis: Any = None, keepdims: bool = False) -> Tensor:
+    """log(sum(exp(x))) over `axis`, computed stably."""
+    x = _tensor(x, "logsumexp")
+    axes = _axes(axis, x.ndim, "logsumexp", x.shape)
+    if not x._dtype.is_floating:
+        x = P.cast(x, dtypes.default_float)
+    return P.logsumexp(x, axes, keepdims)
+
+
+def _moment(op: str, prim: Any) -> Any:
+    def fn(x: Tensor, /, *, axis: Any = None, correction: float = 0.0, keepdims: bool = False) -> Tensor:
+        x = _tensor(x, op)
+        axes = _axes(axis, x.ndim, op, x.shape)
+        if not x._dtype.is_floating:
+            x = P.cast(x, dtypes.default_float)
+        return prim(x, axes, float(correction), keepdims)
+
+    fn.__name__ = fn.__qualname__ = op
+    fn.__doc__ = f"{op} over `axis`, dividing by N - correction (correction=1 for the unbiased estimate)."
+    return fn
+
+
+var = _moment("var", P.var)
+std = _moment("std", P.std)
+
+
+def _arg_extremum(op: str, prim: Any) -> Any:
+    def fn(x: Tensor, /, *, axis: int | None = None, keepdims: bool = False) -> Tensor:
+        x = _tensor(x, op)
+        if x.size == 0:
+            raise ValueError(f"{op}: empty tensor of shape {x.shape} has no {op[3:]}imum")
+        if x._dtype is dtypes.bool:
+            x = P.cast(x, dtypes.uint8)
+        if axis is None:
+            out = prim(P.reshape(x, (x.size,)), 0, False)
+            return P.reshape(out, (1,) * x.ndim) if keepdims else out
+        return prim(x, _axis(axis, x.ndim, op, x.shape), keepdims)
+
+    fn.__name__ = fn.__qualname__ = op
+    fn.__doc__ = f"int64 index of the first {op[3:]}imum along `axis` (None: of the flattened tensor)."
+    return fn
+
+
+argmax = _arg_extremum("argmax", P.argmax)
+argmin = _arg_extremum("argmin", P.argmin)
+
+
+def _cumulative(op: str, prim: Any) -> Any:
+    def fn(x: Tensor, /, *, axis: int | None = None, dtype: Any = None, include_initial: bool = False) -> Tensor:
+        x = _tensor(x, op)
+        if axis is None:
+            if x.ndim > 1:
+                raise ValueError(f"{op}: axis is required for tensors of more than one dimension")
+            x = P.reshape(x, (x.size,))
+            axis = 0
+        ax = _axis(axis, x.ndim, op, x.shape)
+        if dtype is not None:
+            x = P.cast(x, dtypes.as_dtype(dtype))
+        elif not x._dtype.is_floating and x._dtype is not dtypes.int64:
+            x = P.cast(x, dtypes.int64)
+        out = prim(x, ax)
+        if include_initial:
+            shape = list(x.shape)
+            shape[ax] = 1
+            first = x._device.full(tuple(shape), 0 if op == "cumulative_sum" else 1, dtype=x._dtype)
+            out = P.concat([first, out], ax)
+        return out
+
+    fn.__name__ = fn.__qualname__ = op
+    return fn
+
+
+cumulative_sum = _cumulative("cumulative_sum", P.cumsum)
+cumulative_prod = _cumulative("cumulative_prod", P.cumprod)
+
+
+def cumsum(x: Tensor, /, axis: int | None = None, *, dtype: Any = None) -> Tensor:
+    """Inclusive cumulative sum along `axis` (NumPy/torch name; None flattens first)."""
+    x = _tensor(x, "cumsum")
+    if axis is None:
+        x, axis = P.reshape(x, (x.size,)), 0
+    return cumulative_sum(x, axis=axis, dtype=dtype)
+
+
+def cumprod(x: Tensor, /, axis: int | None = None, *, dtype: Any = None) -> Tensor:
+    """Inclusive cumulative product along `axis` (None flattens first)."""
+    x = _tensor(x, "cumprod")
+    if axis is None:
+        x, axis = P.reshape(x, (x.size,)), 0
+    return cumulative_prod(x, axis=axis, dtype=dtype)
+
+
+# ====================================================================== linear algebra
+def matmul(x1: Tensor, x2: Tensor, /) -> Tensor:
+    """Matrix product with NumPy's rules: 1-D operands are vectors, batch dimensions broadcast."""
+    if not isinstance(x1, Tensor) or not isinstance(x2, Tensor):
+        if isinstance(x1, _SCALARS) or isinstance(x2, _SCALARS):
+            raise TypeError("matmul: operands must be tensors, not scalars; use * for scaling")
+    a, b, d = _promote("matmul", x1, x2)
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul: operands must have at least 1 dimension, got shapes {a.shape} and {b.shape}")
+    if d is dtypes.bool:
+        raise TypeError("matmul: not defined for bool tensors")
+    ka = a.shape[-1]
+    kb = b.shape[-2] if b.ndim > 1 else b.shape[0]
+    if ka != kb:
+        raise ValueError(f"matmul: shapes {a.shape} and {b.shape}: inner dimensions {ka} and {kb} differ")
+    if a.ndim > 2 or b.ndim > 2:
+        _broadcast_shapes("matmul (batch dimensions)", a.shape[:-2], b.shape[:-2])
+    return P.matmul(a, b)
+
+
+def matrix_transpose(x: Tensor, /) -> Tensor:
+    """Swap the last two axes."""
+    return _tensor(x, "matrix_transpose").mT
+
+
+def tensordot(x1: Tensor, x2: Tensor, /, *, axes: int | tuple[Sequence[int], Sequence[int]] = 2) -> Tensor:
+    """Sum products over the given axes of x1 and x2 (Array API tensordot)."""
+    a, b, _ = _promote("tensordot", x1, x2)
+    if isinstance(axes, int):
+        if axes < 0:
+            raise ValueError(f"tensordot: axes must be non-negative, got {axes}")
+        ax_a = tuple(range(a.ndim - axes, a.ndim))
+        ax_b = tuple(range(axes))
+    else:
+        ax_a = tuple(_axis(i, a.ndim, "tensordot") for i in axes[0])
+        ax_b = tuple(_axis(i, b.ndim, "tensordot") for i in axes[1])
+    if len(ax_a) != len(ax_b) or builtins.any(a.shape[i] != b.shape[j] for i, j in zip(ax_a, ax_b)):
+        raise ValueError(
+            f"tensordot: contracted dimensions differ: {[a.shape[i] for i in ax_a]} of {a.shape} and "
+            f"{[b.shape[j] for j in ax_b]} of {b.shape}"
+        )
+    free_a = tuple(i for i in range(a.ndim) if i not in ax_a)
+    free_b = tuple(i for i in range(b.ndim) if i not in ax_b)
+    k = math.prod(a.shape[i] for i in ax_a)
+    am = P.reshape(P.permute(a, free_a + ax_a), (math.prod(a.shape[i] for i in free_a), k))
+    bm = P.reshape(P.permute(b, ax_b + free_b), (k, math.prod(b.shape[i] for i in free_b)))
+    out_shape = tuple(a.shape[i] for i in free_a) + tuple(b.shape[i] for i in free_b)
+    return P.reshape(P.matmul(am, bm), out_shape)
+
+
+def vecdot(x1: Tensor, x2: Tensor, /, *, axis: int = -1) -> Tensor:
+    """Dot product along `axis` with broadcasting."""
+    a, b, _ = _promote("vecdot", x1, x2)
+    prod_ = multiply(a, b)
+    return sum(prod_, axis=axis)
+
+
+def outer(x1: Tensor, x2: Tensor, /) -> Tensor:
+    """Outer product of two 1-D tensors."""
+    a, b, _ = _promote("outer", x1, x2)
+    if a.ndim != 1 or b.ndim != 1:
+        raise ValueError(f"outer: needs 1-D tensors, got shapes {a.shape} and {b.shape}")
+    return multiply(P.expand_dims(a, (1,)), b)
+
+
+# ====================================================================== shape
+def reshape(x: Tensor, /, shape: Sequence[int] | int, *more: int, copy: bool | None = None) -> Tensor:
+    """`x` with a new shape of the same size; one dimension may be -1 (inferred)."""
+    x = _tensor(x, "reshape")
+    if more:
+        shape = (shape,) + more
+    elif isinstance(shape, (int, np.integer)):
+        shape = (shape,)
+    shape = tuple(int(s) for s in shape)
+    size = x.size
+    if shape.count(-1) > 1:
+        raise ValueError(f"reshape: only one dimension can be -1, got {shape}")
+    if -1 in shape:
+        known = math.prod(s for s in shape if s != -1)
+        if known == 0 or size % known:
+            raise ValueError(f"reshape: cannot reshape tensor of shape {x.shape} ({size} elements) into {shape}")
+        shape = tuple(size // known if s == -1 else s for s in shape)
+    if builtins.any(s < 0 for s in shape) or math.prod(shape) != size:
+        raise ValueError(f"reshape: cannot reshape tensor of shape {x.shape} ({size} elements) into {shape}")
+    if shape == x.shape:
+        return x
+    return P.reshape(x, shape)
+
+
+def permute_dims(x: Tensor, /, axes: Sequence[int]) -> Tensor:
+    """`x` with its axes reordered (Array API permute_dims; torch's permute)."""
+    x = _tensor(x, "permute_dims")
+    if len(axes) != x.ndim:
+        raise ValueError(f"permute_dims: axes {tuple(axes)} do not match a tensor of {x.ndim} dimensions")
+    norm = tuple(_axis(a, x.ndim, "permute_dims", x.shape) for a in axes)
+    if sorted(norm) != list(range(x.ndim)):
+        raise ValueError(f"permute_dims: axes {tuple(axes)} are not a permutation of {x.ndim} dimensions")
+    if norm == tuple(range(x.ndim)):
+        return x
+    return P.permute(x, norm)
+
+
+def permute(x: Tensor, /, *axes: Any) -> Tensor:
+    """torch-style permute: `x.permute(1, 0)` or `x.permute((1, 0))`."""
+    if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+        axes = tuple(axes[0])
+    return permute_dims(x, axes)
+
+
+def transpose(x: Tensor, /, axis0: int = -2, axis1: int = -1) -> Tensor:
+    """`x` with two axes swapped (the last two by default)."""
+    x = _tensor(x, "transpose")
+    order = list(range(x.ndim))
+    a0, a1 = _axis(axis0, x.ndim, "transpose", x.shape), _axis(axis1, x.ndim, "transpose", x.shape)
+    order[a0], order[a1] = order[a1], order[a0]
+    return permute_dims(x, order)
+
+
+def moveaxis(x: Tensor, source: int | Sequence[int], destination: int | Sequence[int], /) -> Tensor:
+    """Move axes of `x` to new positions, keeping the others in order."""
+    x = _tensor(x, "moveaxis")
+    src = [source] if isinstance(source, int) else list(source)
+    dst = [destination] if isinstance(destination, int) else list(destination)
+    if len(src) != len(dst):
+        raise ValueError("moveaxis: source and destination must have the same number of axes")
+    src = [_axis(a, x.ndim, "moveaxis", x.shape) for a in src]
+    dst = [_axis(a, x.ndim, "moveaxis", x.shape) for a in dst]
+    order = [i for i in range(x.ndim) if i not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
+    return permute_dims(x, order)
+
+
+def broadcast_to(x: Tensor, /, shape: Sequence[int]) -> Tensor:
+    """`x` broadcast to `shape`."""
+    x = _tensor(x, "broadcast_to")
+    shape = tuple(int(s) for s in shape)
+    if len(shape) < x.ndim or _broadcast_shapes("broadcast_to", x.shape, shape) != shape:
+        raise ValueError(f"broadcast_to: cannot broadcast shape {x.shape} to {shape}")
+    return x if shape == x.shape else P.broadcast_to(x, shape)
+
+
+def broadcast_arrays(*arrays: Tensor) -> list[Tensor]:
+    """The tensors broadcast to their common shape."""
+    shape = _broadcast_shapes("broadcast_arrays", *(_tensor(a, "broadcast_arrays").shape for a in arrays))
+    return [broadcast_to(a, shape) for a in arrays]
+
+
+def squeeze(x: Tensor, /, axis: int | Sequence[int] | None = None) -> Tensor:
+    """`x` without the given size-1 axes (all size-1 axes when None)."""
+    x = _tensor(x, "squeeze")
+    if axis is None:
+        axes = tuple(i for i, s in enumerate(x.shape) if s == 1)
+    else:
+        axes = _axes(axis, x.ndim, "squeeze", x.shape)
+        bad = [a for a in axes if x.shape[a] != 1]
+        if bad:
+            raise ValueError(f"squeeze: axis {bad[0]} has size {x.shape[bad[0]]}, not 1 (shape {x.shape})")
+    return P.squeeze(x, axes) if axes else x
+
+
+def expand_dims(x: Tensor, /, axis: int | Sequence[int] = 0) -> Tensor:
+    """`x` with new size-1 axes at `axis` (positions in the result)."""
+    x = _tensor(x, "expand_dims")
+    n = x.ndim + (1 if isinstance(axis, int) else len(axis))
+    return P.expand_dims(x, _axes(axis, n, "expand_dims"))
+
+
+def unsqueeze(x: Tensor, /, dim: int) -> Tensor:
+    """torch name for expand_dims with one axis."""
+    return expand_dims(x, axis=dim)
+
+
+def flatten(x: Tensor, /, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    """Merge axes start_dim..end_dim into one (torch's flatten)."""
+    x = _tensor(x, "flatten")
+    if x.ndim == 0:
+        return reshape(x, (1,))
+    s = _axis(start_dim, x.ndim, "flatten", x.shape)
+    e = _axis(end_dim, x.ndim, "flatten", x.shape)
+    if s > e:
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+    shape = x.shape
+    return reshape(x, shape[:s] + (math.prod(shape[s : e + 1]),) + shape[e + 1 :])
+
+
+def _join_inputs(op: str, arrays: Sequence[Tensor]) -> list[Tensor]:
+    if isinstance(arrays, Tensor) or not len(arrays):
+        raise ValueError(f"{op}: expected a non-empty sequence of tensors")
+    ts = [_tensor(a, op) for a in arrays]
+    _same_device(op, ts)
+    d = ts[0]._dtype
+    for t in ts[1:]:
+        d = _PROMOTE[d, t._dtype]
+    return [P.cast(t, d) for t in ts]
+
+
+def concat(arrays: Sequence[Tensor], /, *, axis: int | None = 0) -> Tensor:
+    """Join tensors along an existing axis (None: flatten them first)."""
+    ts = _join_inputs("concat", arrays)
+    if axis is None:
+        ts = [P.reshape(t, (t.size,)) for t in ts]
+        axis = 0
+    if ts[0].ndim == 0:
+        raise ValueError("concat: zero-dimensional tensors cannot be concatenated; use stack")
+    ax = _axis(axis, ts[0].ndim, "concat", ts[0].shape)
+    for t in ts[1:]:
+        if t.ndim != ts[0].ndim or builtins.any(
+            s != s0 for i, (s, s0) in enumerate(zip(t.shape, ts[0].shape)) if i != ax
+        ):
+            raise ValueError(
+                f"concat: shapes {ts[0].shape} and {t.shape} differ outside the concatenation axis {ax}"
+            )
+    return P.concat(ts, ax) if len(ts) > 1 else ts[0]
+
+
+def stack(arrays: Sequence[Tensor], /, *, axis: int = 0) -> Tensor:
+    """Join tensors of one shape along a new axis."""
+    ts = _join_inputs("stack", arrays)
+    for t in ts[1:]:
+        if t.shape != ts[0].shape:
+            raise ValueError(f"stack: all tensors need one shape, got {ts[0].shape} and {t.shape}")
+    return P.stack(ts, _axis(axis, ts[0].ndim + 1, "stack"))
+
+
+def split(x: Tensor, indices_or_sections: int | Sequence[int], /, axis: int = 0) -> list[Tensor]:
+    """Split into equal sections (an int) or at the given indices along `axis` (NumPy's split)."""
+    x = _tensor(x, "split")
+    ax = _axis(axis, x.ndim, "split", x.shape)
+    n = x.shape[ax]
+    if isinstance(indices_or_sections, (int, np.integer)):
+        k = int(indices_or_sections)
+        if k <= 0 or n % k:
+            raise ValueError(f"split: axis {ax} of length {n} cannot be split into {k} equal sections")
+        bounds = [i * (n // k) for i in range(k + 1)]
+    else:
+        bounds = [0] + [int(i) for i in indices_or_sections] + [n]
+    head = (slice(None),) * ax
+    return [getitem(x, head + (slice(lo, hi),)) for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+
+def unstack(x: Tensor, /, *, axis: int = 0) -> tuple[Tensor, ...]:
+    """The slices of `x` along `axis`."""
+    x = _tensor(x, "unstack")
+    ax = _axis(axis, x.ndim, "unstack", x.shape)
+    return tuple(P.getitem(x, (slice(None),) * ax + (i,)) for i in range(x.shape[ax]))
+
+
+def flip(x: Tensor, /, *, axis: int | Sequence[int] | None = None) -> Tensor:
+    """`x` reversed along `axis` (all axes when None)."""
+    x = _tensor(x, "flip")
+    axes = _axes(axis, x.ndim, "flip", x.shape)
+    return P.flip(x, axes) if axes else x
+
+
+def roll(x: Tensor, /, shift: int | Sequence[int], *, axis: int | Sequence[int] | None = None) -> Tensor:
+    """Elements shifted cyclically along `axis` (None: of the flattened tensor)."""
+    x = _tensor(x, "roll")
+    if axis is None:
+        return reshape(roll(reshape(x, (x.size,)), shift, axis=0), x.shape)
+    shifts = [shift] if isinstance(shift, int) else list(shift)
+    axes = [axis] if isinstance(axis, int) else list(axis)
+    if len(shifts) != len(axes):
+        raise ValueError("roll: shift and axis must have the same length")
+    for s, a in zip(shifts, axes):
+        ax = _axis(a, x.ndim, "roll", x.shape)
+        n = x.shape[ax]
+        if n == 0:
+            continue
+        s %= n
+        if s:
+            head = (slice(None),) * ax
+            x = P.concat([P.getitem(x, head + (slice(n - s, n),)), P.getitem(x, head + (slice(0, n - s),))], ax)
+    return x
+
+
+def pad(x: Tensor, /, pad_width: Any, mode: str = "constant", value: float = 0.0) -> Tensor:
+    """Pad with NumPy's `pad_width` ((before, after) per axis, or one pair / int for all axes);
+    mode 'constant' (with value), 'reflect' or 'edge'."""
+    x = _tensor(x, "pad")
+    if mode not in ("constant", "reflect", "edge"):
+        raise ValueError(f"pad: mode must be 'constant', 'reflect' or 'edge', got {mode!r}")
+    widths = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (x.ndim, 2)) if x.ndim else np.zeros((0, 2))
+    if (widths < 0).any():
+        raise ValueError(f"pad: widths must be non-negative, got {pad_width}")
+    pairs = tuple((int(lo), int(hi)) for lo, hi in widths)
+    for ax, ((lo, hi), n) in enumerate(zip(pairs, x.shape)):
+        if mode == "reflect" and (lo >= n or hi >= n) and (lo or hi):
+            raise ValueError(f"pad: reflect padding {(lo, hi)} must be smaller than axis {ax}'s length {n}")
+        if mode == "edge" and n == 0 and (lo or hi):
+            raise ValueError(f"pad: edge padding of an empty axis {ax}")
+    if not builtins.any(lo or hi for lo, hi in pairs):
+        return x
+    if mode == "constant":
+        _check_scalar_fits("pad", x._dtype, value)
+    return P.pad(x, pairs, mode, value)
+
+
+def tile(x: Tensor, /, repetitions: Sequence[int]) -> Tensor:
+    """`x` repeated along each axis (Array API tile; leading axes are added as needed)."""
+    x = _tensor(x, "tile")
+    reps = tuple(int(r) for r in repetitions)
+    if builtins.any(r < 0 for r in reps):
+        raise ValueError(f"tile: repetitions must be non-negative, got {reps}")
+    if len(reps) < x.ndim:
+        reps = (1,) * (x.ndim - len(reps)) + reps
+    elif len(reps) > x.ndim:
+        x = P.reshape(x, (1,) * (len(reps) - x.ndim) + x.shape)
+    return P.tile(x, reps)
+
+
+def repeat(x: Tensor, /, repeats: int | Tensor, *, axis: int | None = None) -> Tensor:
+    """Each element repeated `repeats` times along `axis` (None: of the flattened tensor)."""
+    x = _tensor(x, "repeat")
+    if axis is None:
+        x, axis = P.reshape(x, (x.size,)), 0
+    ax = _axis(axis, x.ndim, "repeat", x.shape)
+    if isinstance(repeats, Tensor):
+        if repeats._dtype.kind not in "iu":
+            raise TypeError(f"repeat: repeats must be integers, got {repeats._dtype.name}")
+        repeats = P.cast(repeats, dtypes.int64)
+        if repeats.ndim != 1 or repeats.shape[0] not in (1, x.shape[ax]):
+            raise ValueError(f"repeat: repeats of shape {repeats.shape} do not match axis of length {x.shape[ax]}")
+    elif int(repeats) < 0:
+        raise ValueError(f"repeat: repeats must be non-negative, got {repeats}")
+    return P.repeat(x, repeats, ax)
+
+
+# ====================================================================== indexing
+def _normalize_key(x: Tensor, key: Any) -> tuple:
+    """Index arrays as int64/bool Tensors on x's device, and a clear error for anything else."""
+    if not isinstance(key, tuple):
+        key = (key,)
+    out = []
+    consumed = 0
+    for k in key:
+        if isinstance(k, (bool, np.bool_)):
+            out.append(asarray(bool(k), device=x._device))
+            continue
+        if isinstance(k, (int, np.integer)):
+            out.append(int(k))
+            consumed += 1
+        elif isinstance(k, slice):
+            if k.step == 0:
+                raise ValueError("getitem: slice step cannot be zero")
+            out.append(k)
+            consumed += 1
+        elif k is None or k is Ellipsis:
+            out.append(k)
+        else:
+            t = k if isinstance(k, Tensor) else asarray(k, device=x._device)
+            if t._device is not x._device:
+                raise ValueError(f"getitem: index on {t._device} but tensor on {x._device}")
+            if t._dtype is dtypes.bool:
+                consumed += _builtin_max(t.ndim, 1)
+            elif t._dtype.kind in "iu":
+                t = P.cast(t, dtypes.int64)
+                consumed += 1
+            else:
+                raise IndexError(f"getitem: index tensors must be integer or bool, got {t._dtype.name}")
+            out.append(t)
+    if consumed > x.ndim:
+        raise IndexError(f"getitem: too many indices ({consumed}) for a tensor of {x.ndim} dimensions")
+    # bounds of plain ints (negative ones count from the end), with the dimension they index
+    dim = 0
+    ellipsis_span = x.ndim - consumed
+    for k in out:
+        if k is Ellipsis:
+            dim += ellipsis_span
+        elif isinstance(k, int):
+            n = x.shape[dim]
+            if not -n <= k < n:
+                raise IndexError(f"getitem: index {k} is out of bounds for axis {dim} with size {n}")
+            dim += 1
+        elif isinstance(k, slice):
+            dim += 1
+        elif isinstance(k, Tensor):
+            if k._dtype is dtypes.bool:
+                if k.shape != x.shape[dim : dim + k.ndim]:
+                    raise IndexError(
+                        f"getitem: boolean mask of shape {k.shape} does not match the indexed "
+                        f"dimensions {x.shape[dim : dim + k.ndim]}"
+                    )
+                dim += _builtin_max(k.ndim, 1)
+            else:
+                n = x.shape[dim]
+                if k.size:
+                    lo, hi = int(k._device.ops.to_numpy(k._data).min()), int(k._device.ops.to_numpy(k._data).max())
+                    if lo < -n or hi >= n:
+                        raise IndexError(f"getitem: index {hi if hi >= n else lo} is out of bounds for axis {dim} with size {n}")
+                dim += 1
+    return tuple(out)
+
+
+def getitem(x: Tensor, key: Any) -> Tensor:
+    """NumPy indexing: ints, slices with steps, None, Ellipsis, integer arrays and boolean masks."""
+    if type(key) is int or type(key) is slice:
+        n = x.shape[0] if x.ndim else 0
+        if x.ndim == 0:
+            raise IndexError("getitem: a 0-d tensor cannot be indexed by an int or slice")
+        if type(key) is int and not -n <= key < n:
+            raise IndexError(f"getitem: index {key} is out of bounds for axis 0 with size {n}")
+        if type(key) is slice and key.step == 0:
+            raise ValueError("getitem: slice step cannot be zero")
+        return P.getitem(x, (key,))
+    return P.getitem(x, _normalize_key(x, key))
+
+
+class _IndexUpdater:
+    """`x.at[key]`: functional updates that return new tensors."""
+
+    __slots__ = ("_x",)
+
+    def __init__(self, x: Tensor) -> None:
+        self._x = x
+
+    def __getitem__(self, key: Any) -> _IndexUpdate:
+        return _IndexUpdate(self._x, key)
+
+
+class _IndexUpdate:
+    __slots__ = ("_x", "_key")
+
+    def __init__(self, x: Tensor, key: Any) -> None:
+        self._x, self._key = x, key
+
+    def add(self, values: Any) -> Tensor:
+        """A copy of x with `values` added at the key (repeated indices accumulate)."""
+        x = self._x
+        key = _normalize_key(x, self._key)
+        target_shape = P.getitem(x.detach(), key).shape
+        v = values if isinstance(values, Tensor) else asarray(values, device=x._device)
+        _, v, d = _promote("at[].add", x, v)
+        if d is not x._dtype:
+            raise TypeError(f"at[].add: values of dtype {v.dtype.name} do not fit a {x._dtype.name} tensor")
+        return P.index_add(x, key, broadcast_to(v, target_shape))
+
+    def set(self, values: Any) -> Tensor:
+        """A copy of x with the key's elements replaced by `values` (basic and array keys)."""
+        x = self._x
+        key = _normalize_key(x, self._key)
+        mask = P.index_add(x._device.zeros(x.shape, dtype=dtypes.int64), key, x._device.ones(P.getitem(x.detach(), key).shape, dtype=dtypes.int64))
+        placed = _IndexUpdate(zeros_like(x), self._key).add(values)
+        return where(P.gt(mask, 0), placed, x)
+
+
+def take(x: Tensor, indices: Any, /, *, axis: int | None = None) -> Tensor:
+    """Elements at integer `indices` along `axis` (None: of the flattened tensor)."""
+    x = _tensor(x, "take")
+    idx = indices if isinstance(indices, Tensor) else asarray(indices, device=x._device)
+    if idx._dtype.kind not in "iu":
+        raise TypeError(f"take: indices must be integers, got {idx._dtype.name}")
+    _same_device("take", (x, idx))
+    if axis is None:
+        x, axis = P.reshape(x, (x.size,)), 0
+    ax = _axis(axis, x.ndim, "take", x.shape)
+    n = x.shape[ax]
+    idx = _wrap_indices(P.cast(idx, dtypes.int64), n, "take", ax)
+    return P.take(x, idx, ax)
+
+
+def _wrap_indices(idx: Tensor, n: int, op: str, axis: int) -> Tensor:
+    """Bounds-check integer indices (negative count from the end) and make them non-negative."""
+    if idx.size == 0:
+        return idx
+    host = idx._device.ops.to_numpy(idx._data)
+    lo, hi = int(host.min()), int(host.max())
+    if lo < -n or hi >= n:
+        bad = hi if hi >= n else lo
+        raise IndexError(f"{op}: index {bad} is out of bounds for axis {axis} with size {n}")
+    return P.where(P.lt(idx, 0), P.add(idx, n), idx) if lo < 0 else idx
+
+
+def take_along_axis(x: Tensor, indices: Tensor, /, axis: int = -1) -> Tensor:
+    """Values at `indices` along `axis` (torch.gather); indices broadcast with x elsewhere."""
+    x = _tensor(x, "take_along_axis")
+    idx = _tensor(indices, "take_along_axis")
+    _same_device("take_along_axis", (x, idx))
+    if idx._dtype.kind not in "iu":
+        raise TypeError(f"take_along_axis: indices must be integers, got {idx._dtype.name}")
+    if idx.ndim != x.ndim:
+        raise ValueError(
+            f"take_along_axis: indices of shape {idx.shape} need the tensor's {x.ndim} dimensions (shape {x.shape})"
+        )
+    ax = _axis(axis, x.ndim, "take_along_axis", x.shape)
+    idx = _wrap_indices(P.cast(idx, dtypes.int64), x.shape[ax], "take_along_axis", ax)
+    return P.take_along_axis(x, idx, ax)
+
+
+gather = take_along_axis
+
+
+def scatter_add(x: Tensor, axis: int, indices: Tensor, src: Tensor) -> Tensor:
+    """A copy of `x` with `src` added at `indices` along `axis` (torch.scatter_add)."""
+    x = _tensor(x, "scatter_add")
+    idx = _tensor(indices, "scatter_add")
+    src = _tensor(src, "scatter_add")
+    _same_device("scatter_add", (x, idx, src))
+    if idx.shape != src.shape or idx.ndim != x.ndim:
+        raise ValueError(
+            f"scatter_add: indices {idx.shape} and src {src.shape} must have one shape with x's "
+            f"{x.ndim} dimensions"
+        )
+    ax = _axis(axis, x.ndim, "scatter_add", x.shape)
+    for i in range(x.ndim):
+        if i != ax and idx.shape[i] > x.shape[i]:
+            raise ValueError(f"scatter_add: indices shape {idx.shape} exceeds x shape {x.shape} on axis {i}")
+    idx = _wrap_indices(P.cast(idx, dtypes.int64), x.shape[ax], "scatter_add", ax)
+    return P.scatter_add(x, ax, idx, P.cast(src, x._dtype))
+
+
+def sort(x: Tensor, /, *, axis: int = -1, descending: bool = False, stable: bool = True) -> Tensor:
+    """`x` sorted along `axis` (NaN last; first when descending)."""
+    x = _tensor(x, "sort")
+    return P.sort(x, _axis(axis, x.ndim, "sort", x.shape), descending, stable)
+
+
+def argsort(x: Tensor, /, *, axis: int = -1, descending: bool = False, stable: bool = True) -> Tensor:
+    """int64 indices that sort `x` along `axis`."""
+    x = _tensor(x, "argsort")
+    return P.argsort(x, _axis(axis, x.ndim, "argsort", x.shape), descending, stable)
+
+
+def topk(x: Tensor, k: int, /, *, axis: int = -1, largest: bool = True) -> tuple[Tensor, Tensor]:
+    """The k largest (or smallest) values along `axis`, sorted, and their int64 indices."""
+    x = _tensor(x, "topk")
+    ax = _axis(axis, x.ndim, "topk", x.shape)
+    if not 0 <= k <= x.shape[ax]:
+        raise ValueError(f"topk: k={k} is out of range for axis {ax} of length {x.shape[ax]}")
+    return P.topk(x, k, ax, largest)
+
+
+def nonzero(x: Tensor, /) -> tuple[Tensor, ...]:
+    """int64 indices of the non-zero elements, one tensor per axis."""
+    x = _tensor(x, "nonzero")
+    if x.ndim == 0:
+        raise ValueError("nonzero: not defined for 0-d tensors")
+    return tuple(Tensor._make(i, x._device) for i in x._device.ops.nonzero(x._data))
+
+
+def one_hot(x: Tensor, /, num_classes: int, *, dtype: Any = None) -> Tensor:
+    """A new last axis of `num_classes`, 1 at each index (default float32)."""
+    x = _tensor(x, "one_hot")
+    if x._dtype.kind not in "iu":
+        raise TypeError(f"one_hot: indices must be integers, got {x._dtype.name}")
+    if x.size:
+        host = x.numpy()
+        if host.min() < 0 or host.max() >= num_classes:
+            raise ValueError(f"one_hot: indices must be in [0, {num_classes}), got {host.min()}..{host.max()}")
+    d = dtypes.default_float if dtype is None else dtypes.as_dtype(dtype)
+    return Tensor._make(x._device.ops.one_hot(P.cast(x, dtypes.int64)._data, num_classes, d), x._device)
+
+
+# ====================================================================== methods
+TENSOR_METHODS: tuple[str, ...] = (
+    "abs", "exp", "expm1", "log", "log1p", "log2", "log10", "sqrt", "rsqrt", "square", "reciprocal",
+    "sin", "cos", "tan", "sinh", "cosh", "tanh", "sigmoid", "erf", "floor", "ceil", "round", "trunc",
+    "sign", "isnan", "isinf", "isfinite", "logical_not", "clip", "clamp", "maximum", "minimum",
+    "sum", "prod", "mean", "max", "min", "any", "all", "var", "std", "logsumexp", "argmax",
+    "argmin", "cumsum", "cumprod", "reshape", "permute", "transpose", "squeeze", "expand_dims",
+    "unsqueeze", "flatten", "broadcast_to", "flip", "roll", "tile", "repeat", "take",
+    "take_along_axis", "gather", "sort", "argsort", "topk", "matmul", "nonzero", "moveaxis",
+)  # fmt: skip
+"""Ops also reachable as tensor methods (`x.sum(axis=0)`, `x.reshape(2, -1)`)."""
+
+
+# Tensor's operators and methods are these functions (ops builds on Tensor, not the reverse).
+def _reflected(fn: Any) -> Any:
+    def method(self: Tensor, other: Any) -> Any:
+        return fn(other, self)
+
+    return method
+
+
+_BINARY_OPERATORS = {
+    "add": add,
+    "sub": subtract,
+    "mul": multiply,
+    "truediv": divide,
+    "floordiv": floor_divide,
+    "mod": remainder,
+    "pow": pow,
+    "matmul": matmul,
+    "and": bitwise_and,
+    "or": bitwise_or,
+    "xor": bitwise_xor,
+    "lshift": bitwise_left_shift,
+    "rshift": bitwise_right_shift,
+}
+for _dunder, _fn in _BINARY_OPERATORS.items():
+    setattr(Tensor, f"__{_dunder}__", _fn)
+    setattr(Tensor, f"__r{_dunder}__", _reflected(_fn))
+for _dunder, _fn in {"eq": equal, "ne": not_equal, "lt": less, "le": less_equal,
+                     "gt": greater, "ge": greater_equal, "neg": negative,
+                     "pos": positive, "abs": abs, "invert": bitwise_invert}.items():  # fmt: skip
+    setattr(Tensor, f"__{_dunder}__", _fn)
+for _name in TENSOR_METHODS:
+    setattr(Tensor, _name, globals()[_name])

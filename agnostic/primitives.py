@@ -1,0 +1,810 @@
+"""Differentiable primitives: each op of the op-set lifted to Tensors, with its vector-Jacobian rule.
+
+Names and signatures match `agnostic.backends.base.Backend` (normalized arguments, dtypes already
+decided by `agnostic.ops`), so `TensorOps` can run a composite's default body on Tensors: that is
+how composites are differentiated when they have no hand-written rule. Every rule is written with
+Tensor ops, so it is itself differentiable (second derivatives work on every backend).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from agnostic import dtypes
+from agnostic.autodiff import Node, gradients, mode, set_grad_enabled
+from agnostic.backends.base import Backend
+from agnostic.device import Device
+from agnostic.dtypes import DType
+from agnostic.tensor import Tensor
+
+_make = Tensor._make
+Rule = Callable[..., Any]
+
+
+def _record(out: Tensor, name: str, inputs: tuple[Tensor, ...], vjp: Rule) -> Tensor:
+    out._node = Node(name, inputs, vjp)
+    out.requires_grad = True
+    return out
+
+
+def _tracking(*ts: Any) -> bool:
+    if not mode.enabled:
+        return False
+    for t in ts:
+        if isinstance(t, Tensor) and t.requires_grad:
+            return True
+    return False
+
+
+def unbroadcast(g: Tensor, shape: tuple[int, ...]) -> Tensor:
+    """Sum `g` down to `shape`: the adjoint of broadcasting."""
+    gs = g.shape
+    if gs == shape:
+        return g
+    lead = len(gs) - len(shape)
+    axes = tuple(range(lead)) + tuple(i + lead for i, s in enumerate(shape) if s == 1 and gs[i + lead] != 1)
+    if axes:
+        g = sum(g, axes, False)
+    return reshape(g, shape) if g.shape != shape else g
+
+
+def zeros_like(t: Tensor) -> Tensor:
+    return _make(t._device.ops.full(t.shape, 0, t._dtype), t._device)
+
+
+# ---------------------------------------------------------------------- elementwise
+def _unary(name: str, rule: Rule | None) -> Callable[[Tensor], Tensor]:
+    def op(x: Tensor) -> Tensor:
+        out = _make(getattr(x._device.ops, name)(x._data), x._device)
+        if rule is not None and mode.enabled and x.requires_grad:
+            _record(out, name, (x,), lambda g, y: (rule(g, x, y),))
+        return out
+
+    op.__name__ = op.__qualname__ = name
+    return op
+
+
+_LN2, _LN10 = math.log(2.0), math.log(10.0)
+_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
+
+
+def _zero(g: Tensor, x: Tensor, y: Tensor) -> Tensor:
+    return zeros_like(g)
+
+
+neg = _unary("neg", lambda g, x, y: neg(g))
+abs = _unary("abs", lambda g, x, y: mul(g, sign(x)))
+sign = _unary("sign", _zero)
+exp = _unary("exp", lambda g, x, y: mul(g, y))
+expm1 = _unary("expm1", lambda g, x, y: mul(g, add(y, 1.0)))
+log = _unary("log", lambda g, x, y: div(g, x))
+log1p = _unary("log1p", lambda g, x, y: div(g, add(x, 1.0)))
+log2 = _unary("log2", lambda g, x, y: div(g, mul(x, _LN2)))
+log10 = _unary("log10", lambda g, x, y: div(g, mul(x, _LN10)))
+sqrt = _unary("sqrt", lambda g, x, y: div(g, mul(y, 2.0)))
+rsqrt = _unary("rsqrt", lambda g, x, y: mul(g, mul(div(y, x), -0.5)))
+square = _unary("square", lambda g, x, y: mul(g, mul(x, 2.0)))
+reciprocal = _unary("reciprocal", lambda g, x, y: neg(mul(g, mul(y, y))))
+sin = _unary("sin", lambda g, x, y: mul(g, cos(x)))
+cos = _unary("cos", lambda g, x, y: neg(mul(g, sin(x))))
+tan = _unary("tan", lambda g, x, y: mul(g, add(mul(y, y), 1.0)))
+asin = _unary("asin", lambda g, x, y: mul(g, rsqrt(sub(1.0, mul(x, x)))))
+acos = _unary("acos", lambda g, x, y: neg(mul(g, rsqrt(sub(1.0, mul(x, x))))))
+atan = _unary("atan", lambda g, x, y: div(g, add(mul(x, x), 1.0)))
+sinh = _unary("sinh", lambda g, x, y: mul(g, cosh(x)))
+cosh = _unary("cosh", lambda g, x, y: mul(g, sinh(x)))
+tanh = _unary("tanh", lambda g, x, y: mul(g, sub(1.0, mul(y, y))))
+asinh = _unary("asinh", lambda g, x, y: mul(g, rsqrt(add(mul(x, x), 1.0))))
+acosh = _unary("acosh", lambda g, x, y: mul(g, rsqrt(sub(mul(x, x), 1.0))))
+atanh = _unary("atanh", lambda g, x, y: div(g, sub(1.0, mul(x, x))))
+sigmoid = _unary("sigmoid", lambda g, x, y: mul(g, mul(y, sub(1.0, y))))
+erf = _unary("erf", lambda g, x, y: mul(g, mul(exp(neg(mul(x, x))), _TWO_OVER_SQRT_PI)))
+floor = _unary("floor", _zero)
+ceil = _unary("ceil", _zero)
+round = _unary("round", _zero)
+trunc = _unary("trunc", _zero)
+isnan = _unary("isnan", None)
+isinf = _unary("isinf", None)
+isfinite = _unary("isfinite", None)
+signbit = _unary("signbit", None)
+logical_not = _unary("logical_not", None)
+bitwise_invert = _unary("bitwise_invert", None)
+
+
+def _binary(name: str, rule: Rule | None) -> Callable[[Any, Any], Tensor]:
+    def op(a: Any, b: Any) -> Tensor:
+        ta, tb = isinstance(a, Tensor), isinstance(b, Tensor)
+        dev = a._device if ta else b._device
+        out = _make(getattr(dev.ops, name)(a._data if ta else a, b._data if tb else b), dev)
+        if rule is None or not mode.enabled:
+            return out
+        wa, wb = ta and a.requires_grad, tb and b.requires_grad
+        if not (wa or wb):
+            return out
+        inputs = (a, b) if ta and tb else ((a,) if ta else (b,))
+
+        def vjp(g: Tensor, y: Tensor) -> tuple[Tensor | None, ...]:
+            ga, gb = rule(g, a, b, y, wa, wb)
+            ga = unbroadcast(ga, a.shape) if wa else None
+            gb = unbroadcast(gb, b.shape) if wb else None
+            return (ga, gb) if ta and tb else ((ga,) if ta else (gb,))
+
+        return _record(out, name, inputs, vjp)
+
+    op.__name__ = op.__qualname__ = name
+    return op
+
+
+def _extremum_rule(pick_a: Callable[[Any, Any], Tensor]) -> Rule:
+    """maximum/minimum: the gradient goes to the chosen operand; ties split it in half (as torch)."""
+
+    def rule(g: Tensor, a: Any, b: Any, y: Tensor, wa: bool, wb: bool) -> tuple[Any, Any]:
+        tie = eq(a, b)
+        share = where(tie, mul(g, 0.5), g)
+        chosen_a = pick_a(a, b)
+        ga = where(chosen_a, share, 0.0) if wa else None
+        gb = where(logical_or(logical_not(chosen_a), tie), share, 0.0) if wb else None
+        return ga, gb
+
+    return rule
+
+
+def _pow_rule(g: Tensor, a: Any, b: Any, y: Tensor, wa: bool, wb: bool) -> tuple[Any, Any]:
+    ga = gb = None
+    if wa:
+        b_minus_1 = sub(b, 1.0) if isinstance(b, Tensor) else b - 1
+        ga = mul(g, mul(b, pow(a, b_minus_1)))
+    if wb:
+        # d/db a**b = a**b log a, taken as 0 where a == 0 (the limit torch and JAX use)
+        if isinstance(a, Tensor):
+            zero = eq(a, 0.0)
+            gb = mul(g, where(zero, 0.0, mul(y, log(where(zero, 1.0, a)))))
+        else:
+            gb = mul(g, mul(y, math.log(a))) if a != 0 else zeros_like(g)
+    return ga, gb
+
+
+def _atan2_rule(g: Tensor, a: Any, b: Any, y: Tensor, wa: bool, wb: bool) -> tuple[Any, Any]:
+    denom = add(mul(a, a), mul(b, b))
+    return (div(mul(g, b), denom) if wa else None), (neg(div(mul(g, a), denom)) if wb else None)
+
+
+add = _binary("add", lambda g, a, b, y, wa, wb: (g, g))
+sub = _binary("sub", lambda g, a, b, y, wa, wb: (g, neg(g) if wb else None))
+mul = _binary("mul", lambda g, a, b, y, wa, wb: (mul(g, b) if wa else None, mul(g, a) if wb else None))
+div = _binary("div", lambda g, a, b, y, wa, wb: (div(g, b) if wa else None, neg(div(mul(g, y), b)) if wb else None))
+pow = _binary("pow", _pow_rule)
+maximum = _binary("maximum", _extremum_rule(lambda a, b: ge(a, b)))
+minimum = _binary("minimum", _extremum_rule(lambda a, b: le(a, b)))
+atan2 = _binary("atan2", _atan2_rule)
+logaddexp = _binary("logaddexp", lambda g, a, b, y, wa, wb: (
+    mul(g, exp(sub(a, y))) if wa else None,
+    mul(g, exp(sub(b, y))) if wb else None,
+))
+hypot = _binary("hypot", lambda g, a, b, y, wa, wb: (
+    mul(g, div(a, y)) if wa else None,
+    mul(g, div(b, y)) if wb else None,
+))
+copysign = _binary("copysign", lambda g, a, b, y, wa, wb: (
+    where(eq(signbit(a), signbit(y)), g, neg(g)) if wa else None,
+    zeros_like(g) if wb else None,
+))
+remainder = _binary("remainder", lambda g, a, b, y, wa, wb: (g, neg(mul(g, floor_divide(a, b))) if wb else None))
+floor_divide = _binary("floor_divide", lambda g, a, b, y, wa, wb: (zeros_like(g), zeros_like(g)))
+eq = _binary("eq", None)
+ne = _binary("ne", None)
+lt = _binary("lt", None)
+le = _binary("le", None)
+gt = _binary("gt", None)
+ge = _binary("ge", None)
+logical_and = _binary("logical_and", None)
+logical_or = _binary("logical_or", None)
+logical_xor = _binary("logical_xor", None)
+bitwise_and = _binary("bitwise_and", None)
+bitwise_or = _binary("bitwise_or", None)
+bitwise_xor = _binary("bitwise_xor", None)
+bitwise_left_shift = _binary("bitwise_left_shift", None)
+bitwise_right_shift = _binary("bitwise_right_shift", None)
+
+
+def where(cond: Tensor, a: Any, b: Any) -> Tensor:
+    """`a` where `cond` else `b` (a, b tensors of one dtype or weak scalars)."""
+    ta, tb = isinstance(a, Tensor), isinstance(b, Tensor)
+    dev = cond._device
+    out = _make(dev.ops.where(cond._data, a._data if ta else a, b._data if tb else b), dev)
+    wa, wb = ta and a.requires_grad, tb and b.requires_grad
+    if mode.enabled and (wa or wb):
+        inputs = tuple(t for t, w in ((a, wa), (b, wb)) if w)
+
+        def vjp(g: Tensor, y: Tensor) -> tuple[Tensor, ...]:
+            out_g = []
+            if wa:
+                out_g.append(unbroadcast(where(cond, g, 0.0), a.shape))
+            if wb:
+                out_g.append(unbroadcast(where(cond, 0.0, g), b.shape))
+            return tuple(out_g)
+
+        _record(out, "where", inputs, vjp)
+    return out
+
+
+def clip(x: Tensor, lo: Any, hi: Any) -> Tensor:
+    """`x` limited to [lo, hi]; the gradient passes where lo <= x <= hi (bounds get the rest)."""
+    tl, th = isinstance(lo, Tensor), isinstance(hi, Tensor)
+    dev = x._device
+    out = _make(dev.ops.clip(x._data, lo._data if tl else lo, hi._data if th else hi), dev)
+    if _tracking(x, lo, hi):
+        pairs = [(x, x.requires_grad), (lo, tl and lo.requires_grad), (hi, th and hi.requires_grad)]
+
+        def vjp(g: Tensor, y: Tensor) -> tuple[Tensor, ...]:
+            below = lt(x, lo) if lo is not None else None
+            above = gt(x, hi) if hi is not None else None
+            if below is None or above is None:
+                outside = above if below is None else below
+            else:
+                outside = logical_or(below, above)
+            res = []
+            if pairs[0][1]:
+                res.append(g if outside is None else where(outside, 0.0, g))
+            if pairs[1][1]:
+                res.append(unbroadcast(where(below, g, 0.0), lo.shape))
+            if pairs[2][1]:
+                res.append(unbroadcast(where(above, g, 0.0), hi.shape))
+            return tuple(res)
+
+        _record(out, "clip", tuple(t for t, w in pairs if w), vjp)
+    return out
+
+
+def cast(x: Tensor, dtype: DType) -> Tensor:
+    """`x` converted to `dtype`; differentiable between float dtypes."""
+    if x._dtype is dtype:
+        return x
+    out = _make(x._device.ops.cast(x._data, dtype), x._device)
+    if dtype.is_floating and mode.enabled and x.requires_grad:
+        _record(out, "cast", (x,), lambda g, y: (cast(g, x._dtype),))
+    return out
+
+
+# ---------------------------------------------------------------------- reductions
+def _expand_to(g: Tensor, x: Tensor, axes: tuple[int, ...], keepdims: bool) -> Tensor:
+    """Broadcast a reduction's cotangent back over the reduced axes."""
+    if not keepdims and axes:
+        g = expand_dims(g, axes)
+    return broadcast_to(g, x.shape)
+
+
+def _count(x: Tensor, axes: tuple[int, ...]) -> int:
+    shape = x.shape
+    return math.prod(shape[a] for a in axes)
+
+
+def _reduction(name: str, rule: Rule | None) -> Callable[..., Tensor]:
+    def op(x: Tensor, axes: tuple[int, ...], keepdims: bool) -> Tensor:
+        out = _make(getattr(x._device.ops, name)(x._data, axes, keepdims), x._device)
+        if rule is not None and mode.enabled and x.requires_grad:
+            _record(out, name, (x,), lambda g, y: (rule(g, x, y, axes, keepdims),))
+        return out
+
+    op.__name__ = op.__qualname__ = name
+    return op
+
+
+def _extremum_reduction_rule(g: Tensor, x: Tensor, y: Tensor, axes: tuple[int, ...], keepdims: bool) -> Tensor:
+    """max/min: the gradient is shared evenly by the elements equal to the result (torch, JAX)."""
+    hit = eq(x, _expand_to(y, x, axes, keepdims))
+    hits = cast(hit, x._dtype)
+    count = sum(hits, axes, True)
+    return mul(_expand_to(g, x, axes, keepdims), div(hits, count))
+
+
+def _prod_rule(g: Tensor, x: Tensor, y: Tensor, axes: tuple[int, ...], keepdims: bool) -> Tensor:
+    """prod: each element's gradient is the product of the others, exact even with zeros."""
+    nd = x.ndim
+    rest = tuple(i for i in range(nd) if i not in axes)
+    moved = permute(x, rest + axes)
+    lead = moved.shape[: len(rest)]
+    flat = reshape(moved, lead + (_count(x, axes),))
+    others = _exclusive_products(flat)
+    others = reshape(others, moved.shape)
+    inverse = tuple(sorted(range(nd), key=lambda i: (rest + axes)[i]))
+    return mul(_expand_to(g, x, axes, keepdims), permute(others, inverse))
+
+
+def _exclusive_products(flat: Tensor) -> Tensor:
+    """For each i along the last axis, the product of all elements but the i-th."""
+    n = flat.shape[-1]
+    if n == 0:
+        return flat
+    ones = _make(flat._device.ops.full(flat.shape[:-1] + (1,), 1, flat._dtype), flat._device)
+    ax = flat.ndim - 1
+    left = concat([ones, getitem(cumprod(flat, ax), (Ellipsis, slice(0, n - 1)))], ax)
+    rev = flip(flat, (ax,))
+    right = flip(concat([ones, getitem(cumprod(rev, ax), (Ellipsis, slice(0, n - 1)))], ax), (ax,))
+    return mul(left, right)
+
+
+def _var_rule(correction: float) -> Rule:
+    def rule(g: Tensor, x: Tensor, y: Tensor, axes: tuple[int, ...], keepdims: bool) -> Tensor:
+        centered = sub(x, mean(x, axes, True))
+        return mul(_expand_to(g, x, axes, keepdims), mul(centered, 2.0 / (_count(x, axes) - correction)))
+
+    return rule
+
+
+sum = _reduction("sum", lambda g, x, y, axes, keepdims: _expand_to(g, x, axes, keepdims))
+mean = _reduction("mean", lambda g, x, y, axes, keepdims: div(_expand_to(g, x, axes, keepdims), float(_count(x, axes))))
+prod = _reduction("prod", _prod_rule)
+max = _reduction("max", _extremum_reduction_rule)
+min = _reduction("min", _extremum_reduction_rule)
+any = _reduction("any", None)
+all = _reduction("all", None)
+
+
+def var(x: Tensor, axes: tuple[int, ...], correction: float, keepdims: bool) -> Tensor:
+    out = _make(x._device.ops.var(x._data, axes, correction, keepdims), x._device)
+    if mode.enabled and x.requires_grad:
+        rule = _var_rule(correction)
+        _record(out, "var", (x,), lambda g, y: (rule(g, x, y, axes, keepdims),))
+    return out
+
+
+def std(x: Tensor, axes: tuple[int, ...], correction: float, keepdims: bool) -> Tensor:
+    out = _make(x._device.ops.std(x._data, axes, correction, keepdims), x._device)
+    if mode.enabled and x.requires_grad:
+
+        def vjp(g: Tensor, y: Tensor) -> tuple[Tensor]:
+            # d std = d var / (2 std); zero where std is zero (as torch)
+            safe = where(eq(y, 0.0), 1.0, y)
+            gv = where(eq(y, 0.0), 0.0, div(g, mul(safe, 2.0)))
+            return (_var_rule(correction)(gv, x, None, axes, keepdims),)
+
+        _record(out, "std", (x,), vjp)
+    return out
+
+
+def argmax(x: Tensor, axis: int, keepdims: bool) -> Tensor:
+    return _make(x._device.ops.argmax(x._data, axis, keepdims), x._device)
+
+
+def argmin(x: Tensor, axis: int, keepdims: bool) -> Tensor:
+    return _make(x._device.ops.argmin(x._data, axis, keepdims), x._device)
+
+
+def cumsum(x: Tensor, axis: int) -> Tensor:
+    out = _make(x._device.ops.cumsum(x._data, axis), x._device)
+    if mode.enabled and x.requires_grad:
+        _record(out, "cumsum", (x,), lambda g, y: (flip(cumsum(flip(g, (axis,)), axis), (axis,)),))
+    return out
+
+
+def cumprod(x: Tensor, axis: int) -> Tensor:
+    out = _make(x._device.ops.cumprod(x._data, axis), x._device)
+    if mode.enabled and x.requires_grad:
+        _record(out, "cumprod", (x,), lambda g, y: (_cumprod_vjp(g, x, axis),))
+    return out
+
+
+def _cumprod_vjp(g: Tensor, x: Tensor, axis: int) -> Tensor:
+    """Exact with zeros: row i of an (n, n) table holds cumprod(x with x_i set to 1); the gradient of
+    x_i is sum over j >= i of g_j times that row's j-th entry. O(n^2) memory along `axis`."""
+    nd = x.ndim
+    xm = moveaxis(x, axis, nd - 1)
+    gm = moveaxis(g, axis, nd - 1)
+    n = xm.shape[-1]
+    dev = x._device
+    eye_n = _make(dev.ops.eye(n, n, 0, dtypes.bool), dev)
+    table = where(eye_n, 1.0, expand_dims(xm, (nd - 1,)))  # (..., i, k)
+    rows = cumprod(table, nd)  # (..., i, j)
+    upper = ge(
+        _make(dev.ops.arange(0, n, 1, dtypes.int64), dev),
+        expand_dims(_make(dev.ops.arange(0, n, 1, dtypes.int64), dev), (1,)),
+    )  # j >= i
+    contrib = where(upper, mul(rows, expand_dims(gm, (nd - 1,))), 0.0)
+    return moveaxis(sum(contrib, (nd,), False), nd - 1, axis)
+
+
+def logsumexp(x: Tensor, axes: tuple[int, ...], keepdims: bool) -> Tensor:
+    return composite(
+        "logsumexp",
+        (x,),
+        {"axes": axes, "keepdims": keepdims},
+        lambda g, y: (mul(_expand_to(g, x, axes, keepdims), exp(sub(x, _expand_to(y, x, axes, keepdims)))),),
+    )
+
+
+# ---------------------------------------------------------------------- linear algebra
+def matmul(a: Tensor, b: Tensor) -> Tensor:
+    out = _make(a._device.ops.matmul(a._data, b._data), a._device)
+    if _tracking(a, b):
+        wa, wb = a.requires_grad, b.requires_grad
+
+        def vjp(g: Tensor, y: Tensor) -> tuple[Tensor, ...]:
+            a2 = expand_dims(a, (0,)) if a.ndim == 1 else a
+            b2 = expand_dims(b, (1,)) if b.ndim == 1 else b
+            g2 = g
+            if a.ndim == 1:
+                g2 = expand_dims(g2, (g2.ndim - 1 if g2.ndim else 0,))
+            if b.ndim == 1:
+                g2 = expand_dims(g2, (g2.ndim,))
+            res = []
+            if wa:
+                res.append(reshape(unbroadcast(matmul(g2, _mt(b2)), a2.shape), a.shape))
+            if wb:
+                res.append(reshape(unbroadcast(matmul(_mt(a2), g2), b2.shape), b.shape))
+            return tuple(res)
+
+        _record(out, "matmul", tuple(t for t in (a, b) if t.requires_grad), vjp)
+    return out
+
+
+def _mt(x: Tensor) -> Tensor:
+    nd = x.ndim
+    return permute(x, tuple(range(nd - 2)) + (nd - 1, nd - 2))
+
+
+# ---------------------------------------------------------------------- shape
+def _shape_op(name: str, forward: Callable[..., Any], rule: Rule) -> Callable[..., Tensor]:
+    def op(x: Tensor, *args: Any) -> Tensor:
+        out = _make(forward(x._device.ops, x._data, *args), x._device)
+        if mode.enabled and x.requires_grad:
+            _record(out, name, (x,), lambda g, y: (rule(g, x, *args),))
+        return out
+
+    op.__name__ = op.__qualname__ = name
+    return op
+
+
+def _inverse_permutation(axes: tuple[int, ...]) -> tuple[int, ...]:
+    inv = [0] * len(axes)
+    for i, a in enumerate(axes):
+        inv[a] = i
+    return tuple(inv)
+
+
+reshape = _shape_op("reshape", lambda o, a, shape: o.reshape(a, shape), lambda g, x, shape: reshape(g, x.shape))
+permute = _shape_op(
+    "permute", lambda o, a, axes: o.permute(a, axes), lambda g, x, axes: permute(g, _inverse_permutation(axes))
+)
+broadcast_to = _shape_op(
+    "broadcast_to", lambda o, a, shape: o.broadcast_to(a, shape), lambda g, x, shape: unbroadcast(g, x.shape)
+)
+squeeze = _shape_op("squeeze", lambda o, a, axes: o.squeeze(a, axes), lambda g, x, axes: reshape(g, x.shape))
+expand_dims = _shape_op(
+    "expand_dims", lambda o, a, axes: o.expand_dims(a, axes), lambda g, x, axes: reshape(g, x.shape)
+)
+flip = _shape_op("flip", lambda o, a, axes: o.flip(a, axes), lambda g, x, axes: flip(g, axes))
+
+
+def moveaxis(x: Tensor, source: int, destination: int) -> Tensor:
+    order = [i for i in range(x.ndim) if i != source]
+    order.insert(destination, source)
+    return permute(x, tuple(order)) if order != list(range(x.ndim)) else x
+
+
+def _tile_rule(g: Tensor, x: Tensor, reps: tuple[int, ...]) -> Tensor:
+    split_shape: list[int] = []
+    for r, s in zip(reps, x.shape):
+        split_shape += [r, s]
+    return sum(reshape(g, tuple(split_shape)), tuple(range(0, 2 * x.ndim, 2)), False)
+
+
+tile = _shape_op("tile", lambda o, a, reps: o.tile(a, reps), _tile_rule)
+
+
+def repeat(x: Tensor, repeats: int | Tensor, axis: int) -> Tensor:
+    dev = x._device
+    out = _make(dev.ops.repeat(x._data, repeats._data if isinstance(repeats, Tensor) else repeats, axis), dev)
+    if mode.enabled and x.requires_grad:
+        n = x.shape[axis]
+
+        def vjp(g: Tensor, y: Tensor) -> tuple[Tensor]:
+            # the source index of every output position, then sum back (the adjoint of take)
+            src = repeat(_make(dev.ops.arange(0, n, 1, dtypes.int64), dev), repeats, 0)
+            return (take_adjoint(g, src, axis, n),)
+
+        _record(out, "repeat", (x,), vjp)
+    return out
+
+
+def concat(xs: Sequence[Tensor], axis: int) -> Tensor:
+    dev = xs[0]._device
+    out = _make(dev.ops.concat([t._data for t in xs], axis), dev)
+    if _tracking(*xs):
+        sizes = [t.shape[axis] for t in xs]
+
+        def vjp(g: Tensor, y: Tensor) -> list[Tensor | None]:
+            res, start = [], 0
+            for t, n in zip(xs, sizes):
+                if t.requires_grad:
+                    res.append(getitem(g, (slice(None),) * axis + (slice(start, start + n),)))
+                start += n
+            return res
+
+        _record(out, "concat", tuple(t for t in xs if t.requires_grad), vjp)
+    return out
+
+
+def stack(xs: Sequence[Tensor], axis: int) -> Tensor:
+    dev = xs[0]._device
+    out = _make(dev.ops.stack([t._data for t in xs], axis), dev)
+    if _tracking(*xs):
+        idx = [i for i, t in enumerate(xs) if t.requires_grad]
+        _record(
+            out,
+            "stack",
+            tuple(xs[i] for i in idx),
+            lambda g, y: [getitem(g, (slice(None),) * axis + (i,)) for i in idx],
+        )
+    return out
+
+
+def pad(x: Tensor, widths: tuple[tuple[int, int], ...], mode_: str, value: float) -> Tensor:
+    dev = x._device
+    out = _make(dev.ops.pad(x._data, widths, mode_, value), dev)
+    if mode.enabled and x.requires_grad:
+
+        def vjp(g: Tensor, y: Tensor) -> tuple[Tensor]:
+            if mode_ == "constant":
+                return (getitem(g, tuple(slice(lo, lo + n) for (lo, _), n in zip(widths, x.shape))),)
+            import numpy as np
+
+            for axis, ((lo, hi), n) in enumerate(zip(widths, x.shape)):
+                if lo or hi:
+                    positions = np.arange(-lo, n + hi)
+                    src = np.pad(np.arange(n), (lo, hi), mode=mode_)
+                    assert len(src) == len(positions)
+                    g = take_adjoint(g, _make(dev.ops.from_numpy(src.astype(np.int64)), dev), axis, n)
+            return (g,)
+
+        _record(out, "pad", (x,), vjp)
+    return out
+
+
+# ---------------------------------------------------------------------- indexing
+def _key_data(key: tuple) -> tuple:
+    return tuple(k._data if isinstance(k, Tensor) else k for k in key)
+
+
+def getitem(x: Tensor, key: tuple) -> Tensor:
+    """NumPy indexing with a normalized key (index arrays as int64 or bool Tensors)."""
+    out = _make(x._device.ops.getitem(x._data, _key_data(key)), x._device)
+    if mode.enabled and x.requires_grad:
+        _record(out, "getitem", (x,), lambda g, y: (index_add(zeros_like(x), key, g),))
+    return out
+
+
+def index_add(a: Tensor, key: tuple, values: Tensor) -> Tensor:
+    """A copy of `a` with `values` added at `a[key]` (repeated indices accumulate)."""
+    out = _make(a._device.ops.index_add(a._data, _key_data(key), values._data), a._device)
+    if _tracking(a, values):
+        inputs = tuple(t for t in (a, values) if t.requires_grad)
+        _record(
+            out,
+            "index_add",
+            inputs,
+            lambda g, y: [g if t is a else getitem(g, key) for t in inputs],
+        )
+    return out
+
+
+def take(x: Tensor, indices: Tensor, axis: int) -> Tensor:
+    out = _make(x._device.ops.take(x._data, indices._data, axis), x._device)
+    if mode.enabled and x.requires_grad:
+        _record(out, "take", (x,), lambda g, y: (take_adjoint(g, indices, axis, x.shape[axis]),))
+    return out
+
+
+def take_adjoint(g: Tensor, indices: Tensor, axis: int, n: int) -> Tensor:
+    """The adjoint of `take(., indices, axis)` for an input of length `n` along `axis`."""
+    shape = g.shape[:axis] + (n,) + g.shape[axis + indices.ndim :]
+    base = _make(g._device.ops.full(shape, 0, g._dtype), g._device)
+    return index_add(base, (slice(None),) * axis + (indices,), g)
+
+
+def take_along_axis(x: Tensor, indices: Tensor, axis: int) -> Tensor:
+    out = _make(x._device.ops.take_along_axis(x._data, indices._data, axis), x._device)
+    if mode.enabled and x.requires_grad:
+
+        def vjp(g: Tensor, y: Tensor) -> tuple[Tensor]:
+            target = list(g.shape)
+            target[axis] = x.shape[axis]
+            base = _make(g._device.ops.full(tuple(target), 0, g._dtype), g._device)
+            idx = broadcast_to(indices, g.shape) if indices.shape != g.shape else indices
+            return (unbroadcast(scatter_add(base, axis, idx, g), x.shape),)
+
+        _record(out, "take_along_axis", (x,), vjp)
+    return out
+
+
+def scatter_add(a: Tensor, axis: int, indices: Tensor, src: Tensor) -> Tensor:
+    out = _make(a._device.ops.scatter_add(a._data, axis, indices._data, src._data), a._device)
+    if _tracking(a, src):
+        inputs = tuple(t for t in (a, src) if t.requires_grad)
+        _record(
+            out,
+            "scatter_add",
+            inputs,
+            lambda g, y: [g if t is a else take_along_axis(g, indices, axis) for t in inputs],
+        )
+    return out
+
+
+def sort(x: Tensor, axis: int, descending: bool, stable: bool) -> Tensor:
+    if mode.enabled and x.requires_grad:
+        return take_along_axis(x, argsort(x, axis, descending, stable), axis)
+    return _make(x._device.ops.sort(x._data, axis, descending, stable), x._device)
+
+
+def argsort(x: Tensor, axis: int, descending: bool, stable: bool) -> Tensor:
+    return _make(x._device.ops.argsort(x._data, axis, descending, stable), x._device)
+
+
+def topk(x: Tensor, k: int, axis: int, largest: bool) -> tuple[Tensor, Tensor]:
+    values, idx = x._device.ops.topk(x._data, k, axis, largest)
+    indices = _make(idx, x._device)
+    if mode.enabled and x.requires_grad:
+        return take_along_axis(x, indices, axis), indices
+    return _make(values, x._device), indices
+
+
+# ---------------------------------------------------------------------- convolution and pooling
+def conv(x: Tensor, w: Tensor, stride: Any, padding: Any, dilation: Any, groups: int) -> Tensor:
+    args = (stride, padding, dilation, groups)
+    out = _make(x._device.ops.conv(x._data, w._data, *args), x._device)
+    if _tracking(x, w):
+        inputs = tuple(t for t in (x, w) if t.requires_grad)
+
+        def vjp(g: Tensor, y: Tensor) -> list[Tensor]:
+            return [
+                conv_input_grad(g, w, x.shape, *args) if t is x else conv_weight_grad(x, g, w.shape, *args)
+                for t in inputs
+            ]
+
+        _record(out, "conv", inputs, vjp)
+    return out
+
+
+def conv_input_grad(gy: Tensor, w: Tensor, input_shape: Any, stride: Any, padding: Any, dilation: Any,
+                    groups: int) -> Tensor:  # fmt: skip
+    args = (stride, padding, dilation, groups)
+    out = _make(gy._device.ops.conv_input_grad(gy._data, w._data, input_shape, *args), gy._device)
+    if _tracking(gy, w):
+        inputs = tuple(t for t in (gy, w) if t.requires_grad)
+
+        def vjp(g: Tensor, y: Tensor) -> list[Tensor]:
+            # linear in gy (adjoint of conv) and bilinear in (gy, w)
+            return [conv(g, w, *args) if t is gy else conv_weight_grad(g, gy, w.shape, *args) for t in inputs]
+
+        _record(out, "conv_input_grad", inputs, vjp)
+    return out
+
+
+def conv_weight_grad(x: Tensor, gy: Tensor, weight_shape: Any, stride: Any, padding: Any, dilation: Any,
+                     groups: int) -> Tensor:  # fmt: skip
+    args = (stride, padding, dilation, groups)
+    out = _make(x._device.ops.conv_weight_grad(x._data, gy._data, weight_shape, *args), x._device)
+    if _tracking(x, gy):
+        inputs = tuple(t for t in (x, gy) if t.requires_grad)
+
+        def vjp(g: Tensor, y: Tensor) -> list[Tensor]:
+            return [conv_input_grad(gy, g, x.shape, *args) if t is x else conv(x, g, *args) for t in inputs]
+
+        _record(out, "conv_weight_grad", inputs, vjp)
+    return out
+
+
+def max_pool(x: Tensor, kernel: Any, stride: Any, padding: Any, dilation: Any, ceil_mode: bool) -> tuple[Tensor, Tensor]:
+    values, idx = x._device.ops.max_pool(x._data, kernel, stride, padding, dilation, ceil_mode)
+    out, indices = _make(values, x._device), _make(idx, x._device)
+    if mode.enabled and x.requires_grad:
+
+        def vjp(g: Tensor, y: Tensor) -> tuple[Tensor]:
+            # each output's gradient goes to the input position that won its window
+            n, c = x.shape[:2]
+            pooled = (n, c, math.prod(g.shape[2:]))
+            base = _make(g._device.ops.full((n, c, math.prod(x.shape[2:])), 0, g._dtype), g._device)
+            spread = scatter_add(base, 2, reshape(indices, pooled), reshape(g, pooled))
+            return (reshape(spread, x.shape),)
+
+        _record(out, "max_pool", (x,), vjp)
+    return out, indices
+
+
+def avg_pool(x: Tensor, kernel: Any, stride: Any, padding: Any, ceil_mode: bool, count_include_pad: bool) -> Tensor:
+    args = (kernel, stride, padding, ceil_mode, count_include_pad)
+    out = _make(x._device.ops.avg_pool(x._data, *args), x._device)
+    if mode.enabled and x.requires_grad:
+        _record(out, "avg_pool", (x,), lambda g, y: (avg_pool_grad(g, x.shape, *args),))
+    return out
+
+
+def avg_pool_grad(gy: Tensor, input_shape: Any, kernel: Any, stride: Any, padding: Any, ceil_mode: bool,
+                  count_include_pad: bool) -> Tensor:  # fmt: skip
+    args = (kernel, stride, padding, ceil_mode, count_include_pad)
+    out = _make(gy._device.ops.avg_pool_grad(gy._data, input_shape, *args), gy._device)
+    if mode.enabled and gy.requires_grad:
+        _record(out, "avg_pool_grad", (gy,), lambda g, y: (avg_pool(g, *args),))
+    return out
+
+
+# ---------------------------------------------------------------------- composites
+class TensorOps:
+    """The op-set over Tensors on one device: a composite's default body (written against
+    `Backend`) runs on it to be differentiated."""
+
+    def __init__(self, device: Device) -> None:
+        self._device = device
+
+    def __getattr__(self, name: str) -> Any:
+        fn = _PRIMITIVES.get(name)
+        if fn is None:
+            raise AttributeError(f"TensorOps has no op {name!r}")
+        setattr(self, name, fn)
+        return fn
+
+    def full(self, shape: tuple[int, ...], value: Any, dtype: DType) -> Tensor:
+        return _make(self._device.ops.full(shape, value, dtype), self._device)
+
+    def arange(self, start: Any, stop: Any, step: Any, dtype: DType) -> Tensor:
+        return _make(self._device.ops.arange(start, stop, step, dtype), self._device)
+
+    def eye(self, n: int, m: int, k: int, dtype: DType) -> Tensor:
+        return _make(self._device.ops.eye(n, m, k, dtype), self._device)
+
+    def dtype_of(self, a: Tensor) -> DType:
+        return a.dtype
+
+    def shape(self, a: Tensor) -> tuple[int, ...]:
+        return a.shape
+
+    def max_pool(self, *args: Any) -> tuple[Tensor, Tensor]:
+        return max_pool(*args)
+
+
+def composite(name: str, args: tuple[Any, ...], kwargs: dict[str, Any], rule: Rule | None = None) -> Tensor:
+    """Run composite `name` with the backend's implementation (fused or default). Its gradient is
+    `rule(g, out)` when given, else the gradient of the base-class default run on Tensors."""
+    tensors = [a for a in args if isinstance(a, Tensor)]
+    dev = tensors[0]._device
+    native = [a._data if isinstance(a, Tensor) else a for a in args]
+    out = _make(getattr(dev.ops, name)(*native, **kwargs), dev)
+    tracked = tuple(t for t in tensors if t.requires_grad)
+    if mode.enabled and tracked:
+        if rule is None:
+
+            def rule(g: Tensor, y: Tensor) -> tuple[Tensor, ...]:
+                aliases = {id(t): t._alias_for_grad() for t in tracked}
+                call_args = [aliases.get(id(a), a) if isinstance(a, Tensor) else a for a in args]
+                create_graph = mode.enabled
+                with set_grad_enabled(True):
+                    redo = getattr(Backend, name)(TensorOps(dev), *call_args, **kwargs)
+                return gradients(redo, [aliases[id(t)] for t in tracked], g, create_graph=create_graph)
+
+        _record(out, name, tracked, rule)
+    return out
+
+
+def softmax(x: Tensor, axis: int) -> Tensor:
+    def rule(g: Tensor, y: Tensor) -> tuple[Tensor]:
+        return (mul(y, sub(g, sum(mul(g, y), (axis,), True))),)
+
+    return composite("softmax", (x,), {"axis": axis}, rule)
+
+
+def log_softmax(x: Tensor, axis: int) -> Tensor:
+    def rule(g: Tensor, y: Tensor) -> tuple[Tensor]:
+        return (sub(g, mul(exp(y), sum(g, (axis,), True))),)
+
+    return composite("log_softmax", (x,), {"axis": axis}, rule)
+
+
+def relu(x: Tensor) -> Tensor:
+    return composite("relu", (x,), {}, lambda g, y: (where(gt(x, 0.0), g, 0.0),))
+
+
+_PRIMITIVES: dict[str, Callable[..., Any]] = {
+    name: fn for name, fn in list(globals().items()) if callable(fn) and not name.startswith("_")
+}
