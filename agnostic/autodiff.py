@@ -267,8 +267,8 @@ def value_and_grad(
 ) -> Callable[..., tuple[Any, Any]]:
     """A function returning (f(*args), gradients of f with respect to positional args).
 
-    Gradients have the structure of the arguments (tensors, or nested lists/dicts of them; other
-    leaves get None). With argnums=None (the default) the gradients are a tuple, one entry per
+    Gradients have the structure of the arguments (tensors, or nested lists/dicts of them); other
+    leaves, and integer tensors such as labels, get None unless `argnums` asks for them explicitly. With argnums=None (the default) the gradients are a tuple, one entry per
     positional argument; with an int, that argument's alone. Nested calls give higher derivatives.
     """
 
@@ -287,10 +287,13 @@ def value_and_grad(
             for leaf in leaves:
                 if _is_tensor(leaf):
                     if not leaf.dtype.is_floating:
-                        raise TypeError(
-                            f"grad: argument {n} holds a {leaf.dtype.name} tensor; gradients are "
-                            "defined for floating-point inputs only (pass argnums to skip it)"
-                        )
+                        if argnums is not None:
+                            raise TypeError(
+                                f"grad: argument {n} holds a {leaf.dtype.name} tensor; gradients are "
+                                "defined for floating-point inputs only"
+                            )
+                        new_leaves.append(leaf)  # integer data (labels, indices) gets no gradient
+                        continue
                     leaf = leaf._alias_for_grad()
                     flat_inputs.append(leaf)
                 new_leaves.append(leaf)
@@ -315,7 +318,7 @@ def value_and_grad(
             leaves = tree_flatten(args[n])[0]
             out_leaves = []
             for leaf in leaves:
-                if _is_tensor(leaf):
+                if _is_tensor(leaf) and leaf.dtype.is_floating:
                     out_leaves.append(found[pos])
                     pos += 1
                 else:

@@ -27,11 +27,8 @@ BackendSpec = Union[str, type[Backend]]
 
 _BUILTIN: dict[str, str] = {
     "numpy": "agnostic.backends.numpy:NumpyBackend",
-    "torch": "agnostic.backends.torch:TorchBackend",
-    "jax": "agnostic.backends.jax:JaxBackend",
-    "cupy": "agnostic.backends.cupy:CupyBackend",
 }
-BUILTIN_EXTRAS = {"numpy": "", "torch": "agnostic[torch]", "jax": "agnostic[jax]", "cupy": "agnostic[cupy]"}
+BUILTIN_EXTRAS = {"numpy": ""}
 
 _registry: dict[str, BackendSpec] = dict(_BUILTIN)
 _entry_points_loaded = False

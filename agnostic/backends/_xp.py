@@ -228,8 +228,11 @@ class XPBackend(Backend):
         return a[key]
 
     def index_add(self, a: Array, key: tuple, values: Array) -> Array:
-        out = a.copy()
-        self.xp.add.at(out, key, values)
+        out = self.xp.array(a, copy=True)  # (NumPy reductions may hand back scalars)
+        if all(k is None or k is Ellipsis or isinstance(k, (int, slice)) for k in key):
+            out[key] += values  # basic indexing never repeats a position: a strided add suffices
+        else:
+            self.xp.add.at(out, key, values)
         return out
 
     def take(self, a: Array, indices: Array, axis: int) -> Array:
@@ -240,7 +243,7 @@ class XPBackend(Backend):
 
     def scatter_add(self, a: Array, axis: int, indices: Array, src: Array) -> Array:
         xp = self.xp
-        out = a.copy()
+        out = self.xp.array(a, copy=True)  # (NumPy reductions may hand back scalars)
         grid = list(xp.ogrid[tuple(slice(0, n) for n in indices.shape)])
         grid[axis] = indices
         xp.add.at(out, tuple(grid), src)

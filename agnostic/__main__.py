@@ -1,0 +1,5 @@
+import sys
+
+from agnostic.cli import main
+
+sys.exit(main())
