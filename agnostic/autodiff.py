@@ -134,6 +134,16 @@ def _propagate(
     return results
 
 
+def _reaches_outer(out: Tensor, inputs: Sequence[Tensor]) -> bool:
+    """Whether `out` depends on a tracked tensor other than `inputs` (e.g. one an enclosing `grad`
+    differentiates, captured by closure): then its gradients must be recorded (create_graph)."""
+    stop = {id(i) for i in inputs}
+    for t in _topological([out], stop):
+        if id(t) not in stop and t._node is None and t.requires_grad:
+            return True
+    return False
+
+
 def _check_output(t: Tensor, op: str) -> None:
     if not t.dtype.is_floating:
         raise TypeError(
@@ -310,7 +320,11 @@ def value_and_grad(
                 f"grad: the function must return one element, got shape {value.shape}; reduce it "
                 "(e.g. .sum()) or use ag.vjp"
             )
+        outer = outer or (mode.enabled and _reaches_outer(value, flat_inputs))
         found = gradients(value, flat_inputs, create_graph=outer) if flat_inputs else ()
+        for leaf in flat_inputs:  # done: an enclosing grad must not mistake these for its inputs
+            if leaf._node is None:
+                leaf.requires_grad = False
         pos = 0
         grads = []
         for n in nums:
@@ -354,7 +368,7 @@ def vjp(f: Callable[..., Tensor], *primals: Tensor) -> tuple[Tensor, Callable[[T
     inputs = [p._alias_for_grad() for p in primals]
     with set_grad_enabled(True):
         out = f(*inputs)
-    outer = mode.enabled and any(p.requires_grad for p in primals)
+    outer = mode.enabled and (any(p.requires_grad for p in primals) or _reaches_outer(out, inputs))
 
     def pullback(cotangent: Tensor) -> tuple[Tensor, ...]:
         return gradients(out, inputs, cotangent, create_graph=outer or mode.enabled and cotangent.requires_grad)

@@ -70,6 +70,10 @@ class Device:
         from agnostic.tensor import Tensor
 
         d = dtypes.result_type(value) if dtype is None else dtypes.as_dtype(dtype)
+        if d.kind in "iu" and isinstance(value, int) and not isinstance(value, bool):
+            info = dtypes.iinfo(d)
+            if not info.min <= value <= info.max:
+                raise OverflowError(f"full: Python int {value} is out of range for {d.name} [{info.min}, {info.max}]")
         return Tensor._make(self.ops.full(_shape(shape, "full"), value, d), self)
 
     def zeros(self, *shape: Any, dtype: Any = None) -> Tensor:

@@ -50,6 +50,13 @@ def asarray(
             out = Tensor._make(obj, dev)
         else:
             host = _host_array(obj)
+            python_ints = host.dtype.kind in "iu" and not isinstance(obj, (np.ndarray, np.generic))
+            if d is not None and d.kind in "iu" and python_ints and host.size:
+                info = dtypes.iinfo(d)
+                lo, hi = int(host.min()), int(host.max())
+                if lo < info.min or hi > info.max:
+                    bad = lo if lo < info.min else hi
+                    raise OverflowError(f"asarray: Python int {bad} is out of range for {d.name} [{info.min}, {info.max}]")
             out = Tensor._make(dev.ops.from_numpy(host), dev)
         if d is not None and d is not out._dtype:
             out = Tensor._make(dev.ops.cast(out._data, d), dev)
@@ -521,6 +528,7 @@ def clip(x: Tensor, /, min: Any = None, max: Any = None) -> Tensor:  # noqa: A00
             d = _PROMOTE[d, bound._dtype]
         elif bound is not None:
             d = dtypes.scalar_result_type(d, bound)
+            _check_scalar_fits("clip", d, bound)
     x = P.cast(x, d)
     lo = P.cast(lo, d) if isinstance(lo, Tensor) else lo
     hi = P.cast(hi, d) if isinstance(hi, Tensor) else hi

@@ -154,8 +154,11 @@ def _extremum_rule(pick_a: Callable[[Any, Any], Tensor]) -> Rule:
 def _pow_rule(g: Tensor, a: Any, b: Any, y: Tensor, wa: bool, wb: bool) -> tuple[Any, Any]:
     ga = gb = None
     if wa:
-        b_minus_1 = sub(b, 1.0) if isinstance(b, Tensor) else b - 1
-        ga = mul(g, mul(b, pow(a, b_minus_1)))
+        # d/da a**b = b a**(b-1), taken as 0 where b == 0 (torch and JAX), even at a == 0
+        if isinstance(b, Tensor):
+            ga = mul(g, where(eq(b, 0.0), 0.0, mul(b, pow(a, sub(b, 1.0)))))
+        else:
+            ga = mul(g, mul(b, pow(a, b - 1))) if b != 0 else zeros_like(g)
     if wb:
         # d/db a**b = a**b log a, taken as 0 where a == 0 (the limit torch and JAX use)
         if isinstance(a, Tensor):
@@ -167,7 +170,10 @@ def _pow_rule(g: Tensor, a: Any, b: Any, y: Tensor, wa: bool, wb: bool) -> tuple
 
 
 def _atan2_rule(g: Tensor, a: Any, b: Any, y: Tensor, wa: bool, wb: bool) -> tuple[Any, Any]:
-    denom = add(mul(a, a), mul(b, b))
+    def sq(v: Any) -> Any:
+        return mul(v, v) if isinstance(v, Tensor) else v * v
+
+    denom = add(sq(a), sq(b))
     return (div(mul(g, b), denom) if wa else None), (neg(div(mul(g, a), denom)) if wb else None)
 
 
@@ -329,7 +335,8 @@ def _exclusive_products(flat: Tensor) -> Tensor:
 def _var_rule(correction: float) -> Rule:
     def rule(g: Tensor, x: Tensor, y: Tensor, axes: tuple[int, ...], keepdims: bool) -> Tensor:
         centered = sub(x, mean(x, axes, True))
-        return mul(_expand_to(g, x, axes, keepdims), mul(centered, 2.0 / (_count(x, axes) - correction)))
+        dof = _count(x, axes) - correction
+        return mul(_expand_to(g, x, axes, keepdims), mul(centered, 2.0 / dof if dof else math.nan))
 
     return rule
 

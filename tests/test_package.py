@@ -60,17 +60,35 @@ def test_cli_info_lists_numpy() -> None:
 
 
 def test_cli_conformance_prints_the_area_table() -> None:
-    out = _python("-m", "agnostic", "conformance", "--backend", "numpy", "--", "-k", "test_dtypes or test_creation")
+    out = _python("-m", "agnostic", "conformance", "--backend", "numpy", "--", "-k", "errors")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "agnostic conformance by area" in out.stdout
     assert any(row.startswith("TOTAL") and "numpy" in row for row in out.stdout.splitlines())
 
 
-def test_cli_conformance_reports_an_unavailable_backend_as_skipped() -> None:
-    out = _python("-m", "agnostic", "conformance", "--backend", "nonexistent", "--", "-k", "test_creation")
-    summary = out.stdout.strip().splitlines()[-1]
+def test_conformance_rejects_an_unknown_backend_name() -> None:
+    out = _python("-m", "agnostic", "conformance", "--backend", "nonexistent")
+    assert out.returncode == 2
+    assert "unknown backend 'nonexistent'; known: numpy" in out.stdout
+
+
+def test_conformance_skips_an_unavailable_backend_with_its_reason(capsys: pytest.CaptureFixture) -> None:
+    from agnostic.backends.numpy import NumpyBackend
+    from agnostic.conformance import run
+
+    class NoDevice(NumpyBackend):
+        name = "nodevice"
+
+        @classmethod
+        def available(cls) -> tuple[bool, str]:
+            return False, "no CUDA device is visible"
+
+    ag.register_backend("nodevice", NoDevice)
+    assert run(["nodevice"], ["-k", "errors"]) == 0
+    out = capsys.readouterr().out
+    summary = out.strip().splitlines()[-1]
     assert "skipped" in summary and "passed" not in summary, summary
-    assert "skipped on nonexistent: backend 'nonexistent' unavailable: unknown backend" in out.stdout
+    assert "skipped on nodevice: backend 'nodevice' unavailable" in out and "no CUDA device is visible" in out
 
 
 def test_demo_trains_the_loss_down() -> None:

@@ -22,6 +22,13 @@ def run(backends: Sequence[str] = (), pytest_args: Sequence[str] = ()) -> int:
         raise SystemExit(
             "agnostic conformance needs pytest and hypothesis: pip install 'agnostic[test]'"
         ) from None
+    from agnostic.backends import backend_names
+
+    known = backend_names()
+    for name in backends:
+        if name.split(":", 1)[0] not in known:  # a typo must fail, not skip
+            print(f"agnostic conformance: unknown backend {name!r}; known: {', '.join(known)}")
+            return 2
     args = [SUITE_DIR, "-p", "agnostic.conformance.plugin", "-q", "-p", "no:cacheprovider"]
     args += ["--rootdir", SUITE_DIR, "-c", os.devnull]
     for name in backends:

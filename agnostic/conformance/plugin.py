@@ -8,6 +8,7 @@ backend; a backend that cannot run here is skipped with its reason, never counte
 from __future__ import annotations
 
 import collections
+import os
 from typing import Any
 
 import pytest
@@ -74,10 +75,17 @@ class AreaTable:
     """Collects outcomes by (area, backend) and prints them as a table at the end of the run."""
 
     def __init__(self) -> None:
+        self.suite_ids: set[str] = set()
         self.counts: dict[tuple[str, str], collections.Counter] = collections.defaultdict(collections.Counter)
         self.skip_reasons: dict[str, set[str]] = collections.defaultdict(set)
 
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        here = os.path.dirname(os.path.abspath(__file__))
+        self.suite_ids = {item.nodeid for item in items if str(item.path).startswith(here)}
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.nodeid not in self.suite_ids:
+            return
         if report.when == "call" or (report.when == "setup" and not report.passed):
             key = (area_of(report.nodeid), backend_of(report))
             if report.skipped:
@@ -97,13 +105,13 @@ class AreaTable:
         tr = terminalreporter
         tr.section("agnostic conformance by area")
         cols = ("passed", "failed", "error", "skipped", "xfailed")
-        tr.write_line(f"{'area':<22}{'backend':<16}" + "".join(f"{c:>9}" for c in cols))
+        tr.write_line(f"{'area':<26}{'backend':<16}" + "".join(f"{c:>9}" for c in cols))
         totals: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
         for (area, be), c in sorted(self.counts.items()):
-            tr.write_line(f"{area:<22}{be:<16}" + "".join(f"{c[k]:>9}" for k in cols))
+            tr.write_line(f"{area:<26}{be:<16}" + "".join(f"{c[k]:>9}" for k in cols))
             totals[be].update(c)
         for be, c in sorted(totals.items()):
-            tr.write_line(f"{'TOTAL':<22}{be:<16}" + "".join(f"{c[k]:>9}" for k in cols))
+            tr.write_line(f"{'TOTAL':<26}{be:<16}" + "".join(f"{c[k]:>9}" for k in cols))
         for be, reasons in sorted(self.skip_reasons.items()):
             for r in sorted(reasons)[:5]:
                 tr.write_line(f"skipped on {be}: {r}")

@@ -1,0 +1,486 @@
+"""The PyTorch backend (LibTorch): CPU, CUDA and MPS devices, fused torch.nn.functional overrides.
+
+Only this module imports torch, and only when the backend is first asked for.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import ml_dtypes
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from agnostic import dtypes
+from agnostic.backends.base import Array, Axes, Backend, Pairs, Shape
+from agnostic.dtypes import DType
+
+_TORCH_DTYPES = {
+    dtypes.bool: torch.bool,
+    dtypes.int8: torch.int8,
+    dtypes.int16: torch.int16,
+    dtypes.int32: torch.int32,
+    dtypes.int64: torch.int64,
+    dtypes.uint8: torch.uint8,
+    dtypes.float16: torch.float16,
+    dtypes.bfloat16: torch.bfloat16,
+    dtypes.float32: torch.float32,
+    dtypes.float64: torch.float64,
+}
+_FROM_TORCH = {v: k for k, v in _TORCH_DTYPES.items()}
+
+_UNARY = {
+    "neg": torch.neg, "abs": torch.abs, "sign": torch.sign, "exp": torch.exp, "expm1": torch.expm1,
+    "log": torch.log, "log1p": torch.log1p, "log2": torch.log2, "log10": torch.log10, "sqrt": torch.sqrt,
+    "rsqrt": torch.rsqrt, "square": torch.square, "reciprocal": torch.reciprocal, "sin": torch.sin,
+    "cos": torch.cos, "tan": torch.tan, "asin": torch.asin, "acos": torch.acos, "atan": torch.atan,
+    "sinh": torch.sinh, "cosh": torch.cosh, "tanh": torch.tanh, "asinh": torch.asinh,
+    "acosh": torch.acosh, "atanh": torch.atanh, "sigmoid": torch.sigmoid, "erf": torch.erf,
+    "floor": torch.floor, "ceil": torch.ceil, "round": torch.round, "trunc": torch.trunc,
+    "isnan": torch.isnan, "isinf": torch.isinf, "isfinite": torch.isfinite, "signbit": torch.signbit,
+    "logical_not": torch.logical_not, "bitwise_invert": torch.bitwise_not,
+}  # fmt: skip
+# ops whose torch function takes a Python scalar for either operand
+_BINARY_SCALAR_OK = {
+    "add": torch.add, "sub": torch.sub, "mul": torch.mul, "div": torch.true_divide,
+    "floor_divide": torch.floor_divide, "remainder": torch.remainder, "pow": torch.pow,
+    "eq": torch.eq, "ne": torch.ne, "lt": torch.lt, "le": torch.le, "gt": torch.gt, "ge": torch.ge,
+    "bitwise_and": torch.bitwise_and, "bitwise_or": torch.bitwise_or, "bitwise_xor": torch.bitwise_xor,
+    "bitwise_left_shift": torch.bitwise_left_shift, "bitwise_right_shift": torch.bitwise_right_shift,
+}  # fmt: skip
+# ops whose torch function needs tensors on both sides
+_BINARY_TENSORS = {
+    "maximum": torch.maximum, "minimum": torch.minimum, "atan2": torch.atan2,
+    "logaddexp": torch.logaddexp, "hypot": torch.hypot, "copysign": torch.copysign,
+    "logical_and": torch.logical_and, "logical_or": torch.logical_or, "logical_xor": torch.logical_xor,
+}  # fmt: skip
+
+
+class TorchBackend(Backend):
+    """Primitives on torch tensors, bound to one torch device."""
+
+    name = "torch"
+
+    def __init__(self, device: str | int | None = None) -> None:
+        super().__init__(device)
+        self._torch_device = torch.device(self.device)
+
+    # ------------------------------------------------------------------ identity and info
+    @classmethod
+    def canonical_device(cls, device: str | int | None) -> str:
+        if device is None or device == "cpu":
+            return "cpu"
+        if isinstance(device, int):
+            device = f"cuda:{device}"
+        if device == "cuda":
+            device = "cuda:0"
+        if isinstance(device, str) and device.startswith("cuda:"):
+            if not torch.cuda.is_available():
+                raise ValueError(f"backend 'torch': device {device!r} requested but torch sees no CUDA device")
+            index = int(device.split(":", 1)[1])
+            if index >= torch.cuda.device_count():
+                raise ValueError(
+                    f"backend 'torch': no device {device!r}; available: {', '.join(cls.devices())}"
+                )
+            return device
+        if device == "mps":
+            if not torch.backends.mps.is_available():
+                raise ValueError("backend 'torch': device 'mps' requested but MPS is not available")
+            return "mps"
+        raise ValueError(f"backend 'torch': unknown device {device!r}; available: {', '.join(cls.devices())}")
+
+    @classmethod
+    def library_version(cls) -> str:
+        return torch.__version__
+
+    @classmethod
+    def devices(cls) -> list[str]:
+        found = ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+        if torch.backends.mps.is_available():
+            found.append("mps")
+        return found
+
+    # ------------------------------------------------------------------ dtypes, shapes, host
+    def native_dtype(self, dtype: DType) -> Any:
+        return _TORCH_DTYPES[dtype]
+
+    def dtype_of(self, a: Array) -> DType:
+        return _FROM_TORCH[a.dtype]
+
+    def shape(self, a: Array) -> Shape:
+        return tuple(a.shape)
+
+    def is_native(self, obj: object) -> bool:
+        return isinstance(obj, torch.Tensor)
+
+    def from_numpy(self, array: np.ndarray) -> Array:
+        array = np.array(array, copy=True, order="C")  # (ascontiguousarray would make 0-d 1-d)
+        if array.dtype == ml_dtypes.bfloat16:
+            t = torch.from_numpy(array.view(np.int16)).view(torch.bfloat16)
+        else:
+            t = torch.from_numpy(array)
+        return t.to(self._torch_device)
+
+    def to_numpy(self, a: Array) -> np.ndarray:
+        a = a.detach()
+        if a.dtype == torch.bfloat16:
+            return a.view(torch.int16).cpu().numpy().view(ml_dtypes.bfloat16)
+        host = a.cpu().numpy()
+        if host.flags.writeable and a.device.type == "cpu":
+            host = host.view()
+            host.flags.writeable = False  # shares memory with the tensor: tensors are values
+        return host
+
+    def from_dlpack(self, obj: Any) -> Array:
+        return torch.from_dlpack(obj).to(self._torch_device)
+
+    # ------------------------------------------------------------------ creation
+    def full(self, shape: Shape, value: bool | int | float, dtype: DType) -> Array:
+        return torch.full(shape, value, dtype=_TORCH_DTYPES[dtype], device=self._torch_device)
+
+    def arange(self, start: int | float, stop: int | float, step: int | float, dtype: DType) -> Array:
+        return torch.arange(start, stop, step, dtype=_TORCH_DTYPES[dtype], device=self._torch_device)
+
+    def eye(self, n: int, m: int, k: int, dtype: DType) -> Array:
+        rows = torch.arange(n, device=self._torch_device).unsqueeze(1)
+        cols = torch.arange(m, device=self._torch_device).unsqueeze(0)
+        return (cols - rows == k).to(_TORCH_DTYPES[dtype])
+
+    def cast(self, a: Array, dtype: DType) -> Array:
+        return a.to(_TORCH_DTYPES[dtype])
+
+    # ------------------------------------------------------------------ elementwise
+    def _tensor_like(self, value: Any, like: Array) -> Array:
+        return torch.as_tensor(value, dtype=like.dtype, device=like.device)
+
+    def where(self, cond: Array, a: Array | float, b: Array | float) -> Array:
+        if not isinstance(a, torch.Tensor) and not isinstance(b, torch.Tensor):
+            raise TypeError("where: at least one of a and b must be a tensor")
+        return torch.where(cond, a, b)
+
+    def clip(self, a: Array, lo: Array | float | None, hi: Array | float | None) -> Array:
+        if lo is not None:
+            a = torch.maximum(a, lo) if isinstance(lo, torch.Tensor) else torch.clamp_min(a, lo)
+        if hi is not None:
+            a = torch.minimum(a, hi) if isinstance(hi, torch.Tensor) else torch.clamp_max(a, hi)
+        return a
+
+    # ------------------------------------------------------------------ reductions
+    # torch reads dim=() as "every dim"; an empty axes tuple must reduce nothing.
+    def sum(self, a: Array, axes: Axes, keepdims: bool) -> Array:
+        return torch.sum(a, dim=axes, keepdim=keepdims, dtype=a.dtype) if axes else a.clone()
+
+    def mean(self, a: Array, axes: Axes, keepdims: bool) -> Array:
+        return torch.mean(a, dim=axes, keepdim=keepdims) if axes else a.clone()
+
+    def prod(self, a: Array, axes: Axes, keepdims: bool) -> Array:
+        for ax in sorted(axes, reverse=True):
+            a = torch.prod(a, dim=ax, keepdim=keepdims, dtype=a.dtype)
+        return a if axes else a.clone()
+
+    def max(self, a: Array, axes: Axes, keepdims: bool) -> Array:
+        return torch.amax(a, dim=axes, keepdim=keepdims) if axes else a.clone()
+
+    def min(self, a: Array, axes: Axes, keepdims: bool) -> Array:
+        return torch.amin(a, dim=axes, keepdim=keepdims) if axes else a.clone()
+
+    def any(self, a: Array, axes: Axes, keepdims: bool) -> Array:
+        return torch.any(a, dim=axes, keepdim=keepdims) if axes else a.clone()
+
+    def all(self, a: Array, axes: Axes, keepdims: bool) -> Array:
+        return torch.all(a, dim=axes, keepdim=keepdims) if axes else a.clone()
+
+    def var(self, a: Array, axes: Axes, correction: float, keepdims: bool) -> Array:
+        if not axes:  # each element alone: 0 / (1 - correction)
+            return (a - a) / (1.0 - correction) if correction != 1 else (a - a) * math.nan
+        return torch.var(a, dim=axes, correction=correction, keepdim=keepdims)
+
+    def std(self, a: Array, axes: Axes, correction: float, keepdims: bool) -> Array:
+        if not axes:
+            return self.var(a, axes, correction, keepdims)
+        return torch.std(a, dim=axes, correction=correction, keepdim=keepdims)
+
+    def argmax(self, a: Array, axis: int, keepdims: bool) -> Array:
+        return torch.argmax(a, dim=axis, keepdim=keepdims)
+
+    def argmin(self, a: Array, axis: int, keepdims: bool) -> Array:
+        return torch.argmin(a, dim=axis, keepdim=keepdims)
+
+    def cumsum(self, a: Array, axis: int) -> Array:
+        return torch.cumsum(a, dim=axis, dtype=a.dtype)
+
+    def cumprod(self, a: Array, axis: int) -> Array:
+        return torch.cumprod(a, dim=axis, dtype=a.dtype)
+
+    def logsumexp(self, a: Array, axes: Axes, keepdims: bool) -> Array:
+        if not axes:
+            return a.clone()
+        return torch.logsumexp(a, dim=axes, keepdim=keepdims)
+
+    # ------------------------------------------------------------------ linear algebra
+    def matmul(self, a: Array, b: Array) -> Array:
+        return torch.matmul(a, b)
+
+    # ------------------------------------------------------------------ shape
+    def reshape(self, a: Array, shape: Shape) -> Array:
+        return a.reshape(shape)
+
+    def permute(self, a: Array, axes: Axes) -> Array:
+        return a.permute(axes)
+
+    def broadcast_to(self, a: Array, shape: Shape) -> Array:
+        return torch.broadcast_to(a, shape)
+
+    def squeeze(self, a: Array, axes: Axes) -> Array:
+        return torch.squeeze(a, dim=axes) if axes else a
+
+    def expand_dims(self, a: Array, axes: Axes) -> Array:
+        for ax in sorted(axes):
+            a = a.unsqueeze(ax)
+        return a
+
+    def concat(self, arrays: Sequence[Array], axis: int) -> Array:
+        return torch.cat(list(arrays), dim=axis)
+
+    def stack(self, arrays: Sequence[Array], axis: int) -> Array:
+        return torch.stack(list(arrays), dim=axis)
+
+    def flip(self, a: Array, axes: Axes) -> Array:
+        return torch.flip(a, dims=axes)
+
+    def pad(self, a: Array, widths: Pairs, mode: str, value: float) -> Array:
+        if mode == "constant":
+            flat = [p for pair in reversed(widths) for p in pair]
+            return F.pad(a, flat, mode="constant", value=value)
+        # reflect / edge on any axis: gather the source index of every padded position
+        for axis, (lo, hi) in enumerate(widths):
+            if lo or hi:
+                n = a.shape[axis]
+                src = np.pad(np.arange(n), (lo, hi), mode=mode)
+                a = torch.index_select(a, axis, torch.as_tensor(src, device=a.device))
+        return a
+
+    def tile(self, a: Array, reps: Shape) -> Array:
+        return a.repeat(reps)
+
+    def repeat(self, a: Array, repeats: int | Array, axis: int) -> Array:
+        return torch.repeat_interleave(a, repeats, dim=axis)
+
+    # ------------------------------------------------------------------ indexing
+    def _positive_steps(self, a: Array, key: tuple) -> tuple[Array, tuple]:
+        """torch slices need positive steps: flip the axes that have negative ones first."""
+        if not any(isinstance(k, slice) and k.step is not None and k.step < 0 for k in key):
+            return a, key
+        n_index = sum(
+            1 if not isinstance(k, torch.Tensor) or k.dtype != torch.bool else max(k.ndim, 1)
+            for k in key
+            if k is not None and k is not Ellipsis
+        )
+        out, dim = [], 0
+        for k in key:
+            if k is Ellipsis:
+                dim += a.ndim - n_index
+            elif k is None:
+                pass
+            elif isinstance(k, slice) and k.step is not None and k.step < 0:
+                n = a.shape[dim]
+                start, stop, step = k.indices(n)
+                count = len(range(start, stop, step))
+                a = torch.flip(a, dims=(dim,))
+                first = n - 1 - start
+                k = slice(first, first + count * (-step), -step) if count else slice(0, 0)
+                dim += 1
+            elif isinstance(k, torch.Tensor) and k.dtype == torch.bool:
+                dim += max(k.ndim, 1)
+            else:
+                dim += 1
+            out.append(k)
+        return a, tuple(out)
+
+    def getitem(self, a: Array, key: tuple) -> Array:
+        a, key = self._positive_steps(a, key)
+        return a[key]
+
+    def index_add(self, a: Array, key: tuple, values: Array) -> Array:
+        out = a.clone()
+        if all(k is None or k is Ellipsis or isinstance(k, (int, slice)) for k in key):
+            flipped, key2 = self._positive_steps(out, key)
+            if flipped is out:
+                out[key2] += values
+                return out
+        # general keys: the flat position of every selected element, then one index_add
+        positions = torch.arange(a.numel(), device=a.device).reshape(a.shape)
+        flat = self.getitem(positions, key).reshape(-1)
+        out.view(-1).index_add_(0, flat, values.reshape(-1).to(out.dtype))
+        return out
+
+    def take(self, a: Array, indices: Array, axis: int) -> Array:
+        picked = torch.index_select(a, axis, indices.reshape(-1))
+        return picked.reshape(a.shape[:axis] + tuple(indices.shape) + a.shape[axis + 1 :])
+
+    def take_along_axis(self, a: Array, indices: Array, axis: int) -> Array:
+        return torch.take_along_dim(a, indices, dim=axis)
+
+    def scatter_add(self, a: Array, axis: int, indices: Array, src: Array) -> Array:
+        return a.scatter_add(axis, indices, src)
+
+    def sort(self, a: Array, axis: int, descending: bool, stable: bool) -> Array:
+        return torch.sort(a, dim=axis, descending=descending, stable=True).values
+
+    def argsort(self, a: Array, axis: int, descending: bool, stable: bool) -> Array:
+        return torch.argsort(a, dim=axis, descending=descending, stable=True)
+
+    def nonzero(self, a: Array) -> tuple[Array, ...]:
+        return torch.nonzero(a, as_tuple=True)
+
+    # ------------------------------------------------------------------ convolution and pooling
+    @staticmethod
+    def _symmetric(padding: Pairs) -> bool:
+        return all(lo == hi for lo, hi in padding)
+
+    def conv(self, x: Array, w: Array, stride: Shape, padding: Pairs, dilation: Shape, groups: int) -> Array:
+        fn = (F.conv1d, F.conv2d, F.conv3d)[w.ndim - 3]
+        if self._symmetric(padding):
+            return fn(x, w, None, stride, tuple(lo for lo, _ in padding), dilation, groups)
+        x = F.pad(x, [p for pair in reversed(padding) for p in pair])
+        return fn(x, w, None, stride, 0, dilation, groups)
+
+    def conv_input_grad(
+        self, gy: Array, w: Array, input_shape: Shape, stride: Shape, padding: Pairs,
+        dilation: Shape, groups: int,
+    ) -> Array:  # fmt: skip
+        # the transposed convolution onto the padded input, cropped back to the input
+        d = w.ndim - 2
+        padded = [input_shape[2 + i] + padding[i][0] + padding[i][1] for i in range(d)]
+        natural = [(gy.shape[2 + i] - 1) * stride[i] + dilation[i] * (w.shape[2 + i] - 1) + 1 for i in range(d)]
+        fn = (F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d)[d - 1]
+        # the padded rows past the last window (fewer than `stride`) got no gradient: output_padding
+        extra = [p - n for p, n in zip(padded, natural)]
+        full = fn(gy, w, None, stride, 0, extra, groups, dilation)
+        crop = (slice(None), slice(None)) + tuple(
+            slice(padding[i][0], padding[i][0] + input_shape[2 + i]) for i in range(d)
+        )
+        return full[crop]
+
+    def conv_weight_grad(
+        self, x: Array, gy: Array, weight_shape: Shape, stride: Shape, padding: Pairs,
+        dilation: Shape, groups: int,
+    ) -> Array:  # fmt: skip
+        if not self._symmetric(padding):
+            x = F.pad(x, [p for pair in reversed(padding) for p in pair])
+            padding = tuple((0, 0) for _ in padding)
+        sym = [lo for lo, _ in padding]
+        weight = torch.empty(weight_shape, dtype=x.dtype, device=x.device)
+        _, gw, _ = torch.ops.aten.convolution_backward(
+            gy, x, weight, None, list(stride), sym, list(dilation), False, [0] * len(stride), groups,
+            [False, True, False],
+        )  # fmt: skip
+        return gw
+
+    def max_pool(
+        self, x: Array, kernel: Shape, stride: Shape, padding: Shape, dilation: Shape, ceil_mode: bool
+    ) -> tuple[Array, Array]:
+        fn = (F.max_pool1d, F.max_pool2d, F.max_pool3d)[len(kernel) - 1]
+        return fn(x, kernel, stride, padding, dilation, ceil_mode=ceil_mode, return_indices=True)
+
+    def avg_pool(
+        self, x: Array, kernel: Shape, stride: Shape, padding: Shape, ceil_mode: bool,
+        count_include_pad: bool,
+    ) -> Array:  # fmt: skip
+        fn = (F.avg_pool1d, F.avg_pool2d, F.avg_pool3d)[len(kernel) - 1]
+        return fn(x, kernel, stride, padding, ceil_mode, count_include_pad)
+
+    def avg_pool_grad(
+        self, gy: Array, input_shape: Shape, kernel: Shape, stride: Shape, padding: Shape,
+        ceil_mode: bool, count_include_pad: bool,
+    ) -> Array:  # fmt: skip
+        # avg_pool is linear: its adjoint is the gradient torch computes for it
+        with torch.enable_grad():
+            x = torch.zeros(input_shape, dtype=gy.dtype, device=gy.device, requires_grad=True)
+            y = self.avg_pool(x, kernel, stride, padding, ceil_mode, count_include_pad)
+            (gx,) = torch.autograd.grad(y, x, gy)
+        return gx
+
+    # ------------------------------------------------------------------ fused composites
+    def softmax(self, a: Array, axis: int) -> Array:
+        return torch.softmax(a, dim=axis)
+
+    def log_softmax(self, a: Array, axis: int) -> Array:
+        return torch.log_softmax(a, dim=axis)
+
+    def relu(self, a: Array) -> Array:
+        return torch.relu(a)
+
+    def gelu(self, a: Array, approximate: str) -> Array:
+        return F.gelu(a, approximate=approximate)
+
+    def silu(self, a: Array) -> Array:
+        return F.silu(a)
+
+    def layer_norm(
+        self, a: Array, normalized_ndim: int, weight: Array | None, bias: Array | None, eps: float
+    ) -> Array:
+        return F.layer_norm(a, tuple(a.shape[a.ndim - normalized_ndim :]), weight, bias, eps)
+
+    def batch_norm(
+        self, a: Array, mean: Array, var: Array, weight: Array | None, bias: Array | None, eps: float
+    ) -> Array:
+        return F.batch_norm(a, mean, var, weight, bias, False, 0.0, eps)
+
+    def cross_entropy(
+        self, logits: Array, target: Array, weight: Array | None, ignore_index: int,
+        label_smoothing: float, reduction: str,
+    ) -> Array:  # fmt: skip
+        return F.cross_entropy(
+            logits, target, weight, ignore_index=ignore_index, reduction=reduction,
+            label_smoothing=label_smoothing,
+        )  # fmt: skip
+
+    def scaled_dot_product_attention(
+        self, q: Array, k: Array, v: Array, mask: Array | None, is_causal: bool, scale: float | None
+    ) -> Array:
+        if is_causal and mask is not None:  # torch takes one or the other: fold causality into the mask
+            causal = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool, device=q.device).tril()
+            mask = mask & causal if mask.dtype == torch.bool else mask.masked_fill(~causal, -math.inf)
+            is_causal = False
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal, scale=scale)
+
+
+def _unary(fn: Any) -> Any:
+    def op(self: TorchBackend, a: Array) -> Array:
+        return fn(a)
+
+    return op
+
+
+def _binary_scalar_ok(fn: Any) -> Any:
+    def op(self: TorchBackend, a: Any, b: Any) -> Array:
+        if not isinstance(a, torch.Tensor):  # torch's functions want a tensor first
+            a = torch.as_tensor(a, dtype=b.dtype, device=b.device)
+        return fn(a, b)
+
+    return op
+
+
+def _binary_tensors(fn: Any) -> Any:
+    def op(self: TorchBackend, a: Any, b: Any) -> Array:
+        if not isinstance(a, torch.Tensor):
+            a = torch.as_tensor(a, dtype=b.dtype, device=b.device)
+        elif not isinstance(b, torch.Tensor):
+            b = torch.as_tensor(b, dtype=a.dtype, device=a.device)
+        return fn(a, b)
+
+    return op
+
+
+for _name, _fn in _UNARY.items():
+    setattr(TorchBackend, _name, _unary(_fn))
+for _name, _fn in _BINARY_SCALAR_OK.items():
+    setattr(TorchBackend, _name, _binary_scalar_ok(_fn))
+for _name, _fn in _BINARY_TENSORS.items():
+    setattr(TorchBackend, _name, _binary_tensors(_fn))
+abc.update_abstractmethods(TorchBackend)
