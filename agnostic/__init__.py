@@ -48,7 +48,7 @@ from agnostic.functional import (
     silu,
     softmax,
 )
-from agnostic.ops import *  # noqa: F403  (the Array API functions)
+from agnostic.ops import *
 from agnostic.ops import TENSOR_METHODS
 from agnostic.random import Generator, manual_seed
 from agnostic.tensor import Tensor
@@ -63,11 +63,12 @@ nan = _math.nan
 newaxis = None
 
 
-def tensor(data: object, dtype: object = None, requires_grad: bool = False, backend: object = None) -> Tensor:
-    """A tensor holding a copy of `data` on `backend` (a Device or name; default: the current default)."""
+def tensor(data: object, dtype: object = None, requires_grad: bool = False, device: object = None) -> Tensor:
+    """A tensor holding a copy of `data` on `device` (a Device from ag.backend, or a backend name;
+    default: the current default backend)."""
     from agnostic.device import as_device
 
-    return as_device(backend).tensor(data, dtype=dtype, requires_grad=requires_grad)
+    return as_device(device).tensor(data, dtype=dtype, requires_grad=requires_grad)
 
 
 class _NamespaceInfo:

@@ -307,7 +307,7 @@ def value_and_grad(
                     leaf = leaf._alias_for_grad()
                     flat_inputs.append(leaf)
                 new_leaves.append(leaf)
-            specs[n] = (spec, len(leaves))
+            specs[n] = spec
             args[n] = tree_unflatten(spec, new_leaves)
         with set_grad_enabled(True):
             result = f(*args, **kwargs)
@@ -328,7 +328,7 @@ def value_and_grad(
         pos = 0
         grads = []
         for n in nums:
-            spec, count = specs[n]
+            spec = specs[n]
             leaves = tree_flatten(args[n])[0]
             out_leaves = []
             for leaf in leaves:
@@ -371,6 +371,8 @@ def vjp(f: Callable[..., Tensor], *primals: Tensor) -> tuple[Tensor, Callable[[T
     outer = mode.enabled and (any(p.requires_grad for p in primals) or _reaches_outer(out, inputs))
 
     def pullback(cotangent: Tensor) -> tuple[Tensor, ...]:
-        return gradients(out, inputs, cotangent, create_graph=outer or mode.enabled and cotangent.requires_grad)
+        return gradients(
+            out, inputs, cotangent, create_graph=outer or (mode.enabled and cotangent.requires_grad)
+        )
 
     return (out if outer else out.detach()), pullback

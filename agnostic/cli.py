@@ -28,9 +28,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="list backends: available or not and why, version, devices")
     conf = sub.add_parser("conformance", help="run the conformance suite and print a table by area")
-    conf.add_argument("--backend", action="append", default=[], help="NAME or NAME:DEVICE (repeatable; default all)")
+    conf.add_argument(
+        "--backend", action="append", default=[], help="NAME or NAME:DEVICE (repeatable; default all)"
+    )
     conf.add_argument("pytest_args", nargs="*", help="extra arguments for pytest (after --)")
-    demo = sub.add_parser("demo", help="train a small network with gradient descent and show the loss falling")
+    demo = sub.add_parser(
+        "demo", help="train a small network with gradient descent and show the loss falling"
+    )
     demo.add_argument("--backend", default="numpy")
     demo.add_argument("--steps", type=int, default=1500)
     args = parser.parse_args(argv)

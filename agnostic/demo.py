@@ -57,7 +57,9 @@ def accuracy(layers: list[dict[str, ag.Tensor]], x: ag.Tensor, y: ag.Tensor) -> 
     return float(ag.mean((pred == y).astype(ag.float32)).item())
 
 
-def run(backend: str = "numpy", steps: int = 1500, lr: float = 0.5, seed: int = 0, log_every: int = 150) -> dict:
+def run(
+    backend: str = "numpy", steps: int = 1500, lr: float = 0.5, seed: int = 0, log_every: int = 150
+) -> dict:
     """Train and print the loss as it falls; returns the first/last loss and test accuracy."""
     B = ag.backend(backend)
     x_train, y_train = spirals(500, 0.02, seed)
@@ -79,5 +81,7 @@ def run(backend: str = "numpy", steps: int = 1500, lr: float = 0.5, seed: int = 
             print(f"  step {step:5d}  loss {last:.4f}")
     seconds = time.perf_counter() - start
     acc = accuracy(layers, xv, yv)
-    print(f"loss {first:.4f} -> {last:.4f}; test accuracy {acc:.1%}; {seconds:.1f} s ({1e3 * seconds / steps:.2f} ms/step)")
+    print(
+        f"loss {first:.4f} -> {last:.4f}; test accuracy {acc:.1%}; {seconds:.1f} s ({1e3 * seconds / steps:.2f} ms/step)"
+    )
     return {"first_loss": first, "last_loss": last, "test_accuracy": acc, "seconds": seconds}

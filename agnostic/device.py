@@ -73,7 +73,9 @@ class Device:
         if d.kind in "iu" and isinstance(value, int) and not isinstance(value, bool):
             info = dtypes.iinfo(d)
             if not info.min <= value <= info.max:
-                raise OverflowError(f"full: Python int {value} is out of range for {d.name} [{info.min}, {info.max}]")
+                raise OverflowError(
+                    f"full: Python int {value} is out of range for {d.name} [{info.min}, {info.max}]"
+                )
         return Tensor._make(self.ops.full(_shape(shape, "full"), value, d), self)
 
     def zeros(self, *shape: Any, dtype: Any = None) -> Tensor:
@@ -88,9 +90,7 @@ class Device:
         """A tensor of `shape` (zero-filled: uninitialized memory is never exposed)."""
         return self.zeros(*shape, dtype=dtype)
 
-    def arange(
-        self, start: float, stop: float | None = None, step: float = 1, dtype: Any = None
-    ) -> Tensor:
+    def arange(self, start: float, stop: float | None = None, step: float = 1, dtype: Any = None) -> Tensor:
         """Evenly spaced values in [start, stop): int64 for integer arguments, else float32."""
         from agnostic.tensor import Tensor
 
@@ -101,7 +101,9 @@ class Device:
         d = dtypes.result_type(start, stop, step) if dtype is None else dtypes.as_dtype(dtype)
         return Tensor._make(self.ops.arange(start, stop, step, d), self)
 
-    def linspace(self, start: float, stop: float, num: int, endpoint: bool = True, dtype: Any = None) -> Tensor:
+    def linspace(
+        self, start: float, stop: float, num: int, endpoint: bool = True, dtype: Any = None
+    ) -> Tensor:
         """`num` evenly spaced values from start to stop (computed in float64 on the host)."""
         d = self._dtype(dtype, dtypes.default_float)
         return self.tensor(np.linspace(start, stop, num, endpoint=endpoint), dtype=d)

@@ -84,7 +84,7 @@ class DType:
         return hash(self.name)
 
 
-bool = DType("bool", "b", 1)  # noqa: A001  (the Array API names it `bool`)
+bool = DType("bool", "b", 1)
 int8 = DType("int8", "i", 1)
 int16 = DType("int16", "i", 2)
 int32 = DType("int32", "i", 4)
@@ -228,9 +228,7 @@ def as_dtype(obj: object) -> DType:
             return from_numpy_dtype(np.dtype(obj))
         except TypeError:
             pass
-    raise TypeError(
-        f"unknown dtype {obj!r}; known: " + ", ".join(d.name for d in ALL_DTYPES)
-    )
+    raise TypeError(f"unknown dtype {obj!r}; known: " + ", ".join(d.name for d in ALL_DTYPES))
 
 
 _KIND_NAMES = {

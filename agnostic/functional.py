@@ -117,7 +117,9 @@ def layer_norm(
     x = _float(x, "layer_norm")
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     if x.shape[x.ndim - len(shape) :] != shape:
-        raise ValueError(f"layer_norm: normalized_shape {shape} does not match the end of input shape {x.shape}")
+        raise ValueError(
+            f"layer_norm: normalized_shape {shape} does not match the end of input shape {x.shape}"
+        )
     for name, t in (("weight", weight), ("bias", bias)):
         if t is not None and t.shape != shape:
             raise ValueError(f"layer_norm: {name} has shape {t.shape}, expected {shape}")
@@ -142,17 +144,26 @@ def batch_norm(
     if x.ndim < 2:
         raise ValueError(f"batch_norm: input must be (N, C, *), got shape {x.shape}")
     c = x.shape[1]
-    for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight), ("bias", bias)):
+    for name, t in (
+        ("running_mean", running_mean),
+        ("running_var", running_var),
+        ("weight", weight),
+        ("bias", bias),
+    ):
         if t is not None and t.shape != (c,):
             raise ValueError(f"batch_norm: {name} has shape {t.shape}, expected ({c},) for input {x.shape}")
     if training or running_mean is None or running_var is None:
         axes = tuple(i for i in range(x.ndim) if i != 1)
         if math.prod(x.shape[i] for i in axes) <= 1 and training:
-            raise ValueError(f"batch_norm: need more than 1 value per channel when training, got input {x.shape}")
+            raise ValueError(
+                f"batch_norm: need more than 1 value per channel when training, got input {x.shape}"
+            )
         mean, var = P.mean(x, axes, False), P.var(x, axes, 0.0, False)
     else:
         mean, var = _same_dtype(x, running_mean), _same_dtype(x, running_var)
-    return P.composite("batch_norm", (x, mean, var, _same_dtype(x, weight), _same_dtype(x, bias), float(eps)), {})
+    return P.composite(
+        "batch_norm", (x, mean, var, _same_dtype(x, weight), _same_dtype(x, bias), float(eps)), {}
+    )
 
 
 # ====================================================================== losses
@@ -178,9 +189,13 @@ def cross_entropy(
             raise ValueError(
                 f"cross_entropy: probability targets must match the logits' shape {logits.shape}, got {target.shape}"
             )
-        return _soft_cross_entropy(logits, P.cast(target, logits.dtype), weight, reduction, label_smoothing, class_axis)
+        return _soft_cross_entropy(
+            logits, P.cast(target, logits.dtype), weight, reduction, label_smoothing, class_axis
+        )
     if target.dtype.kind not in "iu":
-        raise TypeError(f"cross_entropy: target must hold class indices (integers) or probabilities, got {target.dtype.name}")
+        raise TypeError(
+            f"cross_entropy: target must hold class indices (integers) or probabilities, got {target.dtype.name}"
+        )
     expected = logits.shape[:class_axis] + logits.shape[class_axis + 1 :]
     if target.shape != expected:
         raise ValueError(
@@ -258,7 +273,9 @@ def scaled_dot_product_attention(
         if mask.dtype is not dtypes.bool:
             mask = P.cast(mask, q.dtype)
     return P.composite(
-        "scaled_dot_product_attention", (q, k, v, mask, bool(is_causal), None if scale is None else float(scale)), {}
+        "scaled_dot_product_attention",
+        (q, k, v, mask, bool(is_causal), None if scale is None else float(scale)),
+        {},
     )
 
 
@@ -278,7 +295,9 @@ def _spatial_input(x: Tensor, d: int, op: str) -> tuple[Tensor, bool]:
     if x.ndim == d + 1:
         return P.expand_dims(x, (0,)), True
     if x.ndim != d + 2:
-        raise ValueError(f"{op}: expected a {d + 2}-d (N, C, *spatial) or {d + 1}-d input, got shape {x.shape}")
+        raise ValueError(
+            f"{op}: expected a {d + 2}-d (N, C, *spatial) or {d + 1}-d input, got shape {x.shape}"
+        )
     return x, False
 
 
@@ -317,7 +336,9 @@ def conv(
     d = w.ndim - 2
     op = f"conv{d}d"
     if d not in (1, 2, 3):
-        raise ValueError(f"conv: weight must be (out, in/groups, *kernel) with 1-3 spatial dims, got {w.shape}")
+        raise ValueError(
+            f"conv: weight must be (out, in/groups, *kernel) with 1-3 spatial dims, got {w.shape}"
+        )
     x, unbatched = _spatial_input(x, d, op)
     w = P.cast(w, x.dtype)
     O._same_device(op, (x, w))
@@ -325,7 +346,9 @@ def conv(
     if any(s <= 0 for s in stride_) or any(s <= 0 for s in dilation_):
         raise ValueError(f"{op}: stride and dilation must be positive, got {stride_} and {dilation_}")
     if groups <= 0 or x.shape[1] % groups or w.shape[0] % groups:
-        raise ValueError(f"{op}: groups={groups} must divide input channels {x.shape[1]} and output channels {w.shape[0]}")
+        raise ValueError(
+            f"{op}: groups={groups} must divide input channels {x.shape[1]} and output channels {w.shape[0]}"
+        )
     if w.shape[1] * groups != x.shape[1]:
         raise ValueError(
             f"{op}: input has {x.shape[1]} channels but weight {w.shape} expects {w.shape[1] * groups} "

@@ -56,7 +56,9 @@ def asarray(
                 lo, hi = int(host.min()), int(host.max())
                 if lo < info.min or hi > info.max:
                     bad = lo if lo < info.min else hi
-                    raise OverflowError(f"asarray: Python int {bad} is out of range for {d.name} [{info.min}, {info.max}]")
+                    raise OverflowError(
+                        f"asarray: Python int {bad} is out of range for {d.name} [{info.min}, {info.max}]"
+                    )
             out = Tensor._make(dev.ops.from_numpy(host), dev)
         if d is not None and d is not out._dtype:
             out = Tensor._make(dev.ops.cast(out._data, d), dev)
@@ -132,7 +134,9 @@ def empty(shape: Any, *, dtype: Any = None, device: Device | str | None = None) 
     return _device_of(device).zeros(shape, dtype=dtype)
 
 
-def full(shape: Any, fill_value: bool | float, *, dtype: Any = None, device: Device | str | None = None) -> Tensor:
+def full(
+    shape: Any, fill_value: bool | float, *, dtype: Any = None, device: Device | str | None = None
+) -> Tensor:
     return _device_of(device).full(shape, fill_value, dtype=dtype)
 
 
@@ -148,7 +152,9 @@ def empty_like(x: Tensor, *, dtype: Any = None, device: Device | str | None = No
     return full_like(x, 0, dtype=dtype, device=device)
 
 
-def full_like(x: Tensor, fill_value: bool | float, *, dtype: Any = None, device: Device | str | None = None) -> Tensor:
+def full_like(
+    x: Tensor, fill_value: bool | float, *, dtype: Any = None, device: Device | str | None = None
+) -> Tensor:
     dev = x._device if device is None else as_device(device)
     return dev.full(x.shape, fill_value, dtype=x._dtype if dtype is None else dtype)
 
@@ -313,13 +319,15 @@ def _promote(op: str, x1: Any, x2: Any) -> tuple[Any, Any, DType]:
             _check_scalar_fits(op, d, x1)
             return x1, (x2 if d is x2._dtype else P.cast(x2, d)), d
         return _promote(op, asarray(x1, device=x2._device), x2)
-    raise TypeError(f"{op}: expected at least one Tensor operand, got {type(x1).__name__} and {type(x2).__name__}")
+    raise TypeError(
+        f"{op}: expected at least one Tensor operand, got {type(x1).__name__} and {type(x2).__name__}"
+    )
 
 
 def _call_binary(op: str, prim: Any, a: Any, b: Any) -> Tensor:
     try:
         return prim(a, b)
-    except Exception as e:
+    except Exception:
         sa = a.shape if isinstance(a, Tensor) else ()
         sb = b.shape if isinstance(b, Tensor) else ()
         _broadcast_shapes(op, sa, sb)  # raises the clear message when shapes are the problem
@@ -515,7 +523,7 @@ def where(condition: Tensor, x1: Any, x2: Any, /) -> Tensor:
         raise
 
 
-def clip(x: Tensor, /, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002 (Array API keywords)
+def clip(x: Tensor, /, min: Any = None, max: Any = None) -> Tensor:
     """`x` limited to [min, max]; either bound may be None, a scalar or a tensor."""
     x = _tensor(x, "clip")
     if min is None and max is None:
@@ -620,7 +628,9 @@ argmin = _arg_extremum("argmin", P.argmin)
 
 
 def _cumulative(op: str, prim: Any) -> Any:
-    def fn(x: Tensor, /, *, axis: int | None = None, dtype: Any = None, include_initial: bool = False) -> Tensor:
+    def fn(
+        x: Tensor, /, *, axis: int | None = None, dtype: Any = None, include_initial: bool = False
+    ) -> Tensor:
         x = _tensor(x, op)
         if axis is None:
             if x.ndim > 1:
@@ -672,7 +682,9 @@ def matmul(x1: Tensor, x2: Tensor, /) -> Tensor:
             raise TypeError("matmul: operands must be tensors, not scalars; use * for scaling")
     a, b, d = _promote("matmul", x1, x2)
     if a.ndim == 0 or b.ndim == 0:
-        raise ValueError(f"matmul: operands must have at least 1 dimension, got shapes {a.shape} and {b.shape}")
+        raise ValueError(
+            f"matmul: operands must have at least 1 dimension, got shapes {a.shape} and {b.shape}"
+        )
     if d is dtypes.bool:
         raise TypeError("matmul: not defined for bool tensors")
     ka = a.shape[-1]
@@ -744,7 +756,9 @@ def reshape(x: Tensor, /, shape: Sequence[int] | int, *more: int, copy: bool | N
     if -1 in shape:
         known = math.prod(s for s in shape if s != -1)
         if known == 0 or size % known:
-            raise ValueError(f"reshape: cannot reshape tensor of shape {x.shape} ({size} elements) into {shape}")
+            raise ValueError(
+                f"reshape: cannot reshape tensor of shape {x.shape} ({size} elements) into {shape}"
+            )
         shape = tuple(size // known if s == -1 else s for s in shape)
     if builtins.any(s < 0 for s in shape) or math.prod(shape) != size:
         raise ValueError(f"reshape: cannot reshape tensor of shape {x.shape} ({size} elements) into {shape}")
@@ -936,7 +950,9 @@ def roll(x: Tensor, /, shift: int | Sequence[int], *, axis: int | Sequence[int] 
         s %= n
         if s:
             head = (slice(None),) * ax
-            x = P.concat([P.getitem(x, head + (slice(n - s, n),)), P.getitem(x, head + (slice(0, n - s),))], ax)
+            x = P.concat(
+                [P.getitem(x, head + (slice(n - s, n),)), P.getitem(x, head + (slice(0, n - s),))], ax
+            )
     return x
 
 
@@ -946,7 +962,9 @@ def pad(x: Tensor, /, pad_width: Any, mode: str = "constant", value: float = 0.0
     x = _tensor(x, "pad")
     if mode not in ("constant", "reflect", "edge"):
         raise ValueError(f"pad: mode must be 'constant', 'reflect' or 'edge', got {mode!r}")
-    widths = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (x.ndim, 2)) if x.ndim else np.zeros((0, 2))
+    widths = (
+        np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (x.ndim, 2)) if x.ndim else np.zeros((0, 2))
+    )
     if (widths < 0).any():
         raise ValueError(f"pad: widths must be non-negative, got {pad_width}")
     pairs = tuple((int(lo), int(hi)) for lo, hi in widths)
@@ -986,7 +1004,9 @@ def repeat(x: Tensor, /, repeats: int | Tensor, *, axis: int | None = None) -> T
             raise TypeError(f"repeat: repeats must be integers, got {repeats._dtype.name}")
         repeats = P.cast(repeats, dtypes.int64)
         if repeats.ndim != 1 or repeats.shape[0] not in (1, x.shape[ax]):
-            raise ValueError(f"repeat: repeats of shape {repeats.shape} do not match axis of length {x.shape[ax]}")
+            raise ValueError(
+                f"repeat: repeats of shape {repeats.shape} do not match axis of length {x.shape[ax]}"
+            )
     elif int(repeats) < 0:
         raise ValueError(f"repeat: repeats must be non-negative, got {repeats}")
     return P.repeat(x, repeats, ax)
@@ -1051,9 +1071,14 @@ def _normalize_key(x: Tensor, key: Any) -> tuple:
             else:
                 n = x.shape[dim]
                 if k.size:
-                    lo, hi = int(k._device.ops.to_numpy(k._data).min()), int(k._device.ops.to_numpy(k._data).max())
+                    lo, hi = (
+                        int(k._device.ops.to_numpy(k._data).min()),
+                        int(k._device.ops.to_numpy(k._data).max()),
+                    )
                     if lo < -n or hi >= n:
-                        raise IndexError(f"getitem: index {hi if hi >= n else lo} is out of bounds for axis {dim} with size {n}")
+                        raise IndexError(
+                            f"getitem: index {hi if hi >= n else lo} is out of bounds for axis {dim} with size {n}"
+                        )
                 dim += 1
     return tuple(out)
 
@@ -1090,24 +1115,37 @@ class _IndexUpdate:
     def __init__(self, x: Tensor, key: Any) -> None:
         self._x, self._key = x, key
 
-    def add(self, values: Any) -> Tensor:
-        """A copy of x with `values` added at the key (repeated indices accumulate)."""
+    def _values(self, op: str, key: tuple, values: Any) -> Tensor:
         x = self._x
-        key = _normalize_key(x, self._key)
         target_shape = P.getitem(x.detach(), key).shape
         v = values if isinstance(values, Tensor) else asarray(values, device=x._device)
-        _, v, d = _promote("at[].add", x, v)
+        _, v, d = _promote(op, x, v)
         if d is not x._dtype:
-            raise TypeError(f"at[].add: values of dtype {v.dtype.name} do not fit a {x._dtype.name} tensor")
-        return P.index_add(x, key, broadcast_to(v, target_shape))
+            raise TypeError(f"{op}: values of dtype {v.dtype.name} do not fit a {x._dtype.name} tensor")
+        return broadcast_to(v, target_shape)
+
+    def add(self, values: Any) -> Tensor:
+        """A copy of x with `values` added at the key (repeated indices accumulate)."""
+        key = _normalize_key(self._x, self._key)
+        return P.index_add(self._x, key, self._values("at[].add", key, values))
 
     def set(self, values: Any) -> Tensor:
-        """A copy of x with the key's elements replaced by `values` (basic and array keys)."""
+        """A copy of x with the key's elements replaced by `values`; where an index repeats, the last
+        value wins (as NumPy assignment)."""
         x = self._x
         key = _normalize_key(x, self._key)
-        mask = P.index_add(x._device.zeros(x.shape, dtype=dtypes.int64), key, x._device.ones(P.getitem(x.detach(), key).shape, dtype=dtypes.int64))
-        placed = _IndexUpdate(zeros_like(x), self._key).add(values)
-        return where(P.gt(mask, 0), placed, x)
+        v = P.reshape(self._values("at[].set", key, values), (-1,))
+        dev = x._device
+        positions = P.getitem(P.reshape(dev.arange(x.size, dtype=dtypes.int64), x.shape), key)
+        flat = positions.numpy().reshape(-1)
+        unique, first_in_reversed = np.unique(flat[::-1], return_index=True)
+        last = flat.size - 1 - first_in_reversed
+        where_ = (dev.tensor(unique.astype(np.int64)),)
+        placed = P.index_add(dev.zeros(x.size, dtype=x._dtype), where_, P.take(v, dev.tensor(last), 0))
+        hit = P.index_add(
+            dev.zeros(x.size, dtype=dtypes.int64), where_, dev.ones(unique.size, dtype=dtypes.int64)
+        )
+        return P.reshape(P.where(P.gt(hit, 0), placed, P.reshape(x, (x.size,))), x.shape)
 
 
 def take(x: Tensor, indices: Any, /, *, axis: int | None = None) -> Tensor:
@@ -1212,7 +1250,9 @@ def one_hot(x: Tensor, /, num_classes: int, *, dtype: Any = None) -> Tensor:
     if x.size:
         host = x.numpy()
         if host.min() < 0 or host.max() >= num_classes:
-            raise ValueError(f"one_hot: indices must be in [0, {num_classes}), got {host.min()}..{host.max()}")
+            raise ValueError(
+                f"one_hot: indices must be in [0, {num_classes}), got {host.min()}..{host.max()}"
+            )
     d = dtypes.default_float if dtype is None else dtypes.as_dtype(dtype)
     return Tensor._make(x._device.ops.one_hot(P.cast(x, dtypes.int64)._data, num_classes, d), x._device)
 

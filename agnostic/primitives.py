@@ -180,24 +180,37 @@ def _atan2_rule(g: Tensor, a: Any, b: Any, y: Tensor, wa: bool, wb: bool) -> tup
 add = _binary("add", lambda g, a, b, y, wa, wb: (g, g))
 sub = _binary("sub", lambda g, a, b, y, wa, wb: (g, neg(g) if wb else None))
 mul = _binary("mul", lambda g, a, b, y, wa, wb: (mul(g, b) if wa else None, mul(g, a) if wb else None))
-div = _binary("div", lambda g, a, b, y, wa, wb: (div(g, b) if wa else None, neg(div(mul(g, y), b)) if wb else None))
+div = _binary(
+    "div", lambda g, a, b, y, wa, wb: (div(g, b) if wa else None, neg(div(mul(g, y), b)) if wb else None)
+)
 pow = _binary("pow", _pow_rule)
 maximum = _binary("maximum", _extremum_rule(lambda a, b: ge(a, b)))
 minimum = _binary("minimum", _extremum_rule(lambda a, b: le(a, b)))
 atan2 = _binary("atan2", _atan2_rule)
-logaddexp = _binary("logaddexp", lambda g, a, b, y, wa, wb: (
-    mul(g, exp(sub(a, y))) if wa else None,
-    mul(g, exp(sub(b, y))) if wb else None,
-))
-hypot = _binary("hypot", lambda g, a, b, y, wa, wb: (
-    mul(g, div(a, y)) if wa else None,
-    mul(g, div(b, y)) if wb else None,
-))
-copysign = _binary("copysign", lambda g, a, b, y, wa, wb: (
-    where(eq(signbit(a), signbit(y)), g, neg(g)) if wa else None,
-    zeros_like(g) if wb else None,
-))
-remainder = _binary("remainder", lambda g, a, b, y, wa, wb: (g, neg(mul(g, floor_divide(a, b))) if wb else None))
+logaddexp = _binary(
+    "logaddexp",
+    lambda g, a, b, y, wa, wb: (
+        mul(g, exp(sub(a, y))) if wa else None,
+        mul(g, exp(sub(b, y))) if wb else None,
+    ),
+)
+hypot = _binary(
+    "hypot",
+    lambda g, a, b, y, wa, wb: (
+        mul(g, div(a, y)) if wa else None,
+        mul(g, div(b, y)) if wb else None,
+    ),
+)
+copysign = _binary(
+    "copysign",
+    lambda g, a, b, y, wa, wb: (
+        where(eq(signbit(a), signbit(y)), g, neg(g)) if wa else None,
+        zeros_like(g) if wb else None,
+    ),
+)
+remainder = _binary(
+    "remainder", lambda g, a, b, y, wa, wb: (g, neg(mul(g, floor_divide(a, b))) if wb else None)
+)
 floor_divide = _binary("floor_divide", lambda g, a, b, y, wa, wb: (zeros_like(g), zeros_like(g)))
 eq = _binary("eq", None)
 ne = _binary("ne", None)
@@ -298,7 +311,9 @@ def _reduction(name: str, rule: Rule | None) -> Callable[..., Tensor]:
     return op
 
 
-def _extremum_reduction_rule(g: Tensor, x: Tensor, y: Tensor, axes: tuple[int, ...], keepdims: bool) -> Tensor:
+def _extremum_reduction_rule(
+    g: Tensor, x: Tensor, y: Tensor, axes: tuple[int, ...], keepdims: bool
+) -> Tensor:
     """max/min: the gradient is shared evenly by the elements equal to the result (torch, JAX)."""
     hit = eq(x, _expand_to(y, x, axes, keepdims))
     hits = cast(hit, x._dtype)
@@ -342,7 +357,9 @@ def _var_rule(correction: float) -> Rule:
 
 
 sum = _reduction("sum", lambda g, x, y, axes, keepdims: _expand_to(g, x, axes, keepdims))
-mean = _reduction("mean", lambda g, x, y, axes, keepdims: div(_expand_to(g, x, axes, keepdims), float(_count(x, axes))))
+mean = _reduction(
+    "mean", lambda g, x, y, axes, keepdims: div(_expand_to(g, x, axes, keepdims), float(_count(x, axes)))
+)
 prod = _reduction("prod", _prod_rule)
 max = _reduction("max", _extremum_reduction_rule)
 min = _reduction("min", _extremum_reduction_rule)
@@ -471,9 +488,13 @@ def _inverse_permutation(axes: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(inv)
 
 
-reshape = _shape_op("reshape", lambda o, a, shape: o.reshape(a, shape), lambda g, x, shape: reshape(g, x.shape))
+reshape = _shape_op(
+    "reshape", lambda o, a, shape: o.reshape(a, shape), lambda g, x, shape: reshape(g, x.shape)
+)
 permute = _shape_op(
-    "permute", lambda o, a, axes: o.permute(a, axes), lambda g, x, axes: permute(g, _inverse_permutation(axes))
+    "permute",
+    lambda o, a, axes: o.permute(a, axes),
+    lambda g, x, axes: permute(g, _inverse_permutation(axes)),
 )
 broadcast_to = _shape_op(
     "broadcast_to", lambda o, a, shape: o.broadcast_to(a, shape), lambda g, x, shape: unbroadcast(g, x.shape)
@@ -674,6 +695,15 @@ def conv(x: Tensor, w: Tensor, stride: Any, padding: Any, dilation: Any, groups:
     return out
 
 
+def _conv_to(like: Tensor, x: Tensor, w: Tensor, args: tuple) -> Tensor:
+    """conv(x, w) cut to `like`'s spatial shape: a transposed convolution with output_padding has
+    more outputs than the gradient it came from, and the extra ones never reached it."""
+    out = conv(x, w, *args)
+    if out.shape[2:] == like.shape[2:]:
+        return out
+    return getitem(out, (slice(None), slice(None), *(slice(0, n) for n in like.shape[2:])))
+
+
 def conv_input_grad(gy: Tensor, w: Tensor, input_shape: Any, stride: Any, padding: Any, dilation: Any,
                     groups: int) -> Tensor:  # fmt: skip
     args = (stride, padding, dilation, groups)
@@ -683,7 +713,10 @@ def conv_input_grad(gy: Tensor, w: Tensor, input_shape: Any, stride: Any, paddin
 
         def vjp(g: Tensor, y: Tensor) -> list[Tensor]:
             # linear in gy (adjoint of conv) and bilinear in (gy, w)
-            return [conv(g, w, *args) if t is gy else conv_weight_grad(g, gy, w.shape, *args) for t in inputs]
+            return [
+                _conv_to(gy, g, w, args) if t is gy else conv_weight_grad(g, gy, w.shape, *args)
+                for t in inputs
+            ]
 
         _record(out, "conv_input_grad", inputs, vjp)
     return out
@@ -697,13 +730,17 @@ def conv_weight_grad(x: Tensor, gy: Tensor, weight_shape: Any, stride: Any, padd
         inputs = tuple(t for t in (x, gy) if t.requires_grad)
 
         def vjp(g: Tensor, y: Tensor) -> list[Tensor]:
-            return [conv_input_grad(gy, g, x.shape, *args) if t is x else conv(x, g, *args) for t in inputs]
+            return [
+                conv_input_grad(gy, g, x.shape, *args) if t is x else _conv_to(gy, x, g, args) for t in inputs
+            ]
 
         _record(out, "conv_weight_grad", inputs, vjp)
     return out
 
 
-def max_pool(x: Tensor, kernel: Any, stride: Any, padding: Any, dilation: Any, ceil_mode: bool) -> tuple[Tensor, Tensor]:
+def max_pool(
+    x: Tensor, kernel: Any, stride: Any, padding: Any, dilation: Any, ceil_mode: bool
+) -> tuple[Tensor, Tensor]:
     values, idx = x._device.ops.max_pool(x._data, kernel, stride, padding, dilation, ceil_mode)
     out, indices = _make(values, x._device), _make(idx, x._device)
     if mode.enabled and x.requires_grad:
@@ -720,7 +757,9 @@ def max_pool(x: Tensor, kernel: Any, stride: Any, padding: Any, dilation: Any, c
     return out, indices
 
 
-def avg_pool(x: Tensor, kernel: Any, stride: Any, padding: Any, ceil_mode: bool, count_include_pad: bool) -> Tensor:
+def avg_pool(
+    x: Tensor, kernel: Any, stride: Any, padding: Any, ceil_mode: bool, count_include_pad: bool
+) -> Tensor:
     args = (kernel, stride, padding, ceil_mode, count_include_pad)
     out = _make(x._device.ops.avg_pool(x._data, *args), x._device)
     if mode.enabled and x.requires_grad:

@@ -80,13 +80,13 @@ class Tensor:
         return self._data
 
     @property
-    def T(self) -> Tensor:  # noqa: N802  (Array API name)
+    def T(self) -> Tensor:
         if self.ndim != 2:
             raise ValueError(f"T: defined for 2-D tensors, got {self.ndim}-D; use .mT or permute")
         return self.permute((1, 0))
 
     @property
-    def mT(self) -> Tensor:  # noqa: N802  (Array API name)
+    def mT(self) -> Tensor:
         if self.ndim < 2:
             raise ValueError(f"mT: needs at least 2 dimensions, got shape {self.shape}")
         nd = self.ndim
@@ -195,7 +195,9 @@ class Tensor:
                 f"requires_grad: only floating-point tensors can require gradients, got {self._dtype.name}"
             )
         if not requires_grad and self._node is not None:
-            raise RuntimeError("requires_grad_(False): only leaf tensors can stop requiring grad; use detach()")
+            raise RuntimeError(
+                "requires_grad_(False): only leaf tensors can stop requiring grad; use detach()"
+            )
         self.requires_grad = requires_grad
         return self
 

@@ -48,7 +48,9 @@ def test_default_backend_follows_environment_and_context() -> None:
 
 
 def test_unknown_backend_lists_known_ones_and_the_extra() -> None:
-    with pytest.raises(ValueError, match=r"unknown backend 'tensorflow'; known backends: 'numpy'.*pip install"):
+    with pytest.raises(
+        ValueError, match=r"unknown backend 'tensorflow'; known backends: 'numpy'.*pip install"
+    ):
         ag.backend("tensorflow")
 
 

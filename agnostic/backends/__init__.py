@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 from importlib import metadata
-from typing import Union
 
 from agnostic.backends.base import Backend, BackendUnavailable
 
@@ -23,7 +22,7 @@ __all__ = [
     "BUILTIN_EXTRAS",
 ]
 
-BackendSpec = Union[str, type[Backend]]
+BackendSpec = str | type[Backend]
 
 _BUILTIN: dict[str, str] = {
     "numpy": "agnostic.backends.numpy:NumpyBackend",

@@ -80,7 +80,15 @@ _BINARY = {
     "bitwise_left_shift": "left_shift",
     "bitwise_right_shift": "right_shift",
 }
-_REDUCE = {"sum": "sum", "prod": "prod", "mean": "mean", "max": "max", "min": "min", "any": "any", "all": "all"}
+_REDUCE = {
+    "sum": "sum",
+    "prod": "prod",
+    "mean": "mean",
+    "max": "max",
+    "min": "min",
+    "any": "any",
+    "all": "all",
+}
 
 
 class XPBackend(Backend):

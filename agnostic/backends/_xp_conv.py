@@ -5,7 +5,8 @@ Convolution is im2col: a strided view of the padded input gathers every window w
 loop over pixels, one copy lays the patches out as a matrix and one (group-batched) BLAS matmul
 does the arithmetic. Scatters (the input gradient, the pooling adjoint) loop over kernel offsets,
 adding one strided slice per offset, because CuPy has no `ufunc.at` and overlapping windows rule
-out a single strided write. Every result keeps the input's dtype.
+out a single strided write. Nothing loops over pixels or batch elements in Python, and every
+result keeps the input's dtype (the arithmetic runs in it too).
 """
 
 from __future__ import annotations
@@ -37,12 +38,12 @@ def _pad(xp: Any, x: Array, pairs: Sequence[tuple[int, int]], value: float) -> A
     if all(lo == 0 and hi == 0 for lo, hi in pairs):
         return x
     lead = x.ndim - len(pairs)
-    src, dst, shape = [slice(None)] * lead, [slice(None)] * lead, list(x.shape[:lead])
-    for size, (lo, hi) in zip(x.shape[lead:], pairs):
-        start, stop = max(-lo, 0), max(size - max(-hi, 0), max(-lo, 0))
+    src, dst, shape = [slice(None)] * lead, [slice(None)] * lead, list(x.shape)
+    for i, (lo, hi) in enumerate(pairs, lead):
+        start, stop = max(-lo, 0), max(x.shape[i] - max(-hi, 0), max(-lo, 0))
         src.append(slice(start, stop))
         dst.append(slice(max(lo, 0), max(lo, 0) + stop - start))
-        shape.append(size + lo + hi)
+        shape[i] += lo + hi
     out = xp.full(tuple(shape), value, dtype=x.dtype)
     out[tuple(dst)] = x[tuple(src)]
     return out
@@ -61,23 +62,27 @@ def _windows(xp: Any, a: Array, out: Shape, kernel: Shape, stride: Shape, dilati
     return xp.lib.stride_tricks.as_strided(a, a.shape[:-d] + tuple(out) + tuple(kernel), strides)
 
 
-def _tap(ndim: int, axis: int, start: int, count: int, step: int) -> tuple[slice, ...]:
-    """Index of `count` elements from `start` every `step` along `axis` of an `ndim`-d array: the
-    input positions one kernel offset reads for all outputs."""
+def _tap(axis: int, start: int, count: int, step: int) -> tuple[slice, ...]:
+    """Index of `count` elements from `start` every `step` along `axis`: the input positions one
+    kernel offset reads for all outputs along that axis."""
     return (slice(None),) * axis + (slice(start, start + step * (count - 1) + 1, step),)
 
 
 def _taps(
     kernel: Shape, stride: Shape, dilation: Shape, out: Shape
 ) -> list[tuple[tuple[int, ...], tuple[slice, ...]]]:
-    """(kernel offset, index into the padded (N, C, *spatial) array) for every kernel offset, in
-    row-major window order."""
+    """(kernel offset, index into the padded spatial axes) for every kernel offset, in row-major
+    window order: the input positions that offset reads for all outputs."""
     return [
-        (offs, (slice(None), slice(None)) + tuple(
-            slice(j * dl, j * dl + st * (m - 1) + 1, st) for j, st, dl, m in zip(offs, stride, dilation, out)
-        ))
+        (
+            offs,
+            tuple(
+                slice(j * dl, j * dl + st * (m - 1) + 1, st)
+                for j, st, dl, m in zip(offs, stride, dilation, out)
+            ),
+        )
         for offs in itertools.product(*(range(k) for k in kernel))
-    ]  # fmt: skip
+    ]
 
 
 def _along(xp: Any, vectors: Sequence[Array], combine: Any) -> Array:
@@ -137,19 +142,32 @@ def conv_input_grad(
     dilation: Shape,
     groups: int,
 ) -> Array:
-    """The gradient of `conv` with respect to x, also the transposed convolution: one matmul gives
-    each window's gradient, then one strided add per kernel offset folds the windows back (col2im)
+    """The gradient of `conv` with respect to x, also the transposed convolution: one matmul
+    (batched over groups and kernel offsets) gives each window's gradient, then one strided add per kernel offset folds the windows back (col2im)
     into the padded input, and the padding is cropped. Input positions no window reads (when the
-    stride does not divide the padded length) keep a zero gradient."""
+    stride does not divide the padded length) keep a zero gradient.
+
+    The fold works pixel-major, (G, *spatial, N, C/G), so each add runs over long contiguous rows
+    (an output row times N * C/G) instead of one short image row at a time."""
     n, c = input_shape[:2]
     kernel, out = tuple(w.shape[2:]), tuple(gy.shape[2:])
-    wm = w.reshape(groups, w.shape[0] // groups, c // groups * math.prod(kernel))
-    gcols = xp.matmul(wm.swapaxes(1, 2), _gy_matrix(gy, groups)).reshape((c, *kernel, n, *out))
+    d, og, cg = len(kernel), w.shape[0] // groups, c // groups
+    to_pixel_major = (1, *range(3, 3 + d), 0, 2)  # (N, G, ch, *sp) -> (G, *sp, N, ch)
+    gym = (
+        gy.reshape((n, groups, og) + out).transpose(to_pixel_major).reshape(groups, 1, math.prod(out) * n, og)
+    )
+    wk = w.reshape((groups, og, cg) + kernel).transpose(0, *range(3, 3 + d), 1, 2)
+    # (G, 1, prod(out) * N, O/G) @ (G, prod(kernel), O/G, C/G), one gemm per (group, kernel offset)
+    gcols = xp.matmul(gym, wk.reshape(groups, math.prod(kernel), og, cg)).reshape(
+        (groups, *kernel, *out, n, cg)
+    )
     padded = tuple(s + lo + hi for s, (lo, hi) in zip(input_shape[2:], padding))
-    gx = xp.zeros((n, c) + padded, dtype=gy.dtype)
+    gx = xp.zeros((groups, *padded, n, cg), dtype=gy.dtype)
     for offs, index in _taps(kernel, stride, dilation, out):
-        gx[index] += gcols[(slice(None), *offs)].swapaxes(0, 1)
-    return _pad(xp, gx, tuple((-lo, -hi) for lo, hi in padding), 0)
+        gx[(slice(None), *index)] += gcols[(slice(None), *offs)]
+    to_nchw = (1 + d, 0, 2 + d, *range(1, 1 + d))  # (G, *sp, N, ch) -> (N, G, ch, *sp)
+    gx = _pad(xp, gx.transpose(to_nchw), tuple((-lo, -hi) for lo, hi in padding), 0)
+    return xp.ascontiguousarray(gx).reshape(input_shape)
 
 
 def conv_weight_grad(
@@ -206,11 +224,12 @@ def max_pool(
     idx = xp.empty(x.shape[:2] + out, dtype=xp.int64)
     idx[...] = _along(xp, first, xp.add)
     for offs, index in _taps(kernel, stride, dilation, out):
-        v = padded[index]
+        v = padded[(slice(None), slice(None), *index)]
         take = v > best
         take |= xp.isnan(v)
-        xp.copyto(best, v, where=take)
-        xp.copyto(idx, sum(j * dl * s for j, dl, s in zip(offs, dilation, in_strides)), where=take)
+        # an arithmetic select and a NaN-propagating maximum: masked copies are several times slower
+        idx += take * (sum(j * dl * s for j, dl, s in zip(offs, dilation, in_strides)) - idx)
+        xp.maximum(best, v, out=best)
     idx += _along(xp, [a * s for a, s in zip(starts, in_strides)], xp.add)
     return best, idx
 
@@ -237,9 +256,9 @@ def avg_pool(
     out, pairs = _pool_geometry(tuple(x.shape[2:]), kernel, stride, padding, (1,) * d, ceil_mode)
     y = _pad(xp, x, pairs, 0)
     for i, (k, st, m) in enumerate(zip(kernel, stride, out)):
-        acc = y[_tap(y.ndim, 2 + i, 0, m, st)].copy()
+        acc = y[_tap(2 + i, 0, m, st)].copy()
         for j in range(1, k):
-            acc += y[_tap(y.ndim, 2 + i, j, m, st)]
+            acc += y[_tap(2 + i, j, m, st)]
         y = acc
     y /= _avg_divisor(xp, tuple(x.shape[2:]), kernel, stride, padding, out, count_include_pad).astype(x.dtype)
     return y
@@ -267,6 +286,6 @@ def avg_pool_grad(
         shape[2 + i] = spatial[i] + sum(pairs[i])
         spread = xp.zeros(tuple(shape), dtype=gy.dtype)
         for j in range(k):
-            spread[_tap(g.ndim, 2 + i, j, m, st)] += g
+            spread[_tap(2 + i, j, m, st)] += g
         g = spread
     return _pad(xp, g, tuple((-lo, -hi) for lo, hi in pairs), 0)

@@ -58,4 +58,3 @@ def erf(xp: Any, a: Any) -> Any:
     out = xp.where(ax < 0.84375, small, xp.where(ax < 1.25, middle, xp.where(ax < 6.0, large, 1.0)))
     out = xp.where(xp.isnan(x), x, xp.copysign(out, x))
     return out.astype(a.dtype, copy=False)
-

@@ -372,7 +372,9 @@ class Backend(abc.ABC):
     def gelu(self, a: Array, approximate: str) -> Array:
         """x * Phi(x), exact ('none') or with the tanh approximation ('tanh')."""
         if approximate == "tanh":
-            inner = self.mul(self.add(a, self.mul(self.mul(self.mul(a, a), a), 0.044715)), math.sqrt(2 / math.pi))
+            inner = self.mul(
+                self.add(a, self.mul(self.mul(self.mul(a, a), a), 0.044715)), math.sqrt(2 / math.pi)
+            )
             return self.mul(self.mul(a, 0.5), self.add(self.tanh(inner), 1.0))
         return self.mul(self.mul(a, 0.5), self.add(self.erf(self.mul(a, 1 / math.sqrt(2))), 1.0))
 

@@ -80,7 +80,9 @@ class TorchBackend(Backend):
             device = "cuda:0"
         if isinstance(device, str) and device.startswith("cuda:"):
             if not torch.cuda.is_available():
-                raise ValueError(f"backend 'torch': device {device!r} requested but torch sees no CUDA device")
+                raise ValueError(
+                    f"backend 'torch': device {device!r} requested but torch sees no CUDA device"
+                )
             index = int(device.split(":", 1)[1])
             if index >= torch.cuda.device_count():
                 raise ValueError(
@@ -356,7 +358,9 @@ class TorchBackend(Backend):
         # the transposed convolution onto the padded input, cropped back to the input
         d = w.ndim - 2
         padded = [input_shape[2 + i] + padding[i][0] + padding[i][1] for i in range(d)]
-        natural = [(gy.shape[2 + i] - 1) * stride[i] + dilation[i] * (w.shape[2 + i] - 1) + 1 for i in range(d)]
+        natural = [
+            (gy.shape[2 + i] - 1) * stride[i] + dilation[i] * (w.shape[2 + i] - 1) + 1 for i in range(d)
+        ]
         fn = (F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d)[d - 1]
         # the padded rows past the last window (fewer than `stride`) got no gradient: output_padding
         extra = [p - n for p, n in zip(padded, natural)]

@@ -91,7 +91,9 @@ class AreaTable:
             if report.skipped:
                 outcome = "xfailed" if hasattr(report, "wasxfail") else "skipped"
                 if outcome == "skipped":
-                    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+                    reason = (
+                        report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+                    )
                     self.skip_reasons[key[1]].add(reason.removeprefix("Skipped: "))
             elif report.failed:
                 outcome = "failed" if report.when == "call" else "error"

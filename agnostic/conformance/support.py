@@ -54,7 +54,9 @@ def assert_close(
     if out.dtype.is_floating:
         r, a = TOLERANCE[out.dtype]
         r, a = rtol if rtol is not None else r, atol if atol is not None else a
-        np.testing.assert_allclose(got.astype(np.float64), ref.astype(np.float64), rtol=r, atol=a, equal_nan=True)
+        np.testing.assert_allclose(
+            got.astype(np.float64), ref.astype(np.float64), rtol=r, atol=a, equal_nan=True
+        )
     else:
         np.testing.assert_array_equal(got, ref.astype(got.dtype) if ref.dtype != got.dtype else ref)
 
@@ -62,6 +64,7 @@ def assert_close(
 def numerical_grads(f: Callable[..., ag.Tensor], arrays: Sequence[np.ndarray], backend: ag.Device,
                     cotangent: np.ndarray, eps: float = 1e-6) -> list[np.ndarray]:  # fmt: skip
     """Central finite differences of <f(*arrays), cotangent> with respect to each array (float64)."""
+
     def scalar(*arrs: np.ndarray) -> float:
         out = f(*(tensor(backend, a, ag.float64) for a in arrs))
         return float(np.sum(out.numpy().astype(np.float64) * cotangent))
