@@ -26,8 +26,9 @@ BackendSpec = str | type[Backend]
 
 _BUILTIN: dict[str, str] = {
     "numpy": "agnostic.backends.numpy:NumpyBackend",
+    "torch": "agnostic.backends.torch:TorchBackend",
 }
-BUILTIN_EXTRAS = {"numpy": ""}
+BUILTIN_EXTRAS = {"numpy": "", "torch": "agnostic[torch]"}
 
 _registry: dict[str, BackendSpec] = dict(_BUILTIN)
 _entry_points_loaded = False

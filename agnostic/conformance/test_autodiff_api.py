@@ -43,7 +43,7 @@ def test_requires_grad_propagates_to_results(backend):
     assert not z.requires_grad and z.grad_fn is None
     w = _t(backend, [1.0, 2.0]).requires_grad_()
     assert w.requires_grad
-    assert ag.tensor([1.0], requires_grad=True, backend=backend).requires_grad
+    assert ag.tensor([1.0], requires_grad=True, device=backend).requires_grad
     assert ag.asarray([1.0], device=backend, requires_grad=True).requires_grad
 
 

@@ -293,7 +293,7 @@ def test_unknown_backend_lists_known_ones_and_the_pip_extra(backend):
     assert "pip install 'agnostic[" in msg, msg
     assert "register_backend" in msg, msg
     with pytest.raises(ValueError, match=r"unknown backend 'nope'"):
-        ag.tensor([1.0], backend="nope")
+        ag.tensor([1.0], device="nope")
 
 
 def test_backend_whose_library_is_missing(backend):
@@ -590,7 +590,7 @@ def test_requires_grad_on_int_tensors(backend):
     ):
         backend.tensor([1, 2], dtype=ag.int8).requires_grad_()
     with pytest.raises(TypeError, match=r"got bool"):
-        ag.tensor([True], requires_grad=True, backend=backend)
+        ag.tensor([True], requires_grad=True, device=backend)
 
 
 def test_gradient_of_integer_output(backend):
