@@ -11,7 +11,7 @@ import builtins
 import math
 import operator
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -1255,6 +1255,94 @@ def one_hot(x: Tensor, /, num_classes: int, *, dtype: Any = None) -> Tensor:
             )
     d = dtypes.default_float if dtype is None else dtypes.as_dtype(dtype)
     return Tensor._make(x._device.ops.one_hot(P.cast(x, dtypes.int64)._data, num_classes, d), x._device)
+
+
+# ====================================================================== data-dependent shapes (host)
+class UniqueAllResult(NamedTuple):
+    values: Tensor
+    indices: Tensor
+    inverse_indices: Tensor
+    counts: Tensor
+
+
+class UniqueCountsResult(NamedTuple):
+    values: Tensor
+    counts: Tensor
+
+
+class UniqueInverseResult(NamedTuple):
+    values: Tensor
+    inverse_indices: Tensor
+
+
+def _host_unique(x: Tensor, op: str) -> tuple[np.ndarray, ...]:
+    """np.unique on the host: result sizes depend on the data, so these ops sync and are not
+    differentiable. NaNs count as distinct (Array API)."""
+    x = _tensor(x, op)
+    host = np.asarray(x.numpy())
+    values, index, inverse, counts = np.unique(
+        host.reshape(-1), return_index=True, return_inverse=True, return_counts=True, equal_nan=False
+    )
+    return (
+        values,
+        index.astype(np.int64),
+        inverse.reshape(host.shape).astype(np.int64),
+        counts.astype(np.int64),
+    )
+
+
+def unique_values(x: Tensor, /) -> Tensor:
+    """The sorted distinct values of `x` (flattened)."""
+    values = _host_unique(x, "unique_values")[0]
+    return x._device.tensor(values, dtype=x._dtype)
+
+
+def unique_counts(x: Tensor, /) -> UniqueCountsResult:
+    """The sorted distinct values and how often each occurs."""
+    values, _, _, counts = _host_unique(x, "unique_counts")
+    return UniqueCountsResult(x._device.tensor(values, dtype=x._dtype), x._device.tensor(counts))
+
+
+def unique_inverse(x: Tensor, /) -> UniqueInverseResult:
+    """The sorted distinct values and, for each element of x, the index of its value."""
+    values, _, inverse, _ = _host_unique(x, "unique_inverse")
+    return UniqueInverseResult(x._device.tensor(values, dtype=x._dtype), x._device.tensor(inverse))
+
+
+def unique_all(x: Tensor, /) -> UniqueAllResult:
+    """Distinct values, the first index of each, the inverse indices and the counts."""
+    values, index, inverse, counts = _host_unique(x, "unique_all")
+    d = x._device
+    return UniqueAllResult(
+        d.tensor(values, dtype=x._dtype), d.tensor(index), d.tensor(inverse), d.tensor(counts)
+    )
+
+
+def searchsorted(x1: Tensor, x2: Tensor, /, *, side: str = "left", sorter: Tensor | None = None) -> Tensor:
+    """int64 insertion indices of x2's values into the sorted 1-D x1 (computed on the host)."""
+    x1, x2 = _tensor(x1, "searchsorted"), _tensor(x2, "searchsorted")
+    if x1.ndim != 1:
+        raise ValueError(f"searchsorted: x1 must be 1-D, got shape {x1.shape}")
+    if side not in ("left", "right"):
+        raise ValueError(f"searchsorted: side must be 'left' or 'right', got {side!r}")
+    order = None if sorter is None else np.asarray(sorter.numpy())
+    idx = np.searchsorted(np.asarray(x1.numpy()), np.asarray(x2.numpy()), side=side, sorter=order)
+    return x2._device.tensor(np.asarray(idx, dtype=np.int64))
+
+
+def conj(x: Tensor, /) -> Tensor:
+    """The complex conjugate: the values themselves for agnostic's real dtypes."""
+    return _tensor(x, "conj")
+
+
+def real(x: Tensor, /) -> Tensor:
+    """The real part: the values themselves for agnostic's real dtypes."""
+    return _tensor(x, "real")
+
+
+def imag(x: Tensor, /) -> Tensor:
+    """The imaginary part: zeros for agnostic's real dtypes."""
+    return zeros_like(_tensor(x, "imag"))
 
 
 # ====================================================================== methods
