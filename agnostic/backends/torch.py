@@ -34,7 +34,7 @@ _TORCH_DTYPES = {
 _FROM_TORCH = {v: k for k, v in _TORCH_DTYPES.items()}
 
 _UNARY = {
-    "neg": torch.neg, "abs": torch.abs, "sign": torch.sign, "exp": torch.exp, "expm1": torch.expm1,
+    "neg": torch.neg, "abs": torch.abs, "exp": torch.exp, "expm1": torch.expm1,
     "log": torch.log, "log1p": torch.log1p, "log2": torch.log2, "log10": torch.log10, "sqrt": torch.sqrt,
     "rsqrt": torch.rsqrt, "square": torch.square, "reciprocal": torch.reciprocal, "sin": torch.sin,
     "cos": torch.cos, "tan": torch.tan, "asin": torch.asin, "acos": torch.acos, "atan": torch.atan,
@@ -158,6 +158,10 @@ class TorchBackend(Backend):
     # ------------------------------------------------------------------ elementwise
     def _tensor_like(self, value: Any, like: Array) -> Array:
         return torch.as_tensor(value, dtype=like.dtype, device=like.device)
+
+    def sign(self, a: Array) -> Array:
+        out = torch.sign(a)  # torch gives sign(nan) = 0; NaN must stay NaN
+        return torch.where(torch.isnan(a), a, out) if a.is_floating_point() else out
 
     def where(self, cond: Array, a: Array | float, b: Array | float) -> Array:
         if not isinstance(a, torch.Tensor) and not isinstance(b, torch.Tensor):
