@@ -240,8 +240,12 @@ class XPBackend(Backend):
         if all(k is None or k is Ellipsis or isinstance(k, (int, slice)) for k in key):
             out[key] += values  # basic indexing never repeats a position: a strided add suffices
         else:
-            self.xp.add.at(out, key, values)
+            self._add_at(out, key, values)
         return out
+
+    def _add_at(self, out: Array, key: tuple, values: Array) -> None:
+        """Unbuffered in-place `out[key] += values` (repeated indices accumulate)."""
+        self.xp.add.at(out, key, values)
 
     def take(self, a: Array, indices: Array, axis: int) -> Array:
         return self.xp.take(a, indices, axis=axis)
@@ -254,7 +258,7 @@ class XPBackend(Backend):
         out = self.xp.array(a, copy=True)  # (NumPy reductions may hand back scalars)
         grid = list(xp.ogrid[tuple(slice(0, n) for n in indices.shape)])
         grid[axis] = indices
-        xp.add.at(out, tuple(grid), src)
+        self._add_at(out, tuple(grid), src)
         return out
 
     def sort(self, a: Array, axis: int, descending: bool, stable: bool) -> Array:

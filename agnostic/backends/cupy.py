@@ -1,0 +1,85 @@
+"""The CuPy backend: the NumPy implementation (`_xp.py`) run on a CUDA device.
+
+Only this module imports cupy, and only when the backend is first asked for. Without cupy, or
+without a visible CUDA device, asking for it raises a clear error and its conformance run is
+skipped with that reason. CuPy has no bfloat16, so this backend refuses it by name.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cupy
+import cupyx
+import numpy as np
+
+from agnostic import dtypes
+from agnostic.backends._xp import XPBackend
+from agnostic.backends.base import Array
+from agnostic.dtypes import DType
+
+
+class CupyBackend(XPBackend):
+    """Primitives on CuPy arrays on one CUDA device."""
+
+    name = "cupy"
+    xp = cupy
+
+    @classmethod
+    def available(cls) -> tuple[bool, str]:
+        try:
+            count = cupy.cuda.runtime.getDeviceCount()
+        except cupy.cuda.runtime.CUDARuntimeError as e:
+            return False, f"CuPy sees no CUDA device ({e})"
+        if count == 0:
+            return False, "CuPy sees no CUDA device"
+        return True, ""
+
+    @classmethod
+    def library_version(cls) -> str:
+        return cupy.__version__
+
+    @classmethod
+    def devices(cls) -> list[str]:
+        ok, _ = cls.available()
+        return [f"cuda:{i}" for i in range(cupy.cuda.runtime.getDeviceCount())] if ok else []
+
+    @classmethod
+    def canonical_device(cls, device: str | int | None) -> str:
+        if device is None or device == "cuda":
+            device = 0
+        if isinstance(device, str) and device.startswith("cuda:"):
+            device = int(device.split(":", 1)[1])
+        if not isinstance(device, int) or f"cuda:{device}" not in cls.devices():
+            raise ValueError(
+                f"backend 'cupy': unknown device {device!r}; available: {', '.join(cls.devices())}"
+            )
+        return f"cuda:{device}"
+
+    def __init__(self, device: str | int | None = None) -> None:
+        super().__init__(device)
+        cupy.cuda.Device(int(self.device.split(":", 1)[1])).use()
+
+    def native_dtype(self, dtype: DType) -> Any:
+        if dtype is dtypes.bfloat16:
+            raise TypeError("backend 'cupy': CuPy has no bfloat16; use float16 or float32 on this backend")
+        return self._native_dtypes[dtype]
+
+    def cast(self, a: Array, dtype: DType) -> Array:
+        return a.astype(self.native_dtype(dtype))
+
+    def from_numpy(self, array: np.ndarray) -> Array:
+        if array.dtype == dtypes.to_numpy_dtype(dtypes.bfloat16):
+            self.native_dtype(dtypes.bfloat16)
+        return cupy.array(array, copy=True)
+
+    def to_numpy(self, a: Array) -> np.ndarray:
+        return cupy.asnumpy(a)
+
+    def _add_at(self, out: Array, key: tuple, values: Array) -> None:
+        cupyx.scatter_add(out, key, values)
+
+    def erf(self, a: Array) -> Array:
+        import cupyx.scipy.special  # loads CUDA libraries: only once a device is in use
+
+        return cupyx.scipy.special.erf(a)
