@@ -1071,10 +1071,8 @@ def _normalize_key(x: Tensor, key: Any) -> tuple:
             else:
                 n = x.shape[dim]
                 if k.size:
-                    lo, hi = (
-                        int(k._device.ops.to_numpy(k._data).min()),
-                        int(k._device.ops.to_numpy(k._data).max()),
-                    )
+                    host = k._device.ops.to_numpy(k._data)
+                    lo, hi = int(host.min()), int(host.max())
                     if lo < -n or hi >= n:
                         raise IndexError(
                             f"getitem: index {hi if hi >= n else lo} is out of bounds for axis {dim} with size {n}"

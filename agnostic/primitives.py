@@ -806,9 +806,6 @@ class TensorOps:
     def shape(self, a: Tensor) -> tuple[int, ...]:
         return a.shape
 
-    def max_pool(self, *args: Any) -> tuple[Tensor, Tensor]:
-        return max_pool(*args)
-
 
 def composite(name: str, args: tuple[Any, ...], kwargs: dict[str, Any], rule: Rule | None = None) -> Tensor:
     """Run composite `name` with the backend's implementation (fused or default). Its gradient is
