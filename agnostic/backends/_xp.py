@@ -154,13 +154,13 @@ class XPBackend(Backend):
         return _xp_special.erf(self.xp, a)
 
     def where(self, cond: Array, a: Array | float, b: Array | float) -> Array:
-        return self.xp.where(cond, a, b)
+        return self.xp.where(cond, _weak(a, b), _weak(b, a))
 
     def clip(self, a: Array, lo: Array | float | None, hi: Array | float | None) -> Array:
         if lo is not None:
-            a = self.xp.maximum(a, lo)
+            a = self.xp.maximum(a, _weak(lo, a))
         if hi is not None:
-            a = self.xp.minimum(a, hi)
+            a = self.xp.minimum(a, _weak(hi, a))
         return a
 
     # ------------------------------------------------------------------ reductions
@@ -193,7 +193,7 @@ class XPBackend(Backend):
 
     # ------------------------------------------------------------------ linear algebra
     def matmul(self, a: Array, b: Array) -> Array:
-        return self.xp.matmul(a, b)
+        return _keep_dtype(self.xp.matmul(a, b), a)
 
     # ------------------------------------------------------------------ shape
     def reshape(self, a: Array, shape: Shape) -> Array:
@@ -283,19 +283,23 @@ class XPBackend(Backend):
 
     # ------------------------------------------------------------------ convolution and pooling
     def conv(self, x: Array, w: Array, stride: Shape, padding: Pairs, dilation: Shape, groups: int) -> Array:
-        return _xp_conv.conv(self.xp, x, w, stride, padding, dilation, groups)
+        return _keep_dtype(_xp_conv.conv(self.xp, x, w, stride, padding, dilation, groups), x)
 
     def conv_input_grad(
         self, gy: Array, w: Array, input_shape: Shape, stride: Shape, padding: Pairs,
         dilation: Shape, groups: int,
     ) -> Array:  # fmt: skip
-        return _xp_conv.conv_input_grad(self.xp, gy, w, input_shape, stride, padding, dilation, groups)
+        return _keep_dtype(
+            _xp_conv.conv_input_grad(self.xp, gy, w, input_shape, stride, padding, dilation, groups), gy
+        )
 
     def conv_weight_grad(
         self, x: Array, gy: Array, weight_shape: Shape, stride: Shape, padding: Pairs,
         dilation: Shape, groups: int,
     ) -> Array:  # fmt: skip
-        return _xp_conv.conv_weight_grad(self.xp, x, gy, weight_shape, stride, padding, dilation, groups)
+        return _keep_dtype(
+            _xp_conv.conv_weight_grad(self.xp, x, gy, weight_shape, stride, padding, dilation, groups), x
+        )
 
     def max_pool(
         self, x: Array, kernel: Shape, stride: Shape, padding: Shape, dilation: Shape, ceil_mode: bool
@@ -326,6 +330,11 @@ class XPBackend(Backend):
         return a - self.logsumexp(a, (axis,), True)
 
 
+def _keep_dtype(out: Array, like: Array) -> Array:
+    """ml_dtypes' bfloat16 matmul returns float32; results keep their inputs' dtype."""
+    return out if out.dtype == like.dtype else out.astype(like.dtype)
+
+
 def _unary(fn: Any) -> Any:
     def op(self: XPBackend, a: Array) -> Array:
         return fn(a)
@@ -333,8 +342,21 @@ def _unary(fn: Any) -> Any:
     return op
 
 
+_BFLOAT16 = dtypes.to_numpy_dtype(dtypes.bfloat16)
+
+
+def _weak(scalar: Any, like: Any) -> Any:
+    """ml_dtypes' bfloat16 promotes a Python float to float32 (NumPy's weak scalars do not reach
+    it): give the scalar the array's dtype instead."""
+    if type(scalar) is float and getattr(like, "dtype", None) == _BFLOAT16:
+        return _BFLOAT16.type(scalar)
+    return scalar
+
+
 def _binary(fn: Any) -> Any:
     def op(self: XPBackend, a: Array, b: Array) -> Array:
+        if type(a) is float or type(b) is float:
+            return fn(_weak(a, b), _weak(b, a))
         return fn(a, b)
 
     return op
