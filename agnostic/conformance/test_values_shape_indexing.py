@@ -218,3 +218,22 @@ def test_dlpack_round_trip(backend: ag.Device) -> None:
     np.testing.assert_array_equal(host, A)
     back = ag.from_dlpack(np.arange(3.0), device=backend)
     assert_close(back, [0.0, 1.0, 2.0], dtype=ag.float64)
+
+
+@pytest.mark.parametrize(
+    "op",
+    [lambda t: t.reshape(6, 4), lambda t: t.permute(2, 1, 0), lambda t: t[:, 1:], lambda t: t[0],
+     lambda t: ag.expand_dims(t, axis=0), lambda t: ag.squeeze(t[:, :1], axis=1), lambda t: t.detach(),
+     lambda t: t.astype(ag.float32), lambda t: ag.broadcast_to(t[:1], (2, 3, 4)), lambda t: ag.flip(t, axis=0),
+     lambda t: t + 0.0, lambda t: ag.asarray(t)],
+)  # fmt: skip
+def test_results_do_not_alias_inputs(backend: ag.Device, op: object) -> None:
+    """Tensors are values: no result lets a write reach its input (host views are read-only or copies)."""
+    x = tensor(backend, A)
+    y = op(x)
+    host = y.numpy()
+    try:
+        host[...] = -1.0
+    except ValueError:
+        pass  # read-only view: the value cannot be changed through it
+    np.testing.assert_array_equal(x.numpy(), A)
