@@ -99,6 +99,8 @@ class Device:
         if step == 0:
             raise ValueError("arange: step must not be zero")
         d = dtypes.result_type(start, stop, step) if dtype is None else dtypes.as_dtype(dtype)
+        if (stop - start) / step <= 0:  # an empty range (some libraries raise for it)
+            return Tensor._make(self.ops.full((0,), 0, d), self)
         return Tensor._make(self.ops.arange(start, stop, step, d), self)
 
     def linspace(

@@ -76,7 +76,8 @@ def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     """log(1 + exp(beta x)) / beta, linear above `threshold` (as torch)."""
     x = _float(x, "softplus")
     bx = P.mul(x, beta)
-    soft = P.div(P.log1p(P.exp(P.minimum(bx, threshold))), beta)
+    # max(bx, 0) + log1p(exp(-|bx|)): exp never overflows (float16 overflowed for 11 < bx <= 20)
+    soft = P.div(P.add(P.maximum(bx, 0.0), P.log1p(P.exp(P.neg(P.abs(bx))))), beta)
     return P.where(P.gt(bx, threshold), x, soft)
 
 

@@ -47,6 +47,8 @@ def asarray(
     else:
         dev = as_device(device)
         if dev.ops.is_native(obj):
+            if copy:  # a private copy: the caller may still write to its array (stack allocates anew)
+                obj = dev.ops.reshape(dev.ops.stack([obj], 0), dev.ops.shape(obj))
             out = Tensor._make(obj, dev)
         else:
             host = _host_array(obj)
@@ -1034,7 +1036,7 @@ def _normalize_key(x: Tensor, key: Any) -> tuple:
         elif k is None or k is Ellipsis:
             out.append(k)
         else:
-            t = k if isinstance(k, Tensor) else asarray(k, device=x._device)
+            t = k if isinstance(k, Tensor) else _index_array(k, x._device)
             if t._device is not x._device:
                 raise ValueError(f"getitem: index on {t._device} but tensor on {x._device}")
             if t._dtype is dtypes.bool:
@@ -1081,6 +1083,12 @@ def _normalize_key(x: Tensor, key: Any) -> tuple:
     return tuple(out)
 
 
+def _index_array(obj: Any, device: Device) -> Tensor:
+    """An index from host data; an empty list indexes nothing (int64, as NumPy reads it)."""
+    t = asarray(obj, device=device)
+    return t if t.size or t._dtype.kind != "f" or isinstance(obj, np.ndarray) else P.cast(t, dtypes.int64)
+
+
 def getitem(x: Tensor, key: Any) -> Tensor:
     """NumPy indexing: ints, slices with steps, None, Ellipsis, integer arrays and boolean masks."""
     if type(key) is int or type(key) is slice:
@@ -1116,8 +1124,13 @@ class _IndexUpdate:
     def _values(self, op: str, key: tuple, values: Any) -> Tensor:
         x = self._x
         target_shape = P.getitem(x.detach(), key).shape
-        v = values if isinstance(values, Tensor) else asarray(values, device=x._device)
-        _, v, d = _promote(op, x, v)
+        if isinstance(values, _SCALARS):  # a Python scalar is weak: it takes x's dtype if it fits
+            d = dtypes.scalar_result_type(x._dtype, values)
+            _check_scalar_fits(op, d, values)
+            v = asarray(values, dtype=d, device=x._device)
+        else:
+            v = values if isinstance(values, Tensor) else asarray(values, device=x._device)
+            _, v, d = _promote(op, x, v)
         if d is not x._dtype:
             raise TypeError(f"{op}: values of dtype {v.dtype.name} do not fit a {x._dtype.name} tensor")
         return broadcast_to(v, target_shape)
@@ -1149,7 +1162,7 @@ class _IndexUpdate:
 def take(x: Tensor, indices: Any, /, *, axis: int | None = None) -> Tensor:
     """Elements at integer `indices` along `axis` (None: of the flattened tensor)."""
     x = _tensor(x, "take")
-    idx = indices if isinstance(indices, Tensor) else asarray(indices, device=x._device)
+    idx = indices if isinstance(indices, Tensor) else _index_array(indices, x._device)
     if idx._dtype.kind not in "iu":
         raise TypeError(f"take: indices must be integers, got {idx._dtype.name}")
     _same_device("take", (x, idx))

@@ -115,7 +115,11 @@ class Tensor:
         """The single element as a Python scalar."""
         if self.size != 1:
             raise ValueError(f"item: tensor has {self.size} elements (shape {self.shape}); need exactly 1")
-        return self.numpy().reshape(()).item() if self._dtype is not dtypes.bfloat16 else float(self.numpy())
+        return (
+            self.numpy().reshape(()).item()
+            if self._dtype is not dtypes.bfloat16
+            else float(self.numpy().reshape(()))
+        )
 
     def tolist(self) -> Any:
         """Nested Python lists of Python scalars."""

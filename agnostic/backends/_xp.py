@@ -80,9 +80,8 @@ _BINARY = {
     "bitwise_left_shift": "left_shift",
     "bitwise_right_shift": "right_shift",
 }
+_ACCUMULATE = {"sum": "sum", "prod": "prod"}  # accumulate in the input dtype (NumPy widens ints)
 _REDUCE = {
-    "sum": "sum",
-    "prod": "prod",
     "mean": "mean",
     "max": "max",
     "min": "min",
@@ -101,7 +100,12 @@ class XPBackend(Backend):
         super().__init_subclass__(**kwargs)
         cls._native_dtypes = {d: dtypes.to_numpy_dtype(d) for d in dtypes.ALL_DTYPES}
         cls._from_native = {v: k for k, v in cls._native_dtypes.items()}
-        for table, make in ((_UNARY, _unary), (_BINARY, _binary), (_REDUCE, _reduction)):
+        for table, make in (
+            (_UNARY, _unary),
+            (_BINARY, _binary),
+            (_REDUCE, _reduction),
+            (_ACCUMULATE, _accumulation),
+        ):
             for ours, theirs in table.items():
                 if ours not in cls.__dict__:
                     setattr(cls, ours, make(getattr(cls.xp, theirs)))
@@ -263,11 +267,15 @@ class XPBackend(Backend):
 
     def sort(self, a: Array, axis: int, descending: bool, stable: bool) -> Array:
         if not descending:
+            if a.dtype == _BFLOAT16:  # ml_dtypes' bfloat16 sort leaves NaNs unordered; float32 is exact
+                return self.xp.sort(a.astype(np.float32), axis=axis).astype(a.dtype)
             return self.xp.sort(a, axis=axis)
         return self.take_along_axis(a, self.argsort(a, axis, True, stable), axis)
 
     def argsort(self, a: Array, axis: int, descending: bool, stable: bool) -> Array:
         xp = self.xp
+        if a.dtype == _BFLOAT16:  # as in sort: order bfloat16 through its exact float32 values
+            a = a.astype(np.float32)
         if not descending:
             return xp.argsort(a, axis=axis, kind="stable" if stable else None).astype(np.int64, copy=False)
         # stable descending: sort the reversed array ascending-stably on negated keys is wrong for
@@ -322,6 +330,8 @@ class XPBackend(Backend):
 
     # ------------------------------------------------------------------ fused composites
     def softmax(self, a: Array, axis: int) -> Array:
+        if a.size == 0:  # max() has no identity over an empty axis; there is nothing to normalize
+            return a.copy()
         e = self.xp.exp(a - self.xp.max(a, axis=axis, keepdims=True))
         e /= e.sum(axis=axis, keepdims=True)
         return e
@@ -365,5 +375,12 @@ def _binary(fn: Any) -> Any:
 def _reduction(fn: Any) -> Any:
     def op(self: XPBackend, a: Array, axes: Axes, keepdims: bool) -> Array:
         return fn(a, axis=axes, keepdims=keepdims)
+
+    return op
+
+
+def _accumulation(fn: Any) -> Any:
+    def op(self: XPBackend, a: Array, axes: Axes, keepdims: bool) -> Array:
+        return fn(a, axis=axes, keepdims=keepdims, dtype=a.dtype)
 
     return op

@@ -465,7 +465,8 @@ class Backend(abc.ABC):
         self, q: Array, k: Array, v: Array, mask: Array | None, is_causal: bool, scale: float | None
     ) -> Array:
         """softmax(q k^T * scale + mask) v over (..., L, E) queries and (..., S, E) keys. A bool mask
-        keeps True positions; a float mask is added; `is_causal` keeps j <= i."""
+        keeps True positions; a float mask is added; `is_causal` keeps j <= i. A query whose keys are
+        all masked attends to nothing and gives zeros (as torch), not NaN."""
         q_shape, k_shape = self.shape(q), self.shape(k)
         nd = len(q_shape)
         if scale is None:
@@ -481,7 +482,11 @@ class Backend(abc.ABC):
                 scores = self.where(mask, scores, -math.inf)
             else:
                 scores = self.add(scores, mask)
-        return self.matmul(self.softmax(scores, nd - 1), v)
+        m = self.max(scores, (nd - 1,), True)
+        e = self.exp(self.sub(scores, self.where(self.isfinite(m), m, 0.0)))
+        total = self.sum(e, (nd - 1,), True)
+        weights = self.div(e, self.where(self.eq(total, 0.0), 1.0, total))
+        return self.matmul(weights, v)
 
 
 def _declare(name: str, doc: str) -> None:

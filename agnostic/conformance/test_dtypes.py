@@ -1,0 +1,288 @@
+"""Dtypes and promotion: the one promotion table (written out here by hand, independently of
+agnostic.dtypes) for every pair of dtypes through `ag.add` and the other binary ops, weak Python
+scalars, integer division and the accumulation dtypes of reductions, the default dtypes, casts
+between every pair of dtypes, and the dtype utilities (isdtype, can_cast, finfo, iinfo)."""
+
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+import agnostic as ag
+from agnostic import dtypes
+from agnostic.conformance.support import assert_close, rng, tensor
+
+COVERS = {
+    "add", "mul", "maximum", "where", "concat", "stack", "eq", "lt", "cast", "div", "sum", "mean", "cumsum",
+    "full",
+}  # fmt: skip
+
+b, i8, i16, i32, i64, u8 = ag.bool, ag.int8, ag.int16, ag.int32, ag.int64, ag.uint8
+f16, bf16, f32, f64 = ag.float16, ag.bfloat16, ag.float32, ag.float64
+ORDER = [b, i8, i16, i32, i64, u8, f16, bf16, f32, f64]
+# The Array API table, extended as PyTorch and JAX agree: bool below every number, uint8 with a
+# signed type widens to hold both, an integer with a float gives the float, float16 with bfloat16
+# gives float32.
+# fmt: off
+TABLE = [
+    # b     i8    i16   i32   i64   u8    f16   bf16  f32   f64
+    [b,    i8,   i16,  i32,  i64,  u8,   f16,  bf16, f32,  f64],  # b
+    [i8,   i8,   i16,  i32,  i64,  i16,  f16,  bf16, f32,  f64],  # i8
+    [i16,  i16,  i16,  i32,  i64,  i16,  f16,  bf16, f32,  f64],  # i16
+    [i32,  i32,  i32,  i32,  i64,  i32,  f16,  bf16, f32,  f64],  # i32
+    [i64,  i64,  i64,  i64,  i64,  i64,  f16,  bf16, f32,  f64],  # i64
+    [u8,   i16,  i16,  i32,  i64,  u8,   f16,  bf16, f32,  f64],  # u8
+    [f16,  f16,  f16,  f16,  f16,  f16,  f16,  f32,  f32,  f64],  # f16
+    [bf16, bf16, bf16, bf16, bf16, bf16, f32,  bf16, f32,  f64],  # bf16
+    [f32,  f32,  f32,  f32,  f32,  f32,  f32,  f32,  f32,  f64],  # f32
+    [f64,  f64,  f64,  f64,  f64,  f64,  f64,  f64,  f64,  f64],  # f64
+]
+# fmt: on
+EXPECTED = {(ORDER[i], ORDER[j]): TABLE[i][j] for i in range(10) for j in range(10)}
+PAIRS = [(x, y) for x in ORDER for y in ORDER]
+
+
+def _np(d: dtypes.DType) -> np.dtype:
+    return dtypes.to_numpy_dtype(d)
+
+
+def _ids(pair: tuple) -> str:
+    return f"{pair[0].name}-{pair[1].name}"
+
+
+def test_table_is_symmetric_and_matches_result_type() -> None:
+    assert set(ORDER) == set(dtypes.ALL_DTYPES)
+    for (x, y), want in EXPECTED.items():
+        assert EXPECTED[y, x] is want, f"the table is not symmetric at {x}, {y}"
+        assert ag.result_type(x, y) is want, (
+            f"result_type({x}, {y}) is {ag.result_type(x, y)}, expected {want}"
+        )
+        assert ag.can_cast(x, want) and ag.can_cast(y, want)
+        assert ag.can_cast(x, y) == (want is y)
+
+
+@pytest.mark.parametrize("pair", PAIRS, ids=_ids)
+def test_binary_ops_follow_the_promotion_table(backend: ag.Device, pair: tuple) -> None:
+    x, y = pair
+    want = EXPECTED[x, y]
+    ha = np.array([1, 0, 1, 1]).astype(_np(x))
+    hb = np.array([1, 1, 0, 1]).astype(_np(y))
+    a, c = tensor(backend, ha), tensor(backend, hb)
+    out = ag.add(a, c)
+    assert out.dtype is want, f"add({x}, {y}) gave {out.dtype}, expected {want}"
+    assert out.dtype is ag.result_type(a, c)
+    ref = (ha.astype(np.int64) + hb.astype(np.int64)) if want is not b else (ha | hb)
+    assert_close(out, ref, dtype=want)
+    assert_close(a * c, ha.astype(np.int64) * hb.astype(np.int64), dtype=want)
+    assert_close(ag.maximum(a, c), np.maximum(ha.astype(np.int64), hb.astype(np.int64)), dtype=want)
+    assert_close(
+        ag.where(tensor(backend, np.array([True, False, True, False])), a, c),
+        np.where([True, False, True, False], ha.astype(np.int64), hb.astype(np.int64)),
+        dtype=want,
+    )
+    assert_close(ag.concat([a, c]), np.concatenate([ha.astype(np.int64), hb.astype(np.int64)]), dtype=want)
+    assert ag.stack([a, c]).dtype is want
+    assert_close(ag.equal(a, c), ha.astype(np.int64) == hb.astype(np.int64), dtype=b)
+    assert_close(ag.less(a, c), ha.astype(np.int64) < hb.astype(np.int64), dtype=b)
+    if want is not b:
+        assert_close(ag.subtract(a, c), ha.astype(np.int64) - hb.astype(np.int64), dtype=want)
+
+
+@pytest.mark.parametrize("dtype", ORDER, ids=str)
+def test_weak_python_scalars(backend: ag.Device, dtype: dtypes.DType) -> None:
+    """A Python scalar takes the tensor's dtype, unless its kind is higher: an int with a bool tensor
+    gives int64, a float with an integer or bool tensor gives float32."""
+    host = np.array([1, 0, 1]).astype(_np(dtype))
+    x = tensor(backend, host)
+    cases = [(True, dtype), (1, i64 if dtype is b else dtype), (1.5, dtype if dtype.is_floating else f32)]
+    for scalar, want in cases:
+        assert ag.result_type(x, scalar) is want
+        assert ag.result_type(dtype, scalar) is want
+        for out in (
+            x + scalar,
+            scalar + x,
+            x * scalar,
+            scalar * x,
+            ag.maximum(x, scalar),
+            ag.where(x > 0, x, scalar),
+        ):
+            assert out.dtype is want, f"{dtype} with {scalar!r} gave {out.dtype}, expected {want}"
+        ref = host.astype(np.float64) + float(scalar)
+        if want is b:
+            ref = host | bool(scalar)
+        assert_close(x + scalar, ref, dtype=want)
+
+
+def test_weak_scalar_decisions(backend: ag.Device) -> None:
+    i8t = tensor(backend, np.array([1, 127, -128], dtype=np.int8))
+    assert_close(i8t + 1, np.array([2, -128, -127], np.int8), dtype=i8)  # stays int8 (and wraps)
+    assert (i8t + 1.5).dtype is f32
+    assert_close(i8t + 1.5, [2.5, 128.5, -126.5], dtype=f32)
+    bt = tensor(backend, np.array([True, False]))
+    assert_close(bt + 1, [2, 1], dtype=i64)
+    assert_close(bt + True, [True, True], dtype=b)
+    assert_close(bt * 2.5, [2.5, 0.0], dtype=f32)
+    u8t = tensor(backend, np.array([250, 3], dtype=np.uint8))
+    assert_close(u8t + 10, np.array([4, 13], np.uint8), dtype=u8)
+    f16t = tensor(backend, np.array([1.5], np.float16))
+    assert (f16t * 1e-3).dtype is f16 and (f16t + 2).dtype is f16
+    bft = tensor(backend, np.array([1.5], _np(bf16)))
+    assert (bft + 0.25).dtype is bf16 and (0.25 * bft).dtype is bf16
+    assert_close(bft + 0.25, [1.75], dtype=bf16)
+    # a Python int that does not fit the tensor's dtype is an error, not a silent wrap
+    for t, s in ((i8t, 200), (i8t, -129), (u8t, -1), (u8t, 256)):
+        with pytest.raises(OverflowError):
+            t + s
+    assert ag.result_type(1, 2) is i64 and ag.result_type(1.0, 2) is f32 and ag.result_type(True) is b
+
+
+@pytest.mark.parametrize("dtype", [b, i8, i16, i32, i64, u8], ids=str)
+def test_integer_division_gives_the_default_float(backend: ag.Device, dtype: dtypes.DType) -> None:
+    ha = np.array([7, 1, 0, 5]).astype(_np(dtype))
+    hb = np.array([2, 3, 1, 1]).astype(_np(dtype))
+    a, c = tensor(backend, ha), tensor(backend, hb)
+    assert_close(a / c, ha.astype(np.float64) / hb, dtype=f32)
+    assert_close(ag.divide(a, 2), ha.astype(np.float64) / 2, dtype=f32)
+    assert_close(3 / tensor(backend, hb), 3 / hb.astype(np.float64), dtype=f32)
+    assert_close(ag.sqrt(a), np.sqrt(ha.astype(np.float64)), dtype=f32)
+    if dtype is not b:
+        assert_close(a // c, ha // hb, dtype=dtype)  # floor division keeps the integer dtype
+
+
+@pytest.mark.parametrize("dtype", [b, i8, i16, i32, u8], ids=str)
+def test_reduction_and_scan_dtypes(backend: ag.Device, dtype: dtypes.DType) -> None:
+    host = np.array([[1, 1, 0], [1, 1, 1]]).astype(_np(dtype))
+    x = tensor(backend, host)
+    assert ag.sum(x).dtype is i64
+    assert ag.prod(x, axis=0).dtype is i64
+    assert ag.cumsum(x, axis=1).dtype is i64
+    assert ag.mean(x).dtype is f32
+    assert ag.var(x).dtype is f32
+    assert ag.max(x).dtype is dtype and ag.min(x, axis=1).dtype is dtype
+    assert ag.argmax(x).dtype is i64
+    assert ag.any(x).dtype is b and ag.all(x).dtype is b
+    assert ag.sum(x, dtype=f64).dtype is f64
+    assert_close(ag.sum(x), host.astype(np.int64).sum(), dtype=i64)
+    assert_close(ag.mean(x), host.astype(np.float64).mean(), dtype=f32)
+    for d in (f16, bf16, f32, f64):
+        assert ag.sum(x.astype(d)).dtype is d and ag.mean(x.astype(d)).dtype is d
+
+
+def test_default_dtypes(backend: ag.Device) -> None:
+    assert backend.zeros(2).dtype is f32 and backend.ones((1,)).dtype is f32
+    assert backend.arange(3).dtype is i64 and backend.arange(0.5, 2).dtype is f32
+    assert backend.eye(2).dtype is f32 and backend.rand(2, seed=0).dtype is f32
+    assert backend.randint(0, 3, (2,), seed=0).dtype is i64
+    assert ag.asarray(1.0, device=backend).dtype is f32 and ag.asarray(1, device=backend).dtype is i64
+    assert ag.asarray(np.float64(1.0), device=backend).dtype is f64
+    assert ag.asarray(np.arange(3, dtype=np.int32), device=backend).dtype is i32
+    assert ag.linspace(0, 1, 3, device=backend).dtype is f32
+    assert ag.one_hot(tensor(backend, np.array([0, 1])), 2).dtype is f32
+    info = ag.__array_namespace_info__().default_dtypes()
+    assert info == {"real floating": f32, "integral": i64, "indexing": i64}
+
+
+# ====================================================================== casts
+CAST_VALUES = np.array([0, 1, 2, 3, 100, 127])
+
+
+@pytest.mark.parametrize("pair", PAIRS, ids=_ids)
+def test_cast_every_pair(backend: ag.Device, pair: tuple) -> None:
+    src, dst = pair
+    host = CAST_VALUES.astype(_np(src))
+    want = host.astype(_np(dst))
+    x = tensor(backend, host)
+    for out in (x.astype(dst), x.to(dst), ag.astype(x, dst), ag.asarray(x, dtype=dst)):
+        assert_close(out, want.astype(np.float64) if dst.is_floating else want, dtype=dst)
+
+
+@pytest.mark.parametrize("src", [f16, bf16, f32, f64], ids=str)
+def test_float_to_int_and_bool_casts(backend: ag.Device, src: dtypes.DType) -> None:
+    host = np.array([-2.75, -0.5, -0.0, 0.0, 0.5, 2.75, 100.25]).astype(_np(src))
+    x = tensor(backend, host)
+    for dst in (i8, i16, i32, i64):  # truncation toward zero
+        assert_close(x.astype(dst), [-2, 0, 0, 0, 0, 2, 100], dtype=dst)
+    assert_close(x[2:].astype(u8), [0, 0, 0, 2, 100], dtype=u8)
+    assert_close(x.astype(b), [True, True, False, False, True, True, True], dtype=b)
+    special = tensor(backend, np.array([np.nan, np.inf, -np.inf]).astype(_np(src)))
+    assert_close(special.astype(b), [True, True, True], dtype=b)  # NaN is non-zero
+
+
+def test_float_narrowing_rounds_to_nearest_even(backend: ag.Device) -> None:
+    h = np.array([1.00390625, 1.01171875, 1.0 + 2**-11, 1.0 + 3 * 2**-11, 0.1, 65520.0, 1e-8, 3.0e38, -1e39])
+    x = tensor(backend, h)
+    assert_close(x.astype(bf16), h.astype(ml_dtypes.bfloat16).astype(np.float64), dtype=bf16, rtol=0, atol=0)
+    with np.errstate(over="ignore"):
+        assert_close(x.astype(f16), h.astype(np.float16).astype(np.float64), dtype=f16, rtol=0, atol=0)
+        assert_close(x.astype(f32), h.astype(np.float32).astype(np.float64), dtype=f32, rtol=0, atol=0)
+    assert_close(
+        tensor(backend, h[:2].astype(np.float32)).astype(bf16), [1.0, 1.015625], dtype=bf16, rtol=0, atol=0
+    )
+
+
+def test_integer_narrowing_wraps(backend: ag.Device) -> None:
+    host = np.array([300, -129, 255, 65536 + 7], dtype=np.int64)
+    x = tensor(backend, host)
+    assert_close(x.astype(i8), host.astype(np.int8), dtype=i8)
+    assert_close(x.astype(u8), host.astype(np.uint8), dtype=u8)
+    assert_close(x.astype(i16), host.astype(np.int16), dtype=i16)
+    assert_close(tensor(backend, np.array([True, False])).astype(i8), [1, 0], dtype=i8)
+    assert_close(tensor(backend, np.array([2, 0, -1], np.int32)).astype(b), [True, False, True], dtype=b)
+
+
+def test_casts_do_not_mutate_and_keep_values_exact(backend: ag.Device) -> None:
+    h = rng(1).standard_normal(8)
+    x = tensor(backend, h)
+    y = x.astype(f32).astype(f64)
+    assert_close(y, h.astype(np.float32).astype(np.float64), dtype=f64, rtol=0, atol=0)
+    np.testing.assert_array_equal(x.numpy(), h)
+    big = tensor(backend, np.array([2**53 + 1, -(2**62)], dtype=np.int64))
+    assert_close(big.astype(i64), [2**53 + 1, -(2**62)], dtype=i64)
+    assert big.astype(i64).tolist() == [2**53 + 1, -(2**62)]
+
+
+# ====================================================================== utilities
+def test_dtype_objects() -> None:
+    for d in ORDER:
+        assert dtypes.as_dtype(d.name) is d and d == d.name and hash(d) == hash(d.name)
+        assert dtypes.from_numpy_dtype(_np(d)) is d and dtypes.as_dtype(_np(d)) is d
+        assert d.itemsize == _np(d).itemsize and d.bits == 8 * d.itemsize
+        assert repr(d) == f"ag.{d.name}"
+    assert dtypes.as_dtype(bool) is b and dtypes.as_dtype(int) is i64 and dtypes.as_dtype(float) is f32
+    with pytest.raises(TypeError):
+        dtypes.as_dtype("complex64")
+    with pytest.raises(TypeError):
+        dtypes.from_numpy_dtype(np.dtype(np.complex64))
+    with pytest.raises(TypeError):
+        dtypes.as_dtype(np.uint16)
+
+
+def test_isdtype_finfo_iinfo() -> None:
+    kinds = {
+        "bool": [b],
+        "signed integer": [i8, i16, i32, i64],
+        "unsigned integer": [u8],
+        "integral": [i8, i16, i32, i64, u8],
+        "real floating": [f16, bf16, f32, f64],
+        "numeric": [i8, i16, i32, i64, u8, f16, bf16, f32, f64],
+        "complex floating": [],
+    }
+    for kind, members in kinds.items():
+        for d in ORDER:
+            assert ag.isdtype(d, kind) == (d in members), (d, kind)
+    assert ag.isdtype(f32, (f32, "bool")) and not ag.isdtype(f64, f32)
+    with pytest.raises(ValueError):
+        ag.isdtype(f32, "floating")
+    for d in (f16, bf16, f32, f64):
+        fi, ref = ag.finfo(d), ml_dtypes.finfo(_np(d))
+        assert fi.bits == ref.bits and float(fi.eps) == float(ref.eps) and float(fi.max) == float(ref.max)
+        assert float(fi.smallest_normal) == float(ref.smallest_normal)
+    assert float(ag.finfo(bf16).eps) == 2.0**-7 and float(ag.finfo(f16).max) == 65504.0
+    for d in (i8, i16, i32, i64, u8):
+        ii, ref = ag.iinfo(d), np.iinfo(_np(d))
+        assert (ii.min, ii.max, ii.bits) == (ref.min, ref.max, ref.bits)
+    with pytest.raises(TypeError):
+        ag.finfo(i32)
+    with pytest.raises(TypeError):
+        ag.iinfo(f32)
