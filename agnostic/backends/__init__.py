@@ -28,8 +28,9 @@ _BUILTIN: dict[str, str] = {
     "numpy": "agnostic.backends.numpy:NumpyBackend",
     "torch": "agnostic.backends.torch:TorchBackend",
     "cupy": "agnostic.backends.cupy:CupyBackend",
+    "jax": "agnostic.backends.jax:JaxBackend",
 }
-BUILTIN_EXTRAS = {"numpy": "", "torch": "agnostic[torch]", "cupy": "agnostic[cupy]"}
+BUILTIN_EXTRAS = {"numpy": "", "torch": "agnostic[torch]", "cupy": "agnostic[cupy]", "jax": "agnostic[jax]"}
 
 _registry: dict[str, BackendSpec] = dict(_BUILTIN)
 _entry_points_loaded = False

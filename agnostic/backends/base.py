@@ -65,6 +65,11 @@ class Backend(abc.ABC):
     name: ClassVar[str] = "abstract"
     """The registry name (``"numpy"``, ``"torch"``...)."""
 
+    flushes_subnormals: bool = False
+    """Whether the device treats subnormal floats as zero (flush-to-zero, denormals-are-zero), as
+    XLA does on CPU for speed. The conformance suite reports this as a skip with the reason, and
+    its value checks draw no subnormal inputs on such a backend."""
+
     def __init__(self, device: str | int | None = None) -> None:
         self.device = self.canonical_device(device)
 
@@ -351,6 +356,8 @@ class Backend(abc.ABC):
 
     def logsumexp(self, a: Array, axes: Axes, keepdims: bool) -> Array:
         """log(sum(exp(a))) over `axes`, shifted by the maximum for stability."""
+        if math.prod(self.shape(a)) == 0:  # max() has no identity; the direct formula gives -inf
+            return self.log(self.sum(self.exp(a), axes, keepdims))
         m = self.max(a, axes, True)
         m = self.where(self.isfinite(m), m, 0.0)
         out = self.add(self.log(self.sum(self.exp(self.sub(a, m)), axes, True)), m)
@@ -358,6 +365,8 @@ class Backend(abc.ABC):
 
     def softmax(self, a: Array, axis: int) -> Array:
         """exp(a) / sum(exp(a)) along `axis`."""
+        if math.prod(self.shape(a)) == 0:  # nothing to normalize, and max() has no identity
+            return self.exp(a)
         e = self.exp(self.sub(a, self.max(a, (axis,), True)))
         return self.div(e, self.sum(e, (axis,), True))
 

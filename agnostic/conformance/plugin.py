@@ -16,6 +16,7 @@ import pytest
 import agnostic as ag
 from agnostic.backends import BackendUnavailable, backend_names
 
+SUITE_DIR = os.path.dirname(os.path.abspath(__file__))
 _unavailable: dict[str, str] = {}
 
 
@@ -74,17 +75,18 @@ def backend_of(item_or_report: Any) -> str:
 class AreaTable:
     """Collects outcomes by (area, backend) and prints them as a table at the end of the run."""
 
-    def __init__(self) -> None:
-        self.suite_ids: set[str] = set()
+    def __init__(self, rootpath: str) -> None:
+        self.rootpath = rootpath
         self.counts: dict[tuple[str, str], collections.Counter] = collections.defaultdict(collections.Counter)
         self.skip_reasons: dict[str, set[str]] = collections.defaultdict(set)
 
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        here = os.path.dirname(os.path.abspath(__file__))
-        self.suite_ids = {item.nodeid for item in items if str(item.path).startswith(here)}
+    def in_suite(self, nodeid: str) -> bool:
+        """By path, not by collected item: under pytest-xdist the controller collects nothing."""
+        path = os.path.abspath(os.path.join(self.rootpath, nodeid.split("::", 1)[0]))
+        return os.path.dirname(path) == SUITE_DIR
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.nodeid not in self.suite_ids:
+        if not self.in_suite(report.nodeid):
             return
         if report.when == "call" or (report.when == "setup" and not report.passed):
             key = (area_of(report.nodeid), backend_of(report))
@@ -120,4 +122,4 @@ class AreaTable:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.pluginmanager.register(AreaTable(), "agnostic-area-table")
+    config.pluginmanager.register(AreaTable(str(config.rootpath)), "agnostic-area-table")

@@ -426,14 +426,3 @@ def test_gradient_flows_through_a_move_to_another_backend(backend, other_backend
     (z.to(backend) * 5.0).sum().backward()
     assert z.grad.device is other_backend
     support.assert_close(z.grad, [5.0], dtype=ag.float64)
-
-
-def test_gradient_flows_between_devices_of_one_backend(backend):
-    devices = [d for d in type(backend.ops).devices() if backend.ops.canonical_device(d) != backend.device]
-    if not devices:
-        pytest.skip(f"backend {backend.name!r} has one device here")
-    other = ag.backend(backend.name, devices[0])
-    x = _t(backend, [1.0, 2.0], requires_grad=True)
-    (x.to(other) * x.to(other)).sum().backward()
-    assert x.grad.device is backend
-    support.assert_close(x.grad, [2.0, 4.0], dtype=ag.float64)

@@ -1,0 +1,594 @@
+"""The JAX backend (XLA): CPU, GPU and TPU devices, with lax convolution and pooling.
+
+Only this module imports jax, and only when the backend is first asked for. Loading it turns on
+JAX's 64-bit mode (``jax.config.update("jax_enable_x64", True)``), for the whole process: without
+it JAX silently narrows int64 and float64 arrays to 32 bits. agnostic decides every dtype itself
+(default float32, int64 for indices), so this only makes the int64 and float64 that agnostic asks
+for real; float32 programs stay float32. JAX code of your own that relies on JAX's 32-bit defaults
+(``jnp.arange(3)`` giving int32) sees 64-bit defaults once this backend is loaded.
+
+Arrays are immutable `jax.Array`s committed to the backend's device (``ag.backend("jax",
+device="gpu:0")``; the default is "cpu"). Every op runs eagerly; convolution, pooling and the
+fused composites are `jax.jit`-compiled once per shape. Matmul and convolution ask XLA for full
+float32 precision, so GPUs do not quietly use TF32. Random numbers come from the base class's
+host Philox draw, so one seed gives the same values here as on every other backend. JAX's own
+autodiff is used only inside this module, to transpose the linear forward ops (the input and
+weight gradients of convolution, the adjoint of average pooling); agnostic's autodiff sits above.
+"""
+
+from __future__ import annotations
+
+import abc
+import functools
+import itertools
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from agnostic import dtypes
+from agnostic.backends._xp_conv import _avg_divisor, _pool_geometry
+from agnostic.backends.base import Array, Axes, Backend, Pairs, Shape
+from agnostic.dtypes import DType
+
+try:
+    import jax
+    import jax.numpy as jnp
+    from jax import lax
+except ImportError as _e:  # the registry asks `available()`, which says why and how to fix it
+    jax = jnp = lax = None  # type: ignore[assignment]
+    _IMPORT_ERROR: ImportError | None = _e
+else:
+    _IMPORT_ERROR = None
+    jax.config.update("jax_enable_x64", True)
+
+_NATIVE = {d: np.dtype(dtypes.to_numpy_dtype(d)) for d in dtypes.ALL_DTYPES}
+_FROM_NATIVE = {v: k for k, v in _NATIVE.items()}
+_PLATFORMS = {"cpu": "cpu", "gpu": "gpu", "cuda": "gpu", "rocm": "gpu", "tpu": "tpu"}
+
+_UNARY = {
+    "neg": "negative", "abs": "abs", "sign": "sign", "exp": "exp", "expm1": "expm1", "log": "log",
+    "log1p": "log1p", "log2": "log2", "log10": "log10", "sqrt": "sqrt", "square": "square",
+    "reciprocal": "reciprocal", "sin": "sin", "cos": "cos", "tan": "tan", "asin": "arcsin",
+    "acos": "arccos", "atan": "arctan", "sinh": "sinh", "cosh": "cosh", "tanh": "tanh",
+    "asinh": "arcsinh", "acosh": "arccosh", "atanh": "arctanh", "floor": "floor", "ceil": "ceil",
+    "round": "round", "trunc": "trunc", "isnan": "isnan", "isinf": "isinf", "isfinite": "isfinite",
+    "signbit": "signbit", "logical_not": "logical_not", "bitwise_invert": "invert",
+}  # fmt: skip
+_BINARY = {
+    "add": "add", "sub": "subtract", "mul": "multiply", "div": "true_divide",
+    "remainder": "remainder", "pow": "power", "maximum": "maximum", "minimum": "minimum",
+    "atan2": "arctan2", "logaddexp": "logaddexp", "hypot": "hypot", "copysign": "copysign",
+    "eq": "equal", "ne": "not_equal", "lt": "less", "le": "less_equal", "gt": "greater",
+    "ge": "greater_equal", "logical_and": "logical_and", "logical_or": "logical_or",
+    "logical_xor": "logical_xor", "bitwise_and": "bitwise_and", "bitwise_or": "bitwise_or",
+    "bitwise_xor": "bitwise_xor", "bitwise_left_shift": "left_shift",
+    "bitwise_right_shift": "right_shift",
+}  # fmt: skip
+_REDUCE = {"mean": "mean", "max": "max", "min": "min", "any": "any", "all": "all"}
+_ACCUMULATE = {"sum": "sum", "prod": "prod"}  # in the input dtype (jnp widens small integers)
+
+
+def _jit(*static: str) -> Any:
+    """`jax.jit` with the named arguments static (shapes, strides...), made on first call so that
+    this module imports without jax (and `available()` can say so)."""
+
+    def deco(fn: Any) -> Any:
+        compiled: list[Any] = []
+
+        @functools.wraps(fn)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if not compiled:
+                compiled.append(jax.jit(fn, static_argnames=static))
+            return compiled[0](*args, **kwargs)
+
+        return call
+
+    return deco
+
+
+class JaxBackend(Backend):
+    """Primitives on jax.Arrays committed to one JAX device."""
+
+    name = "jax"
+
+    def __init__(self, device: str | int | None = None) -> None:
+        super().__init__(device)
+        kind, _, index = self.device.partition(":")
+        self._jax_device = jax.devices(kind)[int(index or 0)]
+        self.flushes_subnormals = self._jax_device.platform == "cpu"
+
+    # ------------------------------------------------------------------ identity and info
+    @classmethod
+    def available(cls) -> tuple[bool, str]:
+        if _IMPORT_ERROR is not None:
+            return False, f"jax cannot be imported ({_IMPORT_ERROR}); pip install 'agnostic[jax]'"
+        return True, ""
+
+    @classmethod
+    def library_version(cls) -> str:
+        return jax.__version__ if jax is not None else ""
+
+    @staticmethod
+    def _platform_devices(platform: str) -> list[Any]:
+        try:
+            return list(jax.devices(platform))
+        except RuntimeError:  # JAX raises when no backend of that platform is present
+            return []
+
+    @classmethod
+    def devices(cls) -> list[str]:
+        """ "cpu" (and "cpu:1"... when XLA is asked for more host devices with
+        ``XLA_FLAGS=--xla_force_host_platform_device_count=N``), then "gpu:N" and "tpu:N"."""
+        if jax is None:
+            return []
+        found = [f"cpu:{i}" if i else "cpu" for i in range(len(cls._platform_devices("cpu")))]
+        for platform in ("gpu", "tpu"):
+            found += [f"{platform}:{i}" for i in range(len(cls._platform_devices(platform)))]
+        return found
+
+    @classmethod
+    def canonical_device(cls, device: str | int | None) -> str:
+        if device is None:
+            return "cpu"
+        if isinstance(device, int) and not isinstance(device, bool):
+            device = f"gpu:{device}"
+        if isinstance(device, str):
+            kind, _, index = device.partition(":")
+            platform = _PLATFORMS.get(kind)
+            if platform is not None and (index == "" or index.isdigit()):
+                number = int(index or 0)
+                name = f"{platform}:{number}" if platform != "cpu" or number else "cpu"
+                if name in cls.devices():
+                    return name
+                if platform == "gpu" and not cls._platform_devices("gpu"):
+                    why = "JAX sees no GPU (a GPU needs a CUDA build of jaxlib: pip install 'jax[cuda12]')"
+                else:
+                    why = f"JAX sees {len(cls._platform_devices(platform))} {platform.upper()} device(s)"
+                raise ValueError(
+                    f"backend 'jax': unknown device {device!r}: {why}; available: {', '.join(cls.devices())}"
+                )
+        raise ValueError(f"backend 'jax': unknown device {device!r}; available: {', '.join(cls.devices())}")
+
+    # ------------------------------------------------------------------ dtypes, shapes, host
+    def native_dtype(self, dtype: DType) -> Any:
+        return _NATIVE[dtype]
+
+    def dtype_of(self, a: Array) -> DType:
+        return _FROM_NATIVE[a.dtype]
+
+    def shape(self, a: Array) -> Shape:
+        return tuple(a.shape)
+
+    def is_native(self, obj: object) -> bool:
+        return isinstance(obj, jax.Array)
+
+    def from_numpy(self, array: np.ndarray) -> Array:
+        # device_put may alias suitably aligned host memory on the CPU: hand it a private copy
+        return jax.device_put(np.array(array, copy=True), self._jax_device)
+
+    def to_numpy(self, a: Array) -> np.ndarray:
+        return np.asarray(a)  # read-only (a view of the device buffer on the CPU)
+
+    def from_dlpack(self, obj: Any) -> Array:
+        out = jnp.from_dlpack(obj)
+        if out.devices() != {self._jax_device}:
+            out = jax.device_put(out, self._jax_device)
+        return out
+
+    # ------------------------------------------------------------------ creation
+    def full(self, shape: Shape, value: bool | int | float, dtype: DType) -> Array:
+        return jnp.full(shape, value, dtype=_NATIVE[dtype], device=self._jax_device)
+
+    def arange(self, start: int | float, stop: int | float, step: int | float, dtype: DType) -> Array:
+        # NumPy's arange on the host: its length and values are the reference every backend meets
+        return jax.device_put(np.arange(start, stop, step, dtype=_NATIVE[dtype]), self._jax_device)
+
+    def eye(self, n: int, m: int, k: int, dtype: DType) -> Array:
+        return jnp.eye(n, m, k, dtype=_NATIVE[dtype], device=self._jax_device)
+
+    def cast(self, a: Array, dtype: DType) -> Array:
+        return a.astype(_NATIVE[dtype])
+
+    # ------------------------------------------------------------------ elementwise
+    def rsqrt(self, a: Array) -> Array:
+        return lax.rsqrt(a)
+
+    def sigmoid(self, a: Array) -> Array:
+        return jax.nn.sigmoid(a)
+
+    def erf(self, a: Array) -> Array:
+        return lax.erf(a)
+
+    def floor_divide(self, a: Array | int | float, b: Array | int | float) -> Array:
+        out = jnp.floor_divide(a, b)
+        if jnp.issubdtype(out.dtype, jnp.integer):  # as NumPy: integer division by zero gives 0
+            out = jnp.where(jnp.equal(b, 0), jnp.zeros((), out.dtype), out)
+        return out
+
+    def where(self, cond: Array, a: Array | float, b: Array | float) -> Array:
+        return jnp.where(cond, a, b)
+
+    def clip(self, a: Array, lo: Array | float | None, hi: Array | float | None) -> Array:
+        if lo is not None:
+            a = jnp.maximum(a, lo)
+        if hi is not None:
+            a = jnp.minimum(a, hi)
+        return a
+
+    # ------------------------------------------------------------------ reductions
+    # jnp follows NumPy: axis=() reduces nothing (a copy), as the op-set requires.
+    def var(self, a: Array, axes: Axes, correction: float, keepdims: bool) -> Array:
+        return jnp.var(a, axis=axes, ddof=correction, keepdims=keepdims)
+
+    def std(self, a: Array, axes: Axes, correction: float, keepdims: bool) -> Array:
+        return jnp.std(a, axis=axes, ddof=correction, keepdims=keepdims)
+
+    def argmax(self, a: Array, axis: int, keepdims: bool) -> Array:
+        return jnp.argmax(a, axis=axis, keepdims=keepdims).astype(jnp.int64)
+
+    def argmin(self, a: Array, axis: int, keepdims: bool) -> Array:
+        return jnp.argmin(a, axis=axis, keepdims=keepdims).astype(jnp.int64)
+
+    def cumsum(self, a: Array, axis: int) -> Array:
+        return jnp.cumsum(a, axis=axis, dtype=a.dtype)
+
+    def cumprod(self, a: Array, axis: int) -> Array:
+        return jnp.cumprod(a, axis=axis, dtype=a.dtype)
+
+    # ------------------------------------------------------------------ linear algebra
+    def matmul(self, a: Array, b: Array) -> Array:
+        return jnp.matmul(a, b, precision=lax.Precision.HIGHEST)
+
+    # ------------------------------------------------------------------ shape
+    def reshape(self, a: Array, shape: Shape) -> Array:
+        return jnp.reshape(a, shape)
+
+    def permute(self, a: Array, axes: Axes) -> Array:
+        return jnp.transpose(a, axes)
+
+    def broadcast_to(self, a: Array, shape: Shape) -> Array:
+        return jnp.broadcast_to(a, shape)
+
+    def squeeze(self, a: Array, axes: Axes) -> Array:
+        return jnp.squeeze(a, axis=axes)
+
+    def expand_dims(self, a: Array, axes: Axes) -> Array:
+        return jnp.expand_dims(a, axes)
+
+    def concat(self, arrays: Sequence[Array], axis: int) -> Array:
+        return jnp.concatenate(list(arrays), axis=axis)
+
+    def stack(self, arrays: Sequence[Array], axis: int) -> Array:
+        return jnp.stack(list(arrays), axis=axis)
+
+    def flip(self, a: Array, axes: Axes) -> Array:
+        return jnp.flip(a, axis=axes)
+
+    def pad(self, a: Array, widths: Pairs, mode: str, value: float) -> Array:
+        if mode == "constant":
+            return jnp.pad(a, widths, mode="constant", constant_values=value)
+        return jnp.pad(a, widths, mode=mode)
+
+    def tile(self, a: Array, reps: Shape) -> Array:
+        return jnp.tile(a, reps)
+
+    def repeat(self, a: Array, repeats: int | Array, axis: int) -> Array:
+        return jnp.repeat(a, repeats, axis=axis)
+
+    # ------------------------------------------------------------------ indexing
+    def getitem(self, a: Array, key: tuple) -> Array:
+        return a[key]
+
+    def index_add(self, a: Array, key: tuple, values: Array) -> Array:
+        return a.at[key].add(values)
+
+    def take(self, a: Array, indices: Array, axis: int) -> Array:
+        return jnp.take(a, indices, axis=axis)
+
+    def take_along_axis(self, a: Array, indices: Array, axis: int) -> Array:
+        return jnp.take_along_axis(a, indices, axis=axis)
+
+    def scatter_add(self, a: Array, axis: int, indices: Array, src: Array) -> Array:
+        nd = indices.ndim
+        grid: list[Any] = [
+            lax.broadcasted_iota(jnp.int64, (n,) + (1,) * (nd - 1 - i), 0).reshape(
+                (1,) * i + (n,) + (1,) * (nd - 1 - i)
+            )
+            for i, n in enumerate(indices.shape)
+        ]
+        grid[axis] = indices
+        return a.at[tuple(grid)].add(src)
+
+    # lax.sort orders floats totally with every NaN canonicalized last and -0.0 == 0.0, and jnp's
+    # descending sort is stable with ties in their original order: NumPy's order, as required.
+    def sort(self, a: Array, axis: int, descending: bool, stable: bool) -> Array:
+        return jnp.sort(a, axis=axis, descending=descending, stable=True)
+
+    def argsort(self, a: Array, axis: int, descending: bool, stable: bool) -> Array:
+        return jnp.argsort(a, axis=axis, descending=descending, stable=True).astype(jnp.int64)
+
+    def nonzero(self, a: Array) -> tuple[Array, ...]:
+        return tuple(i.astype(jnp.int64) for i in jnp.nonzero(a))
+
+    # ------------------------------------------------------------------ convolution and pooling
+    def conv(self, x: Array, w: Array, stride: Shape, padding: Pairs, dilation: Shape, groups: int) -> Array:
+        return _conv(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups)
+
+    def conv_input_grad(
+        self, gy: Array, w: Array, input_shape: Shape, stride: Shape, padding: Pairs,
+        dilation: Shape, groups: int,
+    ) -> Array:  # fmt: skip
+        return _conv_input_grad(
+            gy, w, input_shape=tuple(input_shape), stride=stride, padding=padding, dilation=dilation,
+            groups=groups,
+        )  # fmt: skip
+
+    def conv_weight_grad(
+        self, x: Array, gy: Array, weight_shape: Shape, stride: Shape, padding: Pairs,
+        dilation: Shape, groups: int,
+    ) -> Array:  # fmt: skip
+        return _conv_weight_grad(
+            x, gy, weight_shape=tuple(weight_shape), stride=stride, padding=padding, dilation=dilation,
+            groups=groups,
+        )  # fmt: skip
+
+    def max_pool(
+        self, x: Array, kernel: Shape, stride: Shape, padding: Shape, dilation: Shape, ceil_mode: bool
+    ) -> tuple[Array, Array]:
+        return _max_pool(
+            x, kernel=kernel, stride=stride, padding=padding, dilation=dilation, ceil_mode=ceil_mode
+        )
+
+    def avg_pool(
+        self, x: Array, kernel: Shape, stride: Shape, padding: Shape, ceil_mode: bool,
+        count_include_pad: bool,
+    ) -> Array:  # fmt: skip
+        return _avg_pool(
+            x, kernel=kernel, stride=stride, padding=padding, ceil_mode=ceil_mode,
+            count_include_pad=count_include_pad,
+        )  # fmt: skip
+
+    def avg_pool_grad(
+        self, gy: Array, input_shape: Shape, kernel: Shape, stride: Shape, padding: Shape,
+        ceil_mode: bool, count_include_pad: bool,
+    ) -> Array:  # fmt: skip
+        return _avg_pool_grad(
+            gy, input_shape=tuple(input_shape), kernel=kernel, stride=stride, padding=padding,
+            ceil_mode=ceil_mode, count_include_pad=count_include_pad,
+        )  # fmt: skip
+
+    # ------------------------------------------------------------------ fused composites
+    # Each computes what the base-class default computes, in the same order, so the conformance
+    # check of overrides against the defaults holds to rounding.
+    def logsumexp(self, a: Array, axes: Axes, keepdims: bool) -> Array:
+        if a.size == 0:  # max() has no identity; the direct formula gives -inf
+            return jnp.log(jnp.sum(jnp.exp(a), axis=axes, keepdims=keepdims))
+        return jax.nn.logsumexp(a, axis=axes, keepdims=keepdims)
+
+    def softmax(self, a: Array, axis: int) -> Array:
+        if a.size == 0:  # max() has no identity over an empty axis; there is nothing to normalize
+            return jnp.array(a, copy=True)
+        return jax.nn.softmax(a, axis=axis)
+
+    def log_softmax(self, a: Array, axis: int) -> Array:
+        return jnp.subtract(a, self.logsumexp(a, (axis,), True))
+
+    def relu(self, a: Array) -> Array:
+        return jax.nn.relu(a)
+
+    def gelu(self, a: Array, approximate: str) -> Array:
+        return jax.nn.gelu(a, approximate=approximate == "tanh")
+
+    def silu(self, a: Array) -> Array:
+        return jax.nn.silu(a)
+
+    def scaled_dot_product_attention(
+        self, q: Array, k: Array, v: Array, mask: Array | None, is_causal: bool, scale: float | None
+    ) -> Array:
+        if scale is None:
+            scale = 1.0 / math.sqrt(q.shape[-1])
+        return _attention(q, k, v, mask, is_causal=is_causal, scale=scale)
+
+
+# ---------------------------------------------------------------------- jitted kernels
+def _specs(d: int) -> tuple[str, str, str]:
+    """lax dimension numbers for PyTorch's layouts: x (N, C, *sp), w (O, I, *sp), y (N, C, *sp)."""
+    sp = "DHW"[3 - d :]
+    return "NC" + sp, "OI" + sp, "NC" + sp
+
+
+def _conv_raw(x: Array, w: Array, stride: Shape, padding: Pairs, dilation: Shape, groups: int) -> Array:
+    return lax.conv_general_dilated(
+        x, w, window_strides=tuple(stride), padding=tuple(tuple(p) for p in padding),
+        rhs_dilation=tuple(dilation), dimension_numbers=_specs(w.ndim - 2),
+        feature_group_count=groups, precision=lax.Precision.HIGHEST,
+    )  # fmt: skip
+
+
+def _fitted_padding(
+    spatial: Shape, out: Shape, kernel: Shape, stride: Shape, padding: Pairs, dilation: Shape
+) -> Pairs:
+    """The (lo, hi) padding whose windows are exactly `out` long: hi shrinks (or goes negative,
+    which lax crops) when the input has rows past the last window that `out` was counted without
+    (the gradients of a transposed convolution with output_padding)."""
+    return tuple(
+        (lo, (m - 1) * st + dl * (k - 1) + 1 - s - lo)
+        for s, m, k, st, (lo, _), dl in zip(spatial, out, kernel, stride, padding, dilation)
+    )
+
+
+@_jit("stride", "padding", "dilation", "groups")
+def _conv(x: Array, w: Array, stride: Shape, padding: Pairs, dilation: Shape, groups: int) -> Array:
+    return _conv_raw(x, w, stride, padding, dilation, groups)
+
+
+@_jit("input_shape", "stride", "padding", "dilation", "groups")
+def _conv_input_grad(
+    gy: Array, w: Array, input_shape: Shape, stride: Shape, padding: Pairs, dilation: Shape, groups: int
+) -> Array:
+    pads = _fitted_padding(input_shape[2:], gy.shape[2:], w.shape[2:], stride, padding, dilation)
+    x0 = jnp.zeros(input_shape, gy.dtype)
+    _, pullback = jax.vjp(lambda x: _conv_raw(x, w, stride, pads, dilation, groups), x0)
+    return pullback(gy)[0]
+
+
+@_jit("weight_shape", "stride", "padding", "dilation", "groups")
+def _conv_weight_grad(
+    x: Array, gy: Array, weight_shape: Shape, stride: Shape, padding: Pairs, dilation: Shape, groups: int
+) -> Array:
+    pads = _fitted_padding(x.shape[2:], gy.shape[2:], weight_shape[2:], stride, padding, dilation)
+    w0 = jnp.zeros(weight_shape, x.dtype)
+    _, pullback = jax.vjp(lambda w: _conv_raw(x, w, stride, pads, dilation, groups), w0)
+    return pullback(gy)[0]
+
+
+def _lowest(dtype: Any) -> Any:
+    """The padding value of max pooling: -inf, or the smallest integer."""
+    if jnp.issubdtype(dtype, jnp.floating):
+        return np.array(-np.inf, dtype)
+    return np.array(np.iinfo(dtype).min, dtype)
+
+
+def _along(vectors: Sequence[np.ndarray], combine: Any) -> np.ndarray:
+    """One host vector per spatial axis combined into a (*out) grid by broadcasting."""
+    d = len(vectors)
+    return functools.reduce(
+        combine, (v.reshape((1,) * i + (-1,) + (1,) * (d - 1 - i)) for i, v in enumerate(vectors))
+    )
+
+
+@_jit("kernel", "stride", "padding", "dilation", "ceil_mode")
+def _max_pool(
+    x: Array, kernel: Shape, stride: Shape, padding: Shape, dilation: Shape, ceil_mode: bool
+) -> tuple[Array, Array]:
+    """torch's max_pool{D}d(return_indices=True). A running maximum over kernel offsets (one
+    strided slice of the -inf-padded input per offset, fused by XLA) reproduces torch's scan:
+    a later element wins only if strictly greater or NaN (the last NaN wins), so ties keep the
+    first maximum, and a window of -inf keeps its first real element."""
+    spatial = tuple(x.shape[2:])
+    out, pairs = _pool_geometry(spatial, kernel, stride, padding, dilation, ceil_mode)
+    lead = tuple(x.shape[:2])
+    if any(m <= 0 for m in out) or x.size == 0:
+        shape = lead + tuple(max(m, 0) for m in out)
+        return jnp.zeros(shape, x.dtype), jnp.zeros(shape, jnp.int64)
+    low = _lowest(x.dtype)
+    padded = lax.pad(x, low, ((0, 0, 0), (0, 0, 0)) + tuple((lo, hi, 0) for lo, hi in pairs))
+    in_strides = [math.prod(spatial[i + 1 :]) for i in range(len(spatial))]
+    starts = [np.arange(m, dtype=np.int64) * st - p for m, st, p in zip(out, stride, padding)]
+    # offset of each window's first real element from its (possibly padded) start
+    first = [-(-np.maximum(-a, 0) // dl) * dl * s for a, dl, s in zip(starts, dilation, in_strides)]
+    floating = jnp.issubdtype(x.dtype, jnp.floating)
+    best = jnp.full(lead + out, low, x.dtype)
+    idx = jnp.broadcast_to(jnp.asarray(_along(first, np.add)), lead + out)
+    for offs in itertools.product(*(range(k) for k in kernel)):
+        begin = (0, 0) + tuple(j * dl for j, dl in zip(offs, dilation))
+        end = lead + tuple(b + st * (m - 1) + 1 for b, st, m in zip(begin[2:], stride, out))
+        v = lax.slice(padded, begin, end, (1, 1) + tuple(stride))
+        take = v > best
+        if floating:
+            take = take | jnp.isnan(v)
+        offset = sum(j * dl * s for j, dl, s in zip(offs, dilation, in_strides))
+        idx = jnp.where(take, np.int64(offset), idx)
+        best = jnp.maximum(best, v)
+    idx = idx + jnp.asarray(_along([a * s for a, s in zip(starts, in_strides)], np.add))
+    return best, idx
+
+
+def _avg_pool_raw(
+    x: Array, kernel: Shape, stride: Shape, padding: Shape, ceil_mode: bool, count_include_pad: bool
+) -> Array:
+    spatial = tuple(x.shape[2:])
+    d = len(kernel)
+    out, pairs = _pool_geometry(spatial, kernel, stride, padding, (1,) * d, ceil_mode)
+    y = lax.pad(x, np.array(0, x.dtype), ((0, 0, 0), (0, 0, 0)) + tuple((lo, hi, 0) for lo, hi in pairs))
+    total = lax.reduce_window(
+        y, np.array(0, x.dtype), lax.add, (1, 1) + tuple(kernel), (1, 1) + tuple(stride), "VALID"
+    )
+    divisor = _avg_divisor(np, spatial, kernel, stride, padding, out, count_include_pad)
+    return total / np.asarray(divisor).astype(x.dtype)
+
+
+@_jit("kernel", "stride", "padding", "ceil_mode", "count_include_pad")
+def _avg_pool(
+    x: Array, kernel: Shape, stride: Shape, padding: Shape, ceil_mode: bool, count_include_pad: bool
+) -> Array:
+    """torch's avg_pool{D}d: a window sum over the zero-padded input, divided by torch's count."""
+    return _avg_pool_raw(x, kernel, stride, padding, ceil_mode, count_include_pad)
+
+
+@_jit("input_shape", "kernel", "stride", "padding", "ceil_mode", "count_include_pad")
+def _avg_pool_grad(
+    gy: Array, input_shape: Shape, kernel: Shape, stride: Shape, padding: Shape, ceil_mode: bool,
+    count_include_pad: bool,
+) -> Array:  # fmt: skip
+    """The adjoint of the (linear) average pooling, by JAX's transpose of it."""
+    x0 = jnp.zeros(input_shape, gy.dtype)
+    _, pullback = jax.vjp(
+        lambda x: _avg_pool_raw(x, kernel, stride, padding, ceil_mode, count_include_pad), x0
+    )
+    return pullback(gy)[0]
+
+
+@_jit("is_causal", "scale")
+def _attention(q: Array, k: Array, v: Array, mask: Array | None, is_causal: bool, scale: float) -> Array:
+    """The base-class attention as one compiled XLA computation: same steps, same order."""
+    scores = jnp.matmul(q, jnp.swapaxes(k, -1, -2), precision=lax.Precision.HIGHEST) * scale
+    if is_causal:
+        rows = jnp.arange(q.shape[-2], dtype=jnp.int64)[:, None]
+        cols = jnp.arange(k.shape[-2], dtype=jnp.int64)[None, :]
+        scores = jnp.where(rows >= cols, scores, -jnp.inf)
+    if mask is not None:
+        if mask.dtype == jnp.bool_:
+            scores = jnp.where(mask, scores, -jnp.inf)
+        else:
+            scores = scores + mask
+    m = jnp.max(scores, axis=-1, keepdims=True)
+    e = jnp.exp(scores - jnp.where(jnp.isfinite(m), m, 0.0))
+    total = jnp.sum(e, axis=-1, keepdims=True)
+    weights = e / jnp.where(total == 0.0, 1.0, total)
+    return jnp.matmul(weights, v, precision=lax.Precision.HIGHEST)
+
+
+# ---------------------------------------------------------------------- table-driven primitives
+def _unary(fn: Any) -> Any:
+    def op(self: JaxBackend, a: Array) -> Array:
+        return fn(a)
+
+    return op
+
+
+def _binary(fn: Any) -> Any:
+    # Python scalars are weakly typed in JAX: they take the array's dtype, as the op-set requires
+    def op(self: JaxBackend, a: Array, b: Array) -> Array:
+        return fn(a, b)
+
+    return op
+
+
+def _reduction(fn: Any) -> Any:
+    def op(self: JaxBackend, a: Array, axes: Axes, keepdims: bool) -> Array:
+        return fn(a, axis=axes, keepdims=keepdims)
+
+    return op
+
+
+def _accumulation(fn: Any) -> Any:
+    def op(self: JaxBackend, a: Array, axes: Axes, keepdims: bool) -> Array:
+        return fn(a, axis=axes, keepdims=keepdims, dtype=a.dtype)
+
+    return op
+
+
+if _IMPORT_ERROR is None:
+    for _table, _make in (
+        (_UNARY, _unary),
+        (_BINARY, _binary),
+        (_REDUCE, _reduction),
+        (_ACCUMULATE, _accumulation),
+    ):
+        for _ours, _theirs in _table.items():
+            if _ours not in JaxBackend.__dict__:
+                setattr(JaxBackend, _ours, _make(getattr(jnp, _theirs)))
+    abc.update_abstractmethods(JaxBackend)
