@@ -15,7 +15,7 @@ def _info() -> int:
         try:
             cls = backend_class(name)
             ok, why = cls.available()
-            version = cls.library_version() if ok else ""
+            version = cls.library_version()  # installed but unusable (no device) still shows it
             detail = ", ".join(cls.devices()) if ok else why
         except Exception as e:  # a backend that cannot even load is reported, not fatal
             ok, version, detail = False, "", str(e)

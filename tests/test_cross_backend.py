@@ -25,6 +25,7 @@ def _available() -> list[ag.Device]:
 
 
 PAIRS = list(itertools.combinations(_available(), 2))
+ORDERED_PAIRS = list(itertools.permutations(_available(), 2))
 
 
 def _train(backend: ag.Device, steps: int = 30) -> tuple[list[np.ndarray], list[float]]:
@@ -51,7 +52,7 @@ def test_pair_builds_and_trains_the_same(pair: tuple[ag.Device, ag.Device]) -> N
 
 
 @pytest.mark.skipif(not PAIRS, reason="fewer than two backends can run here")
-@pytest.mark.parametrize("pair", PAIRS, ids=lambda p: f"{p[0].name}-{p[1].name}")
+@pytest.mark.parametrize("pair", ORDERED_PAIRS, ids=lambda p: f"{p[0].name}-to-{p[1].name}")
 def test_move_between_backends_keeps_values_and_gradients(pair: tuple[ag.Device, ag.Device]) -> None:
     src, dst = pair
     x = src.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)

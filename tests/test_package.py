@@ -61,6 +61,26 @@ def test_cli_info_lists_numpy() -> None:
     assert "available" in line and "cpu" in line
 
 
+def test_cli_info_reports_every_builtin_backend() -> None:
+    from agnostic.backends import BUILTIN_EXTRAS, BackendUnavailable, backend_class
+
+    out = _python("-m", "agnostic", "info")
+    rows = {row.split()[0]: row for row in out.stdout.splitlines()[1:]}
+    for name in BUILTIN_EXTRAS:
+        assert name in rows, out.stdout
+        try:
+            cls = backend_class(name)
+        except BackendUnavailable as e:  # its library is not installed: the row says so and the fix
+            assert "unavailable" in rows[name] and BUILTIN_EXTRAS[name] in rows[name] and str(e)
+            continue
+        ok, why = cls.available()
+        assert cls.library_version() in rows[name]
+        if ok:
+            assert rows[name].split()[1] == "available" and ", ".join(cls.devices()) in rows[name]
+        else:
+            assert rows[name].split()[1] == "unavailable" and why in rows[name]
+
+
 def test_cli_conformance_prints_the_area_table() -> None:
     out = _python("-m", "agnostic", "conformance", "--backend", "numpy", "--", "-k", "errors")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]

@@ -27,10 +27,10 @@ BackendSpec = str | type[Backend]
 _BUILTIN: dict[str, str] = {
     "numpy": "agnostic.backends.numpy:NumpyBackend",
     "torch": "agnostic.backends.torch:TorchBackend",
-    "cupy": "agnostic.backends.cupy:CupyBackend",
     "jax": "agnostic.backends.jax:JaxBackend",
+    "cupy": "agnostic.backends.cupy:CupyBackend",
 }
-BUILTIN_EXTRAS = {"numpy": "", "torch": "agnostic[torch]", "cupy": "agnostic[cupy]", "jax": "agnostic[jax]"}
+BUILTIN_EXTRAS = {"numpy": "", "torch": "agnostic[torch]", "jax": "agnostic[jax]", "cupy": "agnostic[cupy]"}
 
 _registry: dict[str, BackendSpec] = dict(_BUILTIN)
 _entry_points_loaded = False

@@ -523,3 +523,10 @@ COMPOSITES: tuple[str, ...] = (
     "batch_norm", "cross_entropy", "scaled_dot_product_attention",
 )  # fmt: skip
 """Ops with a default here that a backend may override with a fused native call."""
+
+DEFAULTS: tuple[str, ...] = (
+    "std", "topk", "nonzero", "random_uniform", "random_normal", "random_bernoulli",
+    "random_integers", "from_dlpack", "to_dlpack", "dlpack_device",
+)  # fmt: skip
+"""Other methods with a default here that a backend may override (not composites: they are not
+differentiated through their default body)."""

@@ -7,6 +7,7 @@ skipped with that reason. CuPy has no bfloat16, so this backend refuses it by na
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import cupy
@@ -15,7 +16,7 @@ import numpy as np
 
 from agnostic import dtypes
 from agnostic.backends._xp import XPBackend
-from agnostic.backends.base import Array
+from agnostic.backends.base import COMPOSITES, DEFAULTS, PRIMITIVES, Array
 from agnostic.dtypes import DType
 
 
@@ -58,7 +59,7 @@ class CupyBackend(XPBackend):
 
     def __init__(self, device: str | int | None = None) -> None:
         super().__init__(device)
-        cupy.cuda.Device(int(self.device.split(":", 1)[1])).use()
+        self._cuda_device = cupy.cuda.Device(int(self.device.split(":", 1)[1]))
 
     def native_dtype(self, dtype: DType) -> Any:
         if dtype is dtypes.bfloat16:
@@ -83,3 +84,19 @@ class CupyBackend(XPBackend):
         import cupyx.scipy.special  # loads CUDA libraries: only once a device is in use
 
         return cupyx.scipy.special.erf(a)
+
+
+def _on_own_device(fn: Any) -> Any:
+    """CuPy runs each call on the *current* CUDA device: make it this backend's for the call, so a
+    tensor on cuda:1 is computed on cuda:1 whatever device the user's code made current."""
+
+    @functools.wraps(fn)
+    def method(self: CupyBackend, *args: Any, **kwargs: Any) -> Any:
+        with self._cuda_device:
+            return fn(self, *args, **kwargs)
+
+    return method
+
+
+for _name in sorted(set(PRIMITIVES) | set(COMPOSITES) | set(DEFAULTS)):
+    setattr(CupyBackend, _name, _on_own_device(getattr(CupyBackend, _name)))

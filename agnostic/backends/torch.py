@@ -78,7 +78,7 @@ class TorchBackend(Backend):
             device = f"cuda:{device}"
         if device == "cuda":
             device = "cuda:0"
-        if isinstance(device, str) and device.startswith("cuda:"):
+        if isinstance(device, str) and device.startswith("cuda:") and device[5:].isdigit():
             if not torch.cuda.is_available():
                 raise ValueError(
                     f"backend 'torch': device {device!r} requested but torch sees no CUDA device"

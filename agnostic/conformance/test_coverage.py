@@ -29,27 +29,13 @@ from typing import Any
 import pytest
 
 import agnostic.conformance as suite
-from agnostic.backends.base import COMPOSITES, PRIMITIVES, Backend
+from agnostic.backends.base import COMPOSITES, DEFAULTS, PRIMITIVES, Backend
 
 COVERS: set[str] = set()  # this module checks coverage; it exercises no op itself
 
 NOT_OPS = frozenset({"native_dtype", "dtype_of", "shape", "is_native", "from_numpy", "to_numpy"})
 """Entries of the op-set that are plumbing, used wherever a tensor is made or read."""
 
-DEFAULTS = (
-    "std",
-    "topk",
-    "nonzero",
-    "random_uniform",
-    "random_normal",
-    "random_bernoulli",
-    "random_integers",
-    "from_dlpack",
-    "to_dlpack",
-    "dlpack_device",
-)
-"""Methods with a default in the base class that a backend may override: not in PRIMITIVES or
-COMPOSITES, but part of what a backend can get wrong."""
 
 REQUIRED = (set(PRIMITIVES) | set(COMPOSITES)) - NOT_OPS
 RECORDED = set(PRIMITIVES) | set(COMPOSITES) | set(DEFAULTS)
