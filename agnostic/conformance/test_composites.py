@@ -75,6 +75,10 @@ def test_softmax_extremes_and_shapes(backend: ag.Device) -> None:
         assert_close(ag.softmax(x, axis=1), want, dtype=dtype)
         assert_close(ag.log_softmax(x[:3], axis=1), _log_softmax(big[:3], 1), dtype=dtype)
         assert np.isnan(ag.log_softmax(x[3:], axis=1).numpy()[0, 0]), "log_softmax at +inf is NaN"
+    row = tensor(backend, big[0])  # 1-D, the default axis (-1)
+    assert_close(ag.functional.softmax(row), [1.0, 0.0, 0.0])
+    assert_close(ag.functional.log_softmax(row), [0.0, -1000.0, -2000.0])
+    assert_close(ag.softmax(tensor(backend, big[:2])), _softmax(big[:2], -1))
     one = np.array([[2.0], [-7.0]])
     assert_close(ag.softmax(tensor(backend, one), axis=1), [[1.0], [1.0]])
     assert_close(ag.log_softmax(tensor(backend, one), axis=1), [[0.0], [0.0]])
@@ -115,6 +119,10 @@ ACTIVATIONS = {
     "elu": (
         lambda x: ag.functional.elu(x, 1.5),
         lambda a: np.where(a > 0, a, 1.5 * np.expm1(np.minimum(a, 0))),
+    ),
+    "elu_default_alpha": (
+        lambda x: ag.functional.elu(x),
+        lambda a: np.where(a > 0, a, np.expm1(np.minimum(a, 0))),
     ),
     "softplus": (
         lambda x: ag.functional.softplus(x),
@@ -328,6 +336,7 @@ ATTN = [
     ((2, 4, 3), (2, 4, 3), (2, 4, 5), "causal"),
     ((1, 5, 4), (1, 7, 4), (1, 7, 4), "causal"),
     ((2, 6, 4), (2, 6, 4), (2, 6, 4), "causal+bool"),
+    ((2, 3, 5, 4), (2, 3, 6, 4), (2, 3, 6, 2), "causal+bool"),
     ((3, 1, 2), (3, 4, 2), (3, 4, 3), "scale"),
     ((2, 5, 4), (2, 6, 4), (2, 6, 2), "bool_broadcast"),
 ]

@@ -125,12 +125,14 @@ def test_conv_edge_shapes_and_dtypes(backend: ag.Device) -> None:
 TRANSPOSE_CASES = [
     (1, {}),
     (1, {"stride": 2, "padding": 1, "output_padding": 1}),
+    (1, {"groups": 2, "dilation": 2}),
     (2, {"stride": 2}),
     (2, {"stride": 2, "padding": 1, "output_padding": 1}),
     (2, {"groups": 2, "dilation": 2}),
     (2, {"stride": (2, 3), "padding": (0, 1), "output_padding": (1, 2)}),
     (3, {"stride": 2, "padding": 1}),
     (3, {"groups": 2, "output_padding": 1, "stride": 2}),
+    (3, {"groups": 2, "dilation": 2}),
 ]
 
 

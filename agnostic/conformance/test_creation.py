@@ -22,6 +22,15 @@ COVERS = {
     "cast",
     "from_numpy",
     "to_numpy",
+    # ops whose results (views, where a backend makes them) must not let a write reach the input
+    "reshape",
+    "permute",
+    "getitem",
+    "expand_dims",
+    "squeeze",
+    "broadcast_to",
+    "flip",
+    "add",
     # overridable defaults of the op-set beyond PRIMITIVES and COMPOSITES
     "random_uniform",
     "random_normal",
@@ -123,6 +132,8 @@ def test_linspace(backend: ag.Device, endpoint: bool, dtype: dtypes.DType | None
         ref = np.linspace(start, stop, num, endpoint=endpoint)
         out = ag.linspace(start, stop, num, endpoint=endpoint, dtype=dtype, device=backend)
         assert_close(out, ref.astype(_np(want)).astype(np.float64), dtype=want)
+        out = backend.linspace(start, stop, num, endpoint=endpoint, dtype=dtype)
+        assert_close(out, ref.astype(_np(want)).astype(np.float64), dtype=want)
 
 
 @pytest.mark.parametrize(
@@ -178,6 +189,7 @@ def test_asarray_dtype_argument_and_copies(backend: ag.Device) -> None:
     assert_close(ag.asarray([1, 0, 2], dtype=bool, device=backend), [True, False, True], dtype=ag.bool)
     assert_close(ag.asarray(2.5, dtype=float, device=backend), 2.5, dtype=ag.float32)
     assert_close(ag.asarray(-3, dtype=ag.int8, device=backend), -3, dtype=ag.int8)
+    assert_close(backend.tensor([1, 2], dtype=ag.float16), [1.0, 2.0], dtype=ag.float16)
     # with copy=True (and always through Device.tensor) the tensor holds a copy: later writes to the
     # host array do not reach it (copy=None may share memory, as the Array API allows)
     x = ag.asarray(host, device=backend, copy=True)
@@ -249,6 +261,36 @@ def test_numpy_view_of_a_shared_array_is_read_only(backend: ag.Device) -> None:
     else:
         with pytest.raises(ValueError):
             view[0] = 42.0
+
+
+RESULTS_THAT_MAY_SHARE_MEMORY = {
+    "reshape": lambda t: t.reshape(6, 4),
+    "permute": lambda t: t.permute(2, 1, 0),
+    "slice": lambda t: t[:, 1:],
+    "index": lambda t: t[0],
+    "expand_dims": lambda t: ag.expand_dims(t, axis=0),
+    "squeeze": lambda t: ag.squeeze(t[:, :1], axis=1),
+    "detach": lambda t: t.detach(),
+    "astype_same_dtype": lambda t: t.astype(ag.float32),
+    "broadcast_to": lambda t: ag.broadcast_to(t[:1], (2, 3, 4)),
+    "flip": lambda t: ag.flip(t, axis=0),
+    "add_zero": lambda t: t + 0.0,
+    "asarray": lambda t: ag.asarray(t),
+}
+
+
+def test_numpy_view_of_a_result_cannot_change_its_input(backend: ag.Device) -> None:
+    """Views, no-op casts and the like may share the input's memory; a write through the result's
+    `.numpy()` either raises (read-only) or lands in a private copy, and never reaches the input."""
+    host = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    x = tensor(backend, host)
+    for name, fn in RESULTS_THAT_MAY_SHARE_MEMORY.items():
+        view = fn(x).numpy()
+        try:
+            view[...] = -1.0
+        except ValueError:
+            pass  # read-only: the value cannot be changed through it
+        np.testing.assert_array_equal(x.numpy(), host, err_msg=f"a write through {name}(x).numpy() reached x")
 
 
 @pytest.mark.parametrize("dtype", ALL, ids=str)

@@ -1,5 +1,6 @@
 """Every dtype through the ops that accept it: float16 and bfloat16 (against a float64 reference
-of the same rounded inputs, at half-precision tolerance) and the integer types."""
+of the same rounded inputs, at half-precision tolerance) and the integer types. The elementwise
+ops in half precision are in `test_elementwise.py`."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import pytest
 import agnostic as ag
 from agnostic import dtypes
 from agnostic.conformance.support import assert_close, rng, tensor
-from agnostic.conformance.test_values_elementwise import BINARY, UNARY
 
 COVERS = {"matmul", "sum", "mean", "max", "softmax", "conv", "max_pool", "avg_pool", "layer_norm"}
 
@@ -18,30 +18,6 @@ HALF = [ag.float16, ag.bfloat16]
 
 def _rounded(a: np.ndarray, dtype: dtypes.DType) -> np.ndarray:
     return a.astype(dtypes.to_numpy_dtype(dtype))
-
-
-@pytest.mark.parametrize("dtype", HALF)
-@pytest.mark.parametrize("name", sorted(UNARY))
-def test_unary_half_precision(backend: ag.Device, name: str, dtype: dtypes.DType) -> None:
-    fn, ref, lo, hi = UNARY[name]
-    host = _rounded(rng(30).uniform(lo, hi, (4, 3)), dtype)
-    want = ref(host.astype(np.float64))
-    if name in ("floor", "ceil", "round", "trunc", "sign"):
-        want = want.astype(host.dtype).astype(np.float64)
-    assert_close(fn(tensor(backend, host)), want, dtype=dtype)
-
-
-@pytest.mark.parametrize("dtype", HALF)
-@pytest.mark.parametrize("name", ["add", "sub", "mul", "div", "maximum", "minimum", "pow"])
-def test_binary_half_precision(backend: ag.Device, name: str, dtype: dtypes.DType) -> None:
-    fn, ref, (lo, hi) = BINARY[name]
-    r = rng(31)
-    a, b = _rounded(r.uniform(lo, hi, (3, 4)), dtype), _rounded(r.uniform(lo, hi, (4,)), dtype)
-    assert_close(
-        fn(tensor(backend, a), tensor(backend, b)),
-        ref(a.astype(np.float64), b.astype(np.float64)),
-        dtype=dtype,
-    )
 
 
 @pytest.mark.parametrize("dtype", HALF)

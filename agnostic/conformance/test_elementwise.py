@@ -159,27 +159,7 @@ def test_unary(backend: ag.Device, name: str, dtype: dtypes.DType) -> None:
         assert_close(method(), want, dtype=dtype)
 
 
-HALF_UNARY = [
-    "neg",
-    "abs",
-    "exp",
-    "log",
-    "sqrt",
-    "rsqrt",
-    "sin",
-    "cos",
-    "tanh",
-    "sigmoid",
-    "erf",
-    "floor",
-    "ceil",
-    "round",
-    "reciprocal",
-    "expm1",
-    "log1p",
-    "atan",
-    "square",
-]
+HALF_UNARY = sorted(n for n in UNARY if n not in ("isnan", "isinf", "isfinite", "signbit", "logical_not"))
 
 
 @pytest.mark.parametrize("dtype", [ag.float16, ag.bfloat16], ids=str)
@@ -188,7 +168,7 @@ def test_unary_half_precision(backend: ag.Device, name: str, dtype: dtypes.DType
     fn, ref, (lo, hi) = UNARY[name]
     host = _host(dtype, rng(2).uniform(lo, hi, (3, 4)))
     want = _ref(ref, host)
-    if name in ("floor", "ceil", "round"):
+    if name in ("floor", "ceil", "round", "trunc", "sign"):
         want = want.astype(host.dtype).astype(np.float64)
     assert_close(fn(tensor(backend, host)), want, dtype=dtype)
 

@@ -336,6 +336,18 @@ def test_scatter_add(backend: ag.Device, dtype: dtypes.DType) -> None:
     )
 
 
+def test_scatter_add_3d_along_the_last_axis(backend: ag.Device) -> None:
+    base = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    idx = rng(13).integers(0, 4, (2, 3, 2))
+    idx[0, 0] = [1, 1]  # repeated indices accumulate
+    src = rng(14).standard_normal((2, 3, 2)).astype(np.float32)
+    want = base.astype(np.float64)
+    for i, j, k in np.ndindex(*idx.shape):
+        want[i, j, idx[i, j, k]] += src[i, j, k]
+    got = ag.scatter_add(tensor(backend, base), 2, tensor(backend, idx), tensor(backend, src))
+    assert_close(got, want, dtype=ag.float32)
+
+
 # ====================================================================== sort / argsort / topk
 @pytest.mark.parametrize(
     "dtype", [ag.float32, ag.float64, ag.int64, ag.int8, ag.uint8, ag.float16, ag.bool], ids=str
@@ -375,6 +387,18 @@ def test_sort_nan_inf_and_edge_shapes(backend: ag.Device) -> None:
         didx = ag.argsort(x, descending=True).numpy()
         np.testing.assert_array_equal(np.sort(didx[:2]), [1, 5])  # the NaNs lead, in their original order
         np.testing.assert_array_equal(didx[:2], [1, 5])
+    # along either axis of a matrix, with ties and NaN: NaN counts as the largest value (last
+    # ascending, first descending) and equal elements keep their original order
+    m = np.array([[3.0, 1.0, np.nan, 1.0], [2.0, 2.0, -np.inf, 0.0], [np.nan, 5.0, 1.0, 1.0]])
+    for axis in (0, -1):
+        for descending in (False, True):
+            key = np.where(np.isnan(m), -np.inf, -m) if descending else np.where(np.isnan(m), np.inf, m)
+            order = np.argsort(key, axis=axis, kind="stable")
+            x = tensor(backend, m)
+            assert_close(ag.argsort(x, axis=axis, descending=descending), order, dtype=ag.int64)
+            assert_close(
+                ag.sort(x, axis=axis, descending=descending), np.take_along_axis(m, order, axis=axis)
+            )
     assert_close(ag.sort(tensor(backend, np.zeros((2, 0)))), np.zeros((2, 0)), dtype=ag.float64)
     assert_close(
         ag.argsort(tensor(backend, np.zeros((0, 3))), axis=0), np.zeros((0, 3), np.int64), dtype=ag.int64
@@ -468,6 +492,9 @@ def test_masking_idioms(backend: ag.Device) -> None:
     rows, cols = ag.nonzero(x > 0)
     assert_close(x[rows, cols], a[mask])
     assert_close(ag.sum(ag.where(x > 0, 1, 0)), mask.sum(), dtype=ag.int64)
+    assert_close(x[tensor(backend, np.zeros((4, 5), bool))], np.zeros(0))  # nothing selected: shape (0,)
+    keep = [True, False, True, False]
+    assert_close(x[keep], a[keep])  # a Python list of bools is a mask, as in NumPy
 
 
 # ====================================================================== inputs stay unchanged

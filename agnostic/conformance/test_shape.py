@@ -305,6 +305,12 @@ def test_pad_edge_cases(backend: ag.Device) -> None:
     assert_close(
         ag.pad(tensor(backend, np.array([1.0, 2.0])), (0, 2), value=np.inf), [1.0, 2.0, np.inf, np.inf]
     )
+    a3 = _data((2, 3, 4))
+    widths3 = ((1, 0), (0, 2), (2, 1))
+    for mode in ("reflect", "edge"):  # `value` is for mode='constant' only; the others ignore it
+        assert_close(
+            ag.pad(tensor(backend, a3), widths3, mode=mode, value=7.0), np.pad(a3, widths3, mode=mode)
+        )
     with pytest.raises(ValueError):
         ag.pad(tensor(backend, np.arange(3.0)), 3, mode="reflect")
     with pytest.raises(ValueError):
