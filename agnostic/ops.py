@@ -1015,7 +1015,7 @@ def repeat(x: Tensor, /, repeats: int | Tensor, *, axis: int | None = None) -> T
 
 
 # ====================================================================== indexing
-def _normalize_key(x: Tensor, key: Any) -> tuple:
+def _normalize_key(x: Tensor, key: Any, op: str = "getitem") -> tuple:
     """Index arrays as int64/bool Tensors on x's device, and a clear error for anything else."""
     if not isinstance(key, tuple):
         key = (key,)
@@ -1030,7 +1030,7 @@ def _normalize_key(x: Tensor, key: Any) -> tuple:
             consumed += 1
         elif isinstance(k, slice):
             if k.step == 0:
-                raise ValueError("getitem: slice step cannot be zero")
+                raise ValueError(f"{op}: slice step cannot be zero")
             out.append(k)
             consumed += 1
         elif k is None or k is Ellipsis:
@@ -1038,17 +1038,17 @@ def _normalize_key(x: Tensor, key: Any) -> tuple:
         else:
             t = k if isinstance(k, Tensor) else _index_array(k, x._device)
             if t._device is not x._device:
-                raise ValueError(f"getitem: index on {t._device} but tensor on {x._device}")
+                raise ValueError(f"{op}: index on {t._device} but tensor on {x._device}")
             if t._dtype is dtypes.bool:
                 consumed += _builtin_max(t.ndim, 1)
             elif t._dtype.kind in "iu":
                 t = P.cast(t, dtypes.int64)
                 consumed += 1
             else:
-                raise IndexError(f"getitem: index tensors must be integer or bool, got {t._dtype.name}")
+                raise IndexError(f"{op}: index tensors must be integer or bool, got {t._dtype.name}")
             out.append(t)
     if consumed > x.ndim:
-        raise IndexError(f"getitem: too many indices ({consumed}) for a tensor of {x.ndim} dimensions")
+        raise IndexError(f"{op}: too many indices ({consumed}) for a tensor of {x.ndim} dimensions")
     # bounds of plain ints (negative ones count from the end), with the dimension they index
     dim = 0
     ellipsis_span = x.ndim - consumed
@@ -1058,7 +1058,7 @@ def _normalize_key(x: Tensor, key: Any) -> tuple:
         elif isinstance(k, int):
             n = x.shape[dim]
             if not -n <= k < n:
-                raise IndexError(f"getitem: index {k} is out of bounds for axis {dim} with size {n}")
+                raise IndexError(f"{op}: index {k} is out of bounds for axis {dim} with size {n}")
             dim += 1
         elif isinstance(k, slice):
             dim += 1
@@ -1066,7 +1066,7 @@ def _normalize_key(x: Tensor, key: Any) -> tuple:
             if k._dtype is dtypes.bool:
                 if k.shape != x.shape[dim : dim + k.ndim]:
                     raise IndexError(
-                        f"getitem: boolean mask of shape {k.shape} does not match the indexed "
+                        f"{op}: boolean mask of shape {k.shape} does not match the indexed "
                         f"dimensions {x.shape[dim : dim + k.ndim]}"
                     )
                 dim += _builtin_max(k.ndim, 1)
@@ -1077,7 +1077,7 @@ def _normalize_key(x: Tensor, key: Any) -> tuple:
                     lo, hi = int(host.min()), int(host.max())
                     if lo < -n or hi >= n:
                         raise IndexError(
-                            f"getitem: index {hi if hi >= n else lo} is out of bounds for axis {dim} with size {n}"
+                            f"{op}: index {hi if hi >= n else lo} is out of bounds for axis {dim} with size {n}"
                         )
                 dim += 1
     return tuple(out)
@@ -1137,14 +1137,14 @@ class _IndexUpdate:
 
     def add(self, values: Any) -> Tensor:
         """A copy of x with `values` added at the key (repeated indices accumulate)."""
-        key = _normalize_key(self._x, self._key)
+        key = _normalize_key(self._x, self._key, "at[].add")
         return P.index_add(self._x, key, self._values("at[].add", key, values))
 
     def set(self, values: Any) -> Tensor:
         """A copy of x with the key's elements replaced by `values`; where an index repeats, the last
         value wins (as NumPy assignment)."""
         x = self._x
-        key = _normalize_key(x, self._key)
+        key = _normalize_key(x, self._key, "at[].set")
         v = P.reshape(self._values("at[].set", key, values), (-1,))
         dev = x._device
         positions = P.getitem(P.reshape(dev.arange(x.size, dtype=dtypes.int64), x.shape), key)

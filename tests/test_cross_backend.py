@@ -69,3 +69,21 @@ def test_move_between_backends_keeps_values_and_gradients(pair: tuple[ag.Device,
     bf = src.tensor([1.5, -2.25], dtype=ag.bfloat16) if src.name != "cupy" and dst.name != "cupy" else None
     if bf is not None:
         np.testing.assert_array_equal(bf.to(dst).numpy().astype(np.float32), [1.5, -2.25])
+
+
+HOST_BACKENDS = {"numpy", "torch", "jax"}
+
+
+@pytest.mark.parametrize(
+    "pair",
+    [p for p in ORDERED_PAIRS if {p[0].name, p[1].name} <= HOST_BACKENDS and p[1].name != "jax"],
+    ids=lambda p: f"{p[0].name}-to-{p[1].name}",
+)
+def test_moves_between_host_backends_share_memory(pair: tuple[ag.Device, ag.Device]) -> None:
+    """DLPack zero-copy: numpy and torch take any host buffer. (JAX takes one only when it is
+    64-byte aligned, so moves into JAX copy or share depending on where the buffer was allocated.)"""
+    src, dst = pair
+    x = src.randn(4, 64, seed=3)
+    assert np.shares_memory(x.numpy(), x.to(dst).numpy())
+    if src.name != "jax":  # a strided slice is a view in numpy and torch (a new array in JAX)
+        assert np.shares_memory(x.numpy(), x[:, 8:].to(dst).numpy())

@@ -229,8 +229,10 @@ def test_int_array_index_out_of_bounds(backend):
         ag.take_along_axis(x, backend.tensor([[0, 4]]), axis=1)
     with pytest.raises(IndexError, match=r"scatter_add: index 3 is out of bounds for axis 0 with size 3"):
         ag.scatter_add(x, 0, backend.tensor([[3, 0]]), _ones(backend, 1, 2))
-    with pytest.raises(IndexError, match=r"out of bounds for axis 0 with size 3"):
+    with pytest.raises(IndexError, match=r"at\[\]\.add: index 5 is out of bounds for axis 0 with size 3"):
         x.at[[5]].add(1.0)
+    with pytest.raises(IndexError, match=r"at\[\]\.set: index -4 is out of bounds for axis 0 with size 3"):
+        x.at[-4].set(1.0)
 
 
 def test_bool_mask_shape_mismatch(backend):
