@@ -51,3 +51,15 @@ def test_subnormal_flushing_is_declared_where_it_happens(J: ag.Device) -> None:
     tiny = np.finfo(np.float32).tiny / 4
     flushed = float((J.tensor([tiny]) * 1.0).item()) == 0.0
     assert J.ops.flushes_subnormals == flushed
+
+
+def test_turning_64_bit_mode_off_is_an_error_not_a_silent_float32(J: ag.Device) -> None:
+    jax.config.update("jax_enable_x64", False)
+    try:
+        with pytest.raises(TypeError, match=r"asked for float64, JAX made float32: JAX's 64-bit mode"):
+            J.tensor([1.0], dtype=ag.float64)
+        with pytest.raises(TypeError, match=r"asked for int64, JAX made int32"):
+            J.arange(3)
+    finally:
+        jax.config.update("jax_enable_x64", True)
+    assert J.tensor([1.0], dtype=ag.float64).dtype is ag.float64

@@ -166,7 +166,7 @@ class JaxBackend(Backend):
 
     def from_numpy(self, array: np.ndarray) -> Array:
         # device_put may alias suitably aligned host memory on the CPU: hand it a private copy
-        return jax.device_put(np.array(array, copy=True), self._jax_device)
+        return _exact(jax.device_put(np.array(array, copy=True), self._jax_device), array.dtype)
 
     def to_numpy(self, a: Array) -> np.ndarray:
         return np.asarray(a)  # read-only (a view of the device buffer on the CPU)
@@ -179,17 +179,18 @@ class JaxBackend(Backend):
 
     # ------------------------------------------------------------------ creation
     def full(self, shape: Shape, value: bool | int | float, dtype: DType) -> Array:
-        return jnp.full(shape, value, dtype=_NATIVE[dtype], device=self._jax_device)
+        return _exact(jnp.full(shape, value, dtype=_NATIVE[dtype], device=self._jax_device), _NATIVE[dtype])
 
     def arange(self, start: int | float, stop: int | float, step: int | float, dtype: DType) -> Array:
         # NumPy's arange on the host: its length and values are the reference every backend meets
-        return jax.device_put(np.arange(start, stop, step, dtype=_NATIVE[dtype]), self._jax_device)
+        host = np.arange(start, stop, step, dtype=_NATIVE[dtype])
+        return _exact(jax.device_put(host, self._jax_device), host.dtype)
 
     def eye(self, n: int, m: int, k: int, dtype: DType) -> Array:
-        return jnp.eye(n, m, k, dtype=_NATIVE[dtype], device=self._jax_device)
+        return _exact(jnp.eye(n, m, k, dtype=_NATIVE[dtype], device=self._jax_device), _NATIVE[dtype])
 
     def cast(self, a: Array, dtype: DType) -> Array:
-        return a.astype(_NATIVE[dtype])
+        return _exact(a.astype(_NATIVE[dtype]), _NATIVE[dtype])
 
     # ------------------------------------------------------------------ elementwise
     def rsqrt(self, a: Array) -> Array:
@@ -390,6 +391,18 @@ class JaxBackend(Backend):
         if scale is None:
             scale = 1.0 / math.sqrt(q.shape[-1])
         return _attention(q, k, v, mask, is_causal=is_causal, scale=scale)
+
+
+def _exact(out: Array, dtype: Any) -> Array:
+    """`out`, after checking JAX made the dtype asked for: with 64-bit mode turned off again
+    (``jax_enable_x64=False`` after agnostic loaded) JAX narrows 64-bit types with only a warning."""
+    if out.dtype != dtype:
+        raise TypeError(
+            f"backend 'jax': asked for {np.dtype(dtype).name}, JAX made {out.dtype.name}: JAX's 64-bit "
+            "mode was turned off after agnostic enabled it; keep jax_enable_x64=True while using "
+            "agnostic's jax backend"
+        )
+    return out
 
 
 # ---------------------------------------------------------------------- jitted kernels
