@@ -98,5 +98,6 @@ def _on_own_device(fn: Any) -> Any:
     return method
 
 
-for _name in sorted(set(PRIMITIVES) | set(COMPOSITES) | set(DEFAULTS)):
+_METADATA = {"native_dtype", "dtype_of", "shape", "is_native"}  # no device work: keep them lean
+for _name in sorted((set(PRIMITIVES) | set(COMPOSITES) | set(DEFAULTS)) - _METADATA):
     setattr(CupyBackend, _name, _on_own_device(getattr(CupyBackend, _name)))
