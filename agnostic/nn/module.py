@@ -1,0 +1,432 @@
+"""Module: parameters, buffers and submodules found automatically, with PyTorch's names.
+
+A model is written once and built on a backend chosen at construction: `Model(..., backend=B)`
+runs the model's `__init__` with B as the default backend, so every layer it creates lands on B
+without being told. `model.to(other)` moves it. `state_dict()` uses PyTorch's names and layouts, so
+weights move between a `torch.nn` model and its agnostic twin without renaming or reshaping.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+from agnostic.device import Device, as_device, default_backend
+from agnostic.ops import asarray
+from agnostic.tensor import Tensor
+
+from .parameter import Parameter
+
+__all__ = ["Module", "Sequential", "ModuleList", "ModuleDict"]
+
+
+def _bind_backend(init: Callable[..., None]) -> Callable[..., None]:
+    """Wrap a Module subclass's `__init__` so that `backend=B` builds the module on B."""
+    takes_backend = "backend" in inspect.signature(init).parameters
+
+    @functools.wraps(init)
+    def wrapped(self: Module, *args: Any, **kwargs: Any) -> None:
+        backend = kwargs.get("backend") if takes_backend else kwargs.pop("backend", None)
+        if "_parameters" not in self.__dict__:
+            Module.__init__(self)  # a subclass that forgets super().__init__() still works
+        if backend is None:
+            init(self, *args, **kwargs)
+            return
+        with default_backend(backend):
+            init(self, *args, **kwargs)
+        self.to(backend)  # modules built before and passed in (Sequential(Linear(...), backend=B))
+
+    return wrapped
+
+
+class Module:
+    """The base of every layer and model. Subclasses assign Parameters, Modules and buffers as
+    attributes in `__init__` and define `forward`."""
+
+    training: bool
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _bind_backend(cls.__dict__["__init__"])  # type: ignore[method-assign]
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_non_persistent", set())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "training", True)
+
+    # ------------------------------------------------------------------ registration
+    def __setattr__(self, name: str, value: Any) -> None:
+        if "_parameters" not in self.__dict__:
+            raise AttributeError(
+                f"cannot assign {name!r} before Module.__init__() (call super().__init__() first)"
+            )
+        params, buffers, modules = self._parameters, self._buffers, self._modules
+        if isinstance(value, Parameter):
+            self._forget(name, keep=params)
+            params[name] = value  # an existing name keeps its place, as in PyTorch
+        elif isinstance(value, Module):
+            self._forget(name, keep=modules)
+            modules[name] = value
+        elif name in buffers and (value is None or isinstance(value, Tensor)):
+            buffers[name] = value
+        elif name in params and value is None:
+            params[name] = None
+        elif name in params and isinstance(value, Tensor):
+            raise TypeError(
+                f"cannot assign a Tensor to parameter {name!r}: wrap it in nn.Parameter, or change "
+                f"the value in place with self.{name}.assign(value)"
+            )
+        elif name in modules and value is None:
+            modules[name] = None
+        else:
+            self._forget(name, keep=None)
+            object.__setattr__(self, name, value)
+
+    def _forget(self, name: str, keep: dict | None) -> None:
+        """Drop `name` from every table but `keep`, and from the plain attributes."""
+        for table in (self._parameters, self._buffers, self._modules):
+            if table is not keep:
+                table.pop(name, None)
+        if keep is not None:
+            self.__dict__.pop(name, None)
+
+    def __getattr__(self, name: str) -> Any:
+        d = self.__dict__
+        for table in ("_parameters", "_buffers", "_modules"):
+            if table in d and name in d[table]:
+                return d[table][name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        for table in (self._parameters, self._buffers, self._modules):
+            if name in table:
+                del table[name]
+                self._non_persistent.discard(name)
+                return
+        object.__delattr__(self, name)
+
+    def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
+        """A tensor that is state but not trained (BatchNorm's running mean): saved in
+        `state_dict` unless `persistent=False`, moved by `to`, never returned by `parameters()`."""
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(
+                f"register_buffer: {name!r} must be a Tensor or None, got {type(tensor).__name__}"
+            )
+        self._buffers[name] = tensor
+        if persistent:
+            self._non_persistent.discard(name)
+        else:
+            self._non_persistent.add(name)
+
+    def register_parameter(self, name: str, param: Parameter | None) -> None:
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"register_parameter: {name!r} must be a Parameter or None")
+        self._parameters[name] = param
+
+    def add_module(self, name: str, module: Module | None) -> None:
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"add_module: {name!r} must be a Module or None, got {type(module).__name__}")
+        self._modules[name] = module
+
+    # ------------------------------------------------------------------ traversal
+    def named_modules(self, prefix: str = "", memo: set[int] | None = None) -> Iterator[tuple[str, Module]]:
+        memo = set() if memo is None else memo
+        if id(self) in memo:
+            return
+        memo.add(id(self))
+        yield prefix, self
+        for name, m in self._modules.items():
+            if m is not None:
+                yield from m.named_modules(f"{prefix}.{name}" if prefix else name, memo)
+
+    def modules(self) -> Iterator[Module]:
+        for _, m in self.named_modules():
+            yield m
+
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        seen: set[int] = set()
+        for name, m in self._modules.items():
+            if m is not None and id(m) not in seen:
+                seen.add(id(m))
+                yield name, m
+
+    def children(self) -> Iterator[Module]:
+        for _, m in self.named_children():
+            yield m
+
+    def _named_members(self, table: str, prefix: str, recurse: bool) -> Iterator[tuple[str, Tensor]]:
+        seen: set[int] = set()
+        mods = self.named_modules(prefix) if recurse else iter([(prefix, self)])
+        for mod_prefix, m in mods:
+            for name, t in getattr(m, table).items():
+                if t is None or id(t) in seen:
+                    continue
+                seen.add(id(t))
+                yield (f"{mod_prefix}.{name}" if mod_prefix else name), t
+
+    def named_parameters(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Parameter]]:
+        """(dotted name, parameter) pairs; a parameter shared by two modules appears once."""
+        yield from self._named_members("_parameters", prefix, recurse)  # type: ignore[misc]
+
+    def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
+        for _, p in self.named_parameters(recurse=recurse):
+            yield p
+
+    def named_buffers(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Tensor]]:
+        yield from self._named_members("_buffers", prefix, recurse)
+
+    def buffers(self, recurse: bool = True) -> Iterator[Tensor]:
+        for _, b in self.named_buffers(recurse=recurse):
+            yield b
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> OrderedDict[str, Tensor]:
+        """Every parameter and persistent buffer by PyTorch's dotted name, detached (values)."""
+        out: OrderedDict[str, Tensor] = OrderedDict()
+        for prefix, m in self.named_modules():
+            dot = f"{prefix}." if prefix else ""
+            for name, p in m._parameters.items():
+                if p is not None:
+                    out[dot + name] = p.detach()
+            for name, b in m._buffers.items():
+                if b is not None and name not in m._non_persistent:
+                    out[dot + name] = b.detach()
+        return out
+
+    def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> tuple[list[str], list[str]]:
+        """Load values by name (Tensors of any backend, NumPy arrays, torch tensors...). Every key
+        and shape is checked first: on a mismatch nothing is loaded and the error lists them all.
+        Returns (missing, unexpected) names; with `strict=False` those are allowed."""
+        targets: dict[str, tuple[Module, str]] = {}
+        for prefix, m in self.named_modules():
+            dot = f"{prefix}." if prefix else ""
+            for name, p in m._parameters.items():
+                if p is not None:
+                    targets[dot + name] = (m, name)
+            for name, b in m._buffers.items():
+                if b is not None and name not in m._non_persistent:
+                    targets[dot + name] = (m, name)
+        missing = [k for k in targets if k not in state]
+        unexpected = [k for k in state if k not in targets]
+        problems = []
+        if strict and missing:
+            problems.append(f"missing keys: {', '.join(missing)}")
+        if strict and unexpected:
+            problems.append(f"unexpected keys: {', '.join(unexpected)}")
+        values: dict[str, Tensor] = {}
+        for key, (m, name) in targets.items():
+            if key not in state:
+                continue
+            current = getattr(m, name)
+            v = _as_tensor(state[key], current)
+            if v.shape != current.shape:
+                problems.append(f"{key}: shape {v.shape} in the state, {current.shape} in the model")
+            else:
+                values[key] = v
+        if problems:
+            raise ValueError(
+                f"load_state_dict into {type(self).__name__}: nothing was loaded; " + "; ".join(problems)
+            )
+        for key, v in values.items():
+            m, name = targets[key]
+            if name in m._parameters:
+                m._parameters[name].assign(v)
+            else:
+                m._buffers[name] = v
+        return missing, unexpected
+
+    # ------------------------------------------------------------------ modes and devices
+    def train(self, mode: bool = True) -> Module:
+        for m in self.modules():
+            object.__setattr__(m, "training", bool(mode))
+        return self
+
+    def eval(self) -> Module:
+        return self.train(False)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
+        for p in self.parameters():
+            p.requires_grad = requires_grad
+        return self
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Clear the gradients that `backward()` accumulated in every parameter."""
+        for p in self.parameters():
+            if p.grad is not None:
+                p.grad = None if set_to_none else p.grad * 0
+
+    def to(self, device: Device | str | None = None, *, dtype: Any = None) -> Module:
+        """This module, moved in place to another backend or device (and/or a float dtype);
+        returns self, as PyTorch does. Parameters stay the same objects."""
+        dev = as_device(device) if device is not None else None
+        for p in self.parameters():
+            if dev is not None:
+                p._move(dev)
+            if dtype is not None and p.dtype.is_floating:
+                cast = p.detach().astype(dtype)
+                p._data, p._dtype = cast._data, cast.dtype
+        for m in self.modules():
+            for name, b in m._buffers.items():
+                if b is None:
+                    continue
+                if dev is not None:
+                    b = b.to(dev)
+                if dtype is not None and b.dtype.is_floating:
+                    b = b.astype(dtype)
+                m._buffers[name] = b
+        return self
+
+    @property
+    def backend(self) -> Device | None:
+        """The backend of the first parameter or buffer (None for a module without state)."""
+        for t in self.parameters():
+            return t.device
+        for t in self.buffers():
+            return t.device
+        return None
+
+    # ------------------------------------------------------------------ calling and printing
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} does not define forward()")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(*args, **kwargs)
+
+    def extra_repr(self) -> str:
+        """The layer's settings for `repr` (e.g. "in_features=2, out_features=3, bias=True")."""
+        return ""
+
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        return sum(p.size for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    def __repr__(self) -> str:
+        return self._repr(top=True)
+
+    def _repr(self, top: bool) -> str:
+        head = f"{type(self).__name__}({self.extra_repr()}"
+        lines = []
+        for name, m in self._modules.items():
+            body = m._repr(top=False) if m is not None else "None"
+            lines.append(f"({name}): " + body.replace("\n", "\n  "))
+        text = head + ("\n  " + "\n  ".join(lines) + "\n)" if lines else ")")
+        if top or not lines:
+            count = self.num_parameters()
+            if count:
+                text += f"  # {count:,} parameters" if top else f"  # {count:,}"
+        return text
+
+
+def _as_tensor(value: Any, like: Tensor) -> Tensor:
+    """A state-dict value as a tensor on `like`'s device and dtype."""
+    if isinstance(value, Tensor):
+        v = value.detach()
+        if v.device is not like.device:
+            v = v.to(like.device)
+    else:
+        if not isinstance(value, np.ndarray) and hasattr(value, "detach"):  # a torch tensor
+            value = value.detach().cpu().numpy()
+        v = asarray(value, device=like.device)
+    return v if v.dtype is like.dtype else v.astype(like.dtype)
+
+
+# ---------------------------------------------------------------------- containers
+class Sequential(Module):
+    """Modules applied in order; indexed and named like torch.nn.Sequential ("0", "1", ...)."""
+
+    def __init__(self, *modules: Module | Mapping[str, Module]) -> None:
+        super().__init__()
+        if len(modules) == 1 and isinstance(modules[0], Mapping):
+            for name, m in modules[0].items():
+                self.add_module(name, m)
+        else:
+            for i, m in enumerate(modules):
+                self.add_module(str(i), m)
+
+    def forward(self, x: Any) -> Any:
+        for m in self._modules.values():
+            x = m(x)
+        return x
+
+    def __getitem__(self, index: int | slice) -> Module:
+        items = list(self._modules.values())
+        if isinstance(index, slice):
+            return Sequential(*items[index])
+        return items[index]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
+    def append(self, module: Module) -> Sequential:
+        self.add_module(str(len(self._modules)), module)
+        return self
+
+
+class ModuleList(Module):
+    """A list of modules whose parameters are registered ("0", "1", ...)."""
+
+    def __init__(self, modules: Iterable[Module] = ()) -> None:
+        super().__init__()
+        for m in modules:
+            self.append(m)
+
+    def append(self, module: Module) -> ModuleList:
+        self.add_module(str(len(self._modules)), module)
+        return self
+
+    def extend(self, modules: Iterable[Module]) -> ModuleList:
+        for m in modules:
+            self.append(m)
+        return self
+
+    def __getitem__(self, index: int) -> Module:
+        return list(self._modules.values())[index]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
+
+class ModuleDict(Module):
+    """A dict of modules whose parameters are registered under their keys."""
+
+    def __init__(self, modules: Mapping[str, Module] | None = None) -> None:
+        super().__init__()
+        for name, m in (modules or {}).items():
+            self.add_module(name, m)
+
+    def __getitem__(self, key: str) -> Module:
+        return self._modules[key]
+
+    def __setitem__(self, key: str, module: Module) -> None:
+        self.add_module(key, module)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._modules)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._modules
+
+    def keys(self) -> Iterable[str]:
+        return self._modules.keys()
+
+    def values(self) -> Iterable[Module]:
+        return self._modules.values()
+
+    def items(self) -> Iterable[tuple[str, Module]]:
+        return self._modules.items()

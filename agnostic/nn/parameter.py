@@ -1,0 +1,63 @@
+"""Parameter: the one mutable holder in agnostic.
+
+Tensors are values; a model's weights must change as it trains. A Parameter is a leaf Tensor that
+requires grad and whose value can be replaced in place (`assign`), by optimizers and
+`load_state_dict`, so the modules holding it see the new value. Ops on a Parameter return plain
+Tensors, exactly as ops on any tensor do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agnostic.device import Device, as_device
+from agnostic.ops import asarray, to_device
+from agnostic.tensor import Tensor
+
+__all__ = ["Parameter"]
+
+
+class Parameter(Tensor):
+    """A trainable tensor registered by the Module that holds it."""
+
+    __slots__ = ()
+
+    def __init__(self, data: Any, requires_grad: bool = True) -> None:
+        t = data if isinstance(data, Tensor) else asarray(data)
+        if requires_grad and not t.dtype.is_floating:
+            raise TypeError(
+                f"Parameter: a {t.dtype.name} tensor cannot require grad; pass requires_grad=False"
+            )
+        self._data, self._device, self._dtype = t._data, t._device, t._dtype
+        self._node = None
+        self.grad = None
+        self.requires_grad = bool(requires_grad)
+
+    def assign(self, value: Any) -> None:
+        """Replace the value in place (same shape and dtype; moved to this parameter's device).
+        Not recorded by autodiff: it is an update of the holder, not an op."""
+        v = value if isinstance(value, Tensor) else asarray(value, device=self._device)
+        if v.shape != self.shape:
+            raise ValueError(
+                f"assign: value of shape {v.shape} does not fit a parameter of shape {self.shape}"
+            )
+        if v.dtype is not self._dtype:
+            raise TypeError(
+                f"assign: value of dtype {v.dtype.name} does not fit a {self._dtype.name} parameter"
+            )
+        if v.device is not self._device:
+            v = to_device(v.detach(), self._device)
+        self._data = v._data
+
+    def _move(self, device: Device | str) -> None:
+        """Put the parameter (and its gradient) on another backend or device, in place."""
+        dev = as_device(device)
+        if dev is self._device:
+            return
+        moved = to_device(Tensor._make(self._data, self._device), dev)
+        self._data, self._device = moved._data, dev
+        if self.grad is not None:
+            self.grad = to_device(self.grad.detach(), dev)
+
+    def __repr__(self) -> str:
+        return "Parameter containing:\n" + super().__repr__()
