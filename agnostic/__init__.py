@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math as _math
 
-from agnostic import functional, nn, random
+from agnostic import functional, nn, optim, random
 from agnostic.autodiff import (
     enable_grad,
     grad,

@@ -1,0 +1,132 @@
+"""Optimizer: parameter groups, per-parameter state and PyTorch's state_dict format.
+
+Updates are written with tensor ops, under `no_grad`, and stored with `Parameter.assign`, so every
+optimizer runs unchanged on every backend. `state_dict()` has torch.optim's layout: parameters are
+referred to by their index across the groups, state values are tensors or numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from agnostic.autodiff import no_grad
+from agnostic.nn.parameter import Parameter
+from agnostic.ops import asarray
+from agnostic.tensor import Tensor
+
+__all__ = ["Optimizer"]
+
+Params = Iterable[Parameter] | Iterable[Mapping[str, Any]]
+
+
+class Optimizer:
+    """Base class: subclasses set `defaults` and implement `_update(p, grad, group, state)`."""
+
+    def __init__(self, params: Params, defaults: Mapping[str, Any]) -> None:
+        self.defaults = dict(defaults)
+        self.param_groups: list[dict[str, Any]] = []
+        self.state: dict[int, dict[str, Any]] = {}
+        groups = list(params)
+        if not groups:
+            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+        if not isinstance(groups[0], Mapping):
+            groups = [{"params": groups}]
+        for g in groups:
+            self.add_param_group(g)
+
+    def add_param_group(self, group: Mapping[str, Any]) -> None:
+        """A group of parameters with its own hyper-parameters (the rest from `defaults`)."""
+        name = type(self).__name__
+        params = group["params"]
+        params = [params] if isinstance(params, Parameter) else list(params)
+        for p in params:
+            if not isinstance(p, Parameter):
+                raise TypeError(f"{name}: expected Parameters, got {type(p).__name__}")
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if any(id(p) in seen for p in params):
+            raise ValueError(f"{name}: a parameter appears in more than one parameter group")
+        unknown = set(group) - set(self.defaults) - {"params"}
+        if unknown:
+            raise ValueError(f"{name}: unknown options {sorted(unknown)}; known: {sorted(self.defaults)}")
+        full = {**self.defaults, **group, "params": params}
+        self._check(full)
+        self.param_groups.append(full)
+
+    def _check(self, group: Mapping[str, Any]) -> None:
+        """Validate a group's hyper-parameters (subclasses extend)."""
+        if group.get("lr", 0.0) < 0:
+            raise ValueError(f"{type(self).__name__}: lr must be >= 0, got {group['lr']}")
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for g in self.param_groups:
+            for p in g["params"]:
+                if p.grad is not None:
+                    p.grad = None if set_to_none else p.grad * 0
+
+    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
+        """One update of every parameter that has a gradient; `closure` re-evaluates the loss."""
+        loss = closure() if closure is not None else None
+        with no_grad():
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is None:
+                        continue
+                    state = self.state.setdefault(id(p), {})
+                    p.assign(self._update(p.detach(), p.grad.detach(), group, state))
+        return loss
+
+    def _update(self, p: Tensor, grad: Tensor, group: Mapping[str, Any], state: dict[str, Any]) -> Tensor:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """torch.optim's layout: {"state": {index: {...}}, "param_groups": [{..., "params": [index]}]}."""
+        index: dict[int, int] = {}
+        groups = []
+        for g in self.param_groups:
+            ids = []
+            for p in g["params"]:
+                index.setdefault(id(p), len(index))
+                ids.append(index[id(p)])
+            groups.append({**{k: v for k, v in g.items() if k != "params"}, "params": ids})
+        state = {index[k]: dict(v) for k, v in self.state.items() if k in index}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Restore from `state_dict()` (of this or of an equal optimizer); tensors move to each
+        parameter's backend. Group sizes are checked first; on a mismatch nothing changes."""
+        name = type(self).__name__
+        groups = state_dict["param_groups"]
+        if len(groups) != len(self.param_groups) or any(
+            len(a["params"]) != len(b["params"]) for a, b in zip(groups, self.param_groups)
+        ):
+            raise ValueError(
+                f"{name}.load_state_dict: the saved groups have "
+                f"{[len(g['params']) for g in groups]} parameters, this optimizer "
+                f"{[len(g['params']) for g in self.param_groups]}"
+            )
+        by_index = {i: p for a, b in zip(groups, self.param_groups) for i, p in zip(a["params"], b["params"])}
+        new_state: dict[int, dict[str, Any]] = {}
+        for i, values in state_dict["state"].items():
+            p = by_index[int(i)]
+            new_state[id(p)] = {k: _on(p, v) for k, v in values.items()}
+        for a, b in zip(groups, self.param_groups):
+            b.update({k: v for k, v in a.items() if k != "params"})
+        self.state = new_state
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for i, g in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            lines += [f"    {k}: {v}" for k, v in sorted(g.items()) if k != "params"]
+        return "\n".join(lines) + "\n)"
+
+
+def _on(p: Parameter, value: Any) -> Any:
+    """A saved state value on `p`'s backend (numbers stay numbers)."""
+    if isinstance(value, Tensor):
+        return value.detach().to(p.device)
+    if hasattr(value, "shape"):  # a NumPy array, or another library's
+        return asarray(value, device=p.device)
+    return value
