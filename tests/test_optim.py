@@ -33,6 +33,10 @@ CASES = {
     "adam_wd_amsgrad": (optim.Adam, torch.optim.Adam, dict(lr=0.02, betas=(0.8, 0.9), weight_decay=0.1, amsgrad=True)),
     "adamw": (optim.AdamW, torch.optim.AdamW, dict(lr=0.01)),
     "adamw_amsgrad_max": (optim.AdamW, torch.optim.AdamW, dict(lr=0.01, weight_decay=0.5, amsgrad=True, maximize=True)),
+    "rmsprop": (optim.RMSprop, torch.optim.RMSprop, dict(lr=0.01)),
+    "rmsprop_centered_momentum_wd": (optim.RMSprop, torch.optim.RMSprop, dict(lr=0.01, alpha=0.9, centered=True, momentum=0.5, weight_decay=0.1)),
+    "adagrad": (optim.Adagrad, torch.optim.Adagrad, dict(lr=0.1)),
+    "adagrad_decay_wd_init": (optim.Adagrad, torch.optim.Adagrad, dict(lr=0.1, lr_decay=0.05, weight_decay=0.1, initial_accumulator_value=0.5)),
 }  # fmt: skip
 
 
@@ -66,6 +70,26 @@ def test_steps_match_torch(backend: ag.Device, case: str) -> None:
     np.testing.assert_allclose(lin.weight.numpy(), want_w, rtol=1e-11, atol=1e-12)
     np.testing.assert_allclose(lin.bias.numpy(), want_b, rtol=1e-11, atol=1e-12)
     assert lin.weight.device is backend
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=lambda b: b.name)
+def test_lion_matches_the_papers_update(backend: ag.Device) -> None:
+    r = np.random.default_rng(5)
+    w0, x = r.standard_normal((3, 4)), r.standard_normal((5, 4))
+    w = nn.Parameter(backend.tensor(w0, dtype=ag.float64))
+    opt = optim.Lion([w], lr=0.01, betas=(0.9, 0.99), weight_decay=0.1)
+    ref, m = w0.copy(), np.zeros_like(w0)
+    xt = backend.tensor(x, dtype=ag.float64)
+    for _ in range(5):
+        opt.zero_grad()
+        (ag.tanh(xt @ w.T) ** 2).sum().backward()
+        t = np.tanh(x @ ref.T)
+        g = (2 * t * (1 - t**2)).T @ x  # d/dW sum(tanh(x W^T)^2)
+        np.testing.assert_allclose(w.grad.numpy(), g, rtol=1e-12, atol=1e-12)
+        opt.step()
+        ref = ref * (1 - 0.01 * 0.1) - 0.01 * np.sign(0.9 * m + 0.1 * g)
+        m = 0.99 * m + 0.01 * g
+    np.testing.assert_allclose(w.numpy(), ref, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("backend", BACKENDS, ids=lambda b: b.name)
@@ -129,3 +153,38 @@ def test_bad_arguments_are_named() -> None:
     opt = optim.SGD([p], lr=0.1)
     with pytest.raises(ValueError, match=r"SGD.load_state_dict: the saved groups have \[2\] parameters"):
         opt.load_state_dict({"state": {}, "param_groups": [{"lr": 0.1, "params": [0, 1]}]})
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, float("inf")])
+@pytest.mark.parametrize("backend", BACKENDS, ids=lambda b: b.name)
+def test_clip_grad_norm_and_value_match_torch(backend: ag.Device, norm_type: float) -> None:
+    from agnostic.nn.utils import clip_grad_norm_, clip_grad_value_
+
+    r = np.random.default_rng(6)
+    grads = [r.standard_normal((3, 4)), r.standard_normal(3)]
+    ours = [nn.Parameter(backend.tensor(np.zeros_like(g), dtype=ag.float64)) for g in grads]
+    theirs = [torch.zeros(g.shape, dtype=torch.float64, requires_grad=True) for g in grads]
+    for p, t, g in zip(ours, theirs, grads):
+        p.grad, t.grad = backend.tensor(g, dtype=ag.float64), torch.tensor(g)
+    total = clip_grad_norm_(ours, 0.5, norm_type=norm_type)
+    want = torch.nn.utils.clip_grad_norm_(theirs, 0.5, norm_type=norm_type)
+    np.testing.assert_allclose(total.item(), want.item(), rtol=1e-12)
+    for p, t in zip(ours, theirs):
+        np.testing.assert_allclose(p.grad.numpy(), t.grad.numpy(), rtol=1e-12, atol=1e-15)
+    clip_grad_value_(ours, 0.01)
+    torch.nn.utils.clip_grad_value_(theirs, 0.01)
+    for p, t in zip(ours, theirs):
+        np.testing.assert_array_equal(p.grad.numpy(), t.grad.numpy())
+
+
+def test_clipping_errors() -> None:
+    from agnostic.nn.utils import clip_grad_norm_, clip_grad_value_
+
+    p = nn.Parameter(ag.ones(2))
+    p.grad = ag.asarray([float("inf"), 1.0])
+    with pytest.raises(
+        RuntimeError, match=r"clip_grad_norm_: the total norm of order 2.0 of the gradients is non-finite"
+    ):
+        clip_grad_norm_([p], 1.0, error_if_nonfinite=True)
+    with pytest.raises(ValueError, match=r"clip_grad_value_: clip_value must be >= 0, got -1"):
+        clip_grad_value_([p], -1)

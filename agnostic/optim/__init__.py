@@ -2,7 +2,8 @@
 state_dict layout."""
 
 from agnostic.optim.adam import Adam, AdamW
+from agnostic.optim.adaptive import Adagrad, Lion, RMSprop
 from agnostic.optim.optimizer import Optimizer
 from agnostic.optim.sgd import SGD
 
-__all__ = ["SGD", "Adam", "AdamW", "Optimizer"]
+__all__ = ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Lion", "Optimizer"]
