@@ -4,11 +4,27 @@
 `Model(..., backend=B)` builds a model and every layer it creates on B.
 """
 
+from agnostic.nn import init, utils
+from agnostic.nn.activation import (
+    ELU,
+    GELU,
+    LeakyReLU,
+    LogSoftmax,
+    ReLU,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Softplus,
+    Tanh,
+)
+from agnostic.nn.dropout import Dropout
 from agnostic.nn.linear import Flatten, Identity, Linear, Unflatten
 from agnostic.nn.module import Module, ModuleDict, ModuleList, Sequential
 from agnostic.nn.parameter import Parameter
+from agnostic.nn.sparse import Embedding
 
 __all__ = [
-    "Flatten", "Identity", "Linear", "Module", "ModuleDict", "ModuleList", "Parameter", "Sequential",
-    "Unflatten",
+    "ELU", "GELU", "Dropout", "Embedding", "Flatten", "Identity", "LeakyReLU", "Linear", "LogSoftmax",
+    "Module", "ModuleDict", "ModuleList", "Parameter", "ReLU", "Sequential", "SiLU", "Sigmoid", "Softmax",
+    "Softplus", "Tanh", "Unflatten", "init", "utils",
 ]  # fmt: skip
