@@ -12,6 +12,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from agnostic import dtypes
 from agnostic import ops as O
 from agnostic import primitives as P
@@ -19,6 +21,7 @@ from agnostic.random import Generator
 from agnostic.tensor import Tensor
 
 __all__ = [
+    "group_norm", "rms_norm", "adaptive_avg_pool", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
     "relu", "gelu", "silu", "sigmoid", "tanh", "leaky_relu", "elu", "softplus", "softmax",
     "log_softmax", "dropout", "layer_norm", "batch_norm", "cross_entropy", "mse_loss",
     "scaled_dot_product_attention", "one_hot", "conv", "conv1d", "conv2d", "conv3d",
@@ -470,3 +473,94 @@ conv_transpose1d, conv_transpose2d, conv_transpose3d = (
 )
 max_pool1d, max_pool2d, max_pool3d = (_fixed_rank(max_pool, d, f"max_pool{d}d") for d in (1, 2, 3))
 avg_pool1d, avg_pool2d, avg_pool3d = (_fixed_rank(avg_pool, d, f"avg_pool{d}d") for d in (1, 2, 3))
+
+
+# ====================================================================== group/RMS norm, adaptive pooling
+def group_norm(
+    x: Tensor, num_groups: int, weight: Tensor | None = None, bias: Tensor | None = None, eps: float = 1e-5
+) -> Tensor:
+    """torch's group_norm: normalize (N, C, *) over each group of C/num_groups channels and all
+    spatial positions (biased variance), then scale and shift per channel. Built from tensor ops,
+    so autodiff differentiates it on every backend."""
+    x = _float(x, "group_norm")
+    if x.ndim < 2:
+        raise ValueError(f"group_norm: input must be (N, C, *), got shape {x.shape}")
+    n, c = x.shape[0], x.shape[1]
+    if num_groups <= 0 or c % num_groups:
+        raise ValueError(f"group_norm: num_groups={num_groups} must divide the {c} channels of {x.shape}")
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and t.shape != (c,):
+            raise ValueError(f"group_norm: {name} has shape {t.shape}, expected ({c},)")
+    g = O.reshape(x, (n, num_groups, -1))
+    mean = O.mean(g, axis=-1, keepdims=True)
+    var = O.var(g, axis=-1, keepdims=True)
+    y = O.reshape((g - mean) * O.rsqrt(var + float(eps)), x.shape)
+    per_channel = (1, c) + (1,) * (x.ndim - 2)
+    if weight is not None:
+        y = y * O.reshape(_same_dtype(x, weight), per_channel)
+    if bias is not None:
+        y = y + O.reshape(_same_dtype(x, bias), per_channel)
+    return y
+
+
+def rms_norm(
+    x: Tensor, normalized_shape: int | Sequence[int], weight: Tensor | None = None, eps: float | None = None
+) -> Tensor:
+    """torch's rms_norm: x / sqrt(mean(x**2 over the trailing axes) + eps) * weight; eps=None uses
+    the machine epsilon of x's dtype, as torch does."""
+    x = _float(x, "rms_norm")
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if len(shape) > x.ndim or x.shape[x.ndim - len(shape) :] != shape:
+        raise ValueError(
+            f"rms_norm: normalized_shape {shape} does not match the end of input shape {x.shape}"
+        )
+    if weight is not None and weight.shape != shape:
+        raise ValueError(f"rms_norm: weight has shape {weight.shape}, expected {shape}")
+    e = float(dtypes.finfo(x.dtype).eps) if eps is None else float(eps)
+    axes = tuple(range(x.ndim - len(shape), x.ndim))
+    y = x * O.rsqrt(O.mean(x * x, axis=axes, keepdims=True) + e)
+    return y if weight is None else y * _same_dtype(x, weight)
+
+
+def _adaptive_matrix(length: int, out: int) -> Any:
+    """(out, length) averaging matrix of torch's adaptive bins [floor(i*L/out), ceil((i+1)*L/out))."""
+    m = np.zeros((out, length))
+    for i in range(out):
+        start, end = (i * length) // out, -((-(i + 1) * length) // out)
+        m[i, start:end] = 1.0 / (end - start)
+    return m
+
+
+def adaptive_avg_pool(x: Tensor, output_size: Any, *, dims: int | None = None) -> Tensor:
+    """torch's adaptive_avg_pool{N}d. Each spatial axis is averaged by one small matrix product
+    with a bin-averaging matrix, which is exact (each bin's mean) and cheaper than slicing every bin;
+    gradients come from matmul's. `None` in output_size keeps that axis's size."""
+    d = dims if dims is not None else O._tensor(x, "adaptive_avg_pool").ndim - 2
+    op = f"adaptive_avg_pool{d}d"
+    x, unbatched = _spatial_input(x, d, op)
+    sizes = (output_size,) * d if output_size is None or isinstance(output_size, int) else tuple(output_size)
+    if len(sizes) != d:
+        raise ValueError(f"{op}: output_size needs {d} values, got {output_size!r}")
+    sizes = tuple(x.shape[2 + i] if s is None else int(s) for i, s in enumerate(sizes))
+    if any(s <= 0 for s in sizes):
+        raise ValueError(f"{op}: output_size must be positive, got {output_size!r}")
+    for i in range(d):
+        length, out = x.shape[2 + i], sizes[i]
+        if length == out:
+            continue
+        if length == 0:
+            raise ValueError(f"{op}: input spatial size {x.shape[2:]} has an empty axis")
+        m = O.asarray(_adaptive_matrix(length, out).T, dtype=x.dtype, device=x.device)
+        axis = 2 + i
+        x = O.moveaxis(O.matmul(O.moveaxis(x, axis, -1), m), -1, axis)
+    return P.squeeze(x, (0,)) if unbatched else x
+
+
+def adaptive_avg_pool1d(x: Tensor, output_size: Any) -> Tensor:
+    """adaptive_avg_pool1d: see adaptive_avg_pool."""
+    return adaptive_avg_pool(x, output_size, dims=1)
+
+
+def adaptive_avg_pool2d(x: Tensor, output_size: Any) -> Tensor:
+    """adaptive_avg_pool2d: see adaptive_avg_pool."""
+    return adaptive_avg_pool(x, output_size, dims=2)

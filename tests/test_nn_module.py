@@ -283,3 +283,19 @@ def test_assigning_a_plain_tensor_to_a_parameter_name_says_how() -> None:
         lin.weight = ag.zeros((2, 2))
     lin.weight.assign(ag.ones((2, 2)))
     np.testing.assert_array_equal(lin.weight.numpy(), np.ones((2, 2), np.float32))
+
+
+def test_loaded_values_do_not_share_the_sources_memory() -> None:
+    t = torch.nn.Linear(2, 2).double()
+    ours = nn.Linear(2, 2).to(dtype=ag.float64)
+    ours.load_state_dict(t.state_dict())
+    host = {k: v.numpy() for k, v in ours.state_dict().items()}
+    host = {k: np.array(v) for k, v in host.items()}
+    with torch.no_grad():
+        t.weight.fill_(7.0)
+    source = {"weight": np.zeros((2, 2)), "bias": np.zeros(2)}
+    ours2 = nn.Linear(2, 2).to(dtype=ag.float64)
+    ours2.load_state_dict(source)
+    source["weight"][:] = 5.0
+    np.testing.assert_array_equal(ours.weight.numpy(), host["weight"])
+    np.testing.assert_array_equal(ours2.weight.numpy(), np.zeros((2, 2)))

@@ -333,7 +333,7 @@ def _as_tensor(value: Any, like: Tensor) -> Tensor:
     else:
         if not isinstance(value, np.ndarray) and hasattr(value, "detach"):  # a torch tensor
             value = value.detach().cpu().numpy()
-        v = asarray(value, device=like.device)
+        v = asarray(value, device=like.device, copy=True)  # never share the caller's memory
     return v if v.dtype is like.dtype else v.astype(like.dtype)
 
 
