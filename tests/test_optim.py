@@ -188,3 +188,29 @@ def test_clipping_errors() -> None:
         clip_grad_norm_([p], 1.0, error_if_nonfinite=True)
     with pytest.raises(ValueError, match=r"clip_grad_value_: clip_value must be >= 0, got -1"):
         clip_grad_value_([p], -1)
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=lambda b: b.name)
+def test_gradient_accumulation_over_micro_batches_equals_one_big_batch(backend: ag.Device) -> None:
+    """backward() adds into .grad: four micro-batches of 2 (each loss scaled by 1/4) give the update
+    of one batch of 8, as in PyTorch."""
+    r = np.random.default_rng(7)
+    x, y = r.standard_normal((8, 4)), r.integers(0, 3, 8)
+
+    def build() -> tuple[nn.Linear, optim.SGD]:
+        lin = nn.Linear(4, 3, backend=backend).to(dtype=ag.float64)
+        lin.load_state_dict({"weight": np.full((3, 4), 0.1), "bias": np.zeros(3)})
+        return lin, optim.SGD(lin.parameters(), lr=0.3, momentum=0.9)
+
+    big, opt_big = build()
+    small, opt_small = build()
+    xt, yt = backend.tensor(x, dtype=ag.float64), backend.tensor(y)
+    for _ in range(3):
+        opt_big.zero_grad()
+        ag.cross_entropy(big(xt), yt).backward()
+        opt_big.step()
+        opt_small.zero_grad()
+        for i in range(0, 8, 2):
+            (ag.cross_entropy(small(xt[i : i + 2]), yt[i : i + 2]) / 4).backward()
+        opt_small.step()
+    np.testing.assert_allclose(small.weight.numpy(), big.weight.numpy(), rtol=1e-12, atol=1e-14)
