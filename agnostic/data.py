@@ -1,0 +1,339 @@
+"""Datasets and a batching loader with torch.utils.data's semantics.
+
+Batches are built on the host (NumPy) and moved to the target backend once per batch, so an
+accelerator sees one transfer per batch, not one per sample. Shuffles and splits draw their seed from
+an agnostic `Generator` (or the global stream) and permute on the host, so the same seed gives the
+same order on every backend.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from agnostic.device import Device, as_device
+from agnostic.random import Generator, next_seed
+from agnostic.tensor import Tensor
+
+__all__ = [
+    "Dataset",
+    "TensorDataset",
+    "Subset",
+    "random_split",
+    "default_collate",
+    "DataLoader",
+]
+
+
+@runtime_checkable
+class Dataset(Protocol):
+    """Anything indexable by an int in `range(len(ds))`: what `DataLoader` and `Subset` need."""
+
+    def __getitem__(self, index: int) -> Any: ...
+
+    def __len__(self) -> int: ...
+
+
+def _permutation(n: int, generator: Generator | None) -> np.ndarray:
+    """A permutation of range(n) on the host, seeded from the agnostic stream (backend-independent)."""
+    seed = next_seed(generator=generator)
+    return np.random.Generator(np.random.Philox(seed)).permutation(n)
+
+
+def _host(x: Tensor | np.ndarray) -> np.ndarray:
+    return x.numpy() if isinstance(x, Tensor) else x
+
+
+class TensorDataset:
+    """Samples are rows of several tensors (or NumPy arrays) that share their first dimension."""
+
+    def __init__(self, *tensors: Tensor | np.ndarray) -> None:
+        if not tensors:
+            raise ValueError("TensorDataset: need at least one tensor")
+        for i, t in enumerate(tensors):
+            if not isinstance(t, (Tensor, np.ndarray)):
+                raise TypeError(
+                    f"TensorDataset: argument {i} must be an agnostic Tensor or a NumPy array, "
+                    f"got {type(t).__name__}"
+                )
+            if t.ndim == 0:
+                raise ValueError(f"TensorDataset: argument {i} is 0-d; need a first dimension to index")
+        sizes = [int(t.shape[0]) for t in tensors]
+        if len(set(sizes)) != 1:
+            raise ValueError(f"TensorDataset: tensors must share their first dimension, got sizes {sizes}")
+        self.tensors = tensors
+        self._host_cache: tuple[np.ndarray, ...] | None = None
+
+    def __getitem__(self, index: int) -> tuple[Any, ...]:
+        return tuple(t[index] for t in self.tensors)
+
+    def __len__(self) -> int:
+        return int(self.tensors[0].shape[0])
+
+    def _host_batch(self, indices: np.ndarray) -> tuple[np.ndarray, ...]:
+        """A whole batch by one fancy index per tensor on host copies (made once), for the loader's
+        default collate: the same values and dtypes as stacking the samples, without per-sample
+        device reads."""
+        if self._host_cache is None:
+            self._host_cache = tuple(np.asarray(_host(t)) for t in self.tensors)
+        return tuple(a[indices] for a in self._host_cache)
+
+
+class Subset:
+    """The samples of `dataset` at `indices`, in that order."""
+
+    def __init__(self, dataset: Dataset, indices: Sequence[int]) -> None:
+        self.dataset = dataset
+        self.indices = [int(i) for i in indices]
+
+    def __getitem__(self, index: int) -> Any:
+        return self.dataset[self.indices[index]]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def _host_batch(self, indices: np.ndarray) -> Any:
+        return self.dataset._host_batch(np.asarray(self.indices, dtype=np.int64)[indices])  # type: ignore[attr-defined]
+
+    def _has_host_batch(self) -> bool:
+        return _has_host_batch(self.dataset)
+
+
+def _has_host_batch(dataset: Any) -> bool:
+    if isinstance(dataset, Subset):
+        return dataset._has_host_batch()
+    return isinstance(dataset, TensorDataset)
+
+
+def random_split(
+    dataset: Dataset, lengths: Sequence[int | float], generator: Generator | None = None
+) -> list[Subset]:
+    """Disjoint random subsets of the given lengths (ints summing to len(dataset), or fractions
+    summing to 1, with the remainder dealt round-robin as torch does); the same seed gives the same
+    split on every backend."""
+    n = len(dataset)
+    lengths = list(lengths)
+    if not lengths:
+        raise ValueError("random_split: lengths is empty")
+    if all(isinstance(x, (int, np.integer)) and not isinstance(x, bool) for x in lengths):
+        sizes = [int(x) for x in lengths]
+        if any(s < 0 for s in sizes):
+            raise ValueError(f"random_split: lengths must be non-negative, got {sizes}")
+        if sum(sizes) != n:
+            raise ValueError(
+                f"random_split: lengths {sizes} sum to {sum(sizes)}, not the dataset's length {n}"
+            )
+    else:
+        fracs = [float(x) for x in lengths]
+        if any(not 0.0 <= f <= 1.0 for f in fracs):
+            raise ValueError(f"random_split: fractions must lie in [0, 1], got {fracs}")
+        total = sum(fracs)
+        if not (math.isclose(total, 1.0) and total <= 1.0 + 1e-12):
+            raise ValueError(f"random_split: fractions {fracs} sum to {total}, not 1")
+        sizes = [math.floor(n * f) for f in fracs]
+        for i in range(n - sum(sizes)):
+            sizes[i % len(sizes)] += 1
+    perm = _permutation(n, generator).tolist()
+    out, start = [], 0
+    for s in sizes:
+        out.append(Subset(dataset, perm[start : start + s]))
+        start += s
+    return out
+
+
+# ---------------------------------------------------------------------- collate
+def _collate_host(batch: Sequence[Any]) -> Any:
+    """Stack a list of samples along a new first axis into NumPy arrays, keeping the structure.
+    Python floats become float32 and ints int64 (agnostic's defaults); arrays and tensors keep their
+    dtype; strings stay a list."""
+    first = batch[0]
+    if isinstance(first, Tensor):
+        return np.stack([_host(x) for x in batch])
+    if isinstance(first, (np.ndarray, np.generic)):
+        return np.stack([np.asarray(x) for x in batch])
+    if isinstance(first, bool):
+        return np.asarray(batch, dtype=np.bool_)
+    if isinstance(first, int):
+        return np.asarray(batch, dtype=np.int64)
+    if isinstance(first, float):
+        return np.asarray(batch, dtype=np.float32)
+    if isinstance(first, (str, bytes)):
+        return list(batch)
+    if isinstance(first, Mapping):
+        keys = list(first)
+        for s in batch:
+            if not isinstance(s, Mapping) or set(s) != set(keys):
+                raise ValueError(f"default_collate: samples have different keys: {keys} vs {list(s)}")
+        return {k: _collate_host([s[k] for s in batch]) for k in keys}
+    if isinstance(first, (tuple, list)):
+        size = len(first)
+        if any(len(s) != size for s in batch):
+            raise ValueError("default_collate: samples' sequences have different lengths")
+        fields = [_collate_host(list(col)) for col in zip(*batch)]
+        if isinstance(first, tuple) and hasattr(first, "_fields"):
+            return type(first)(*fields)
+        return tuple(fields) if isinstance(first, tuple) else fields
+    raise TypeError(
+        f"default_collate: cannot batch samples of type {type(first).__name__}; expected Tensors, "
+        "NumPy arrays, numbers, strings, or dicts/tuples/lists of them (or pass collate_fn=)"
+    )
+
+
+def _same_device(a: Device, b: Device) -> bool:
+    return a.name == b.name and a.device == b.device
+
+
+def _to_device(tree: Any, device: Device) -> Any:
+    """Move every NumPy array / Tensor in `tree` to `device` (one transfer per leaf), keeping dtypes."""
+    if isinstance(tree, np.ndarray):
+        return device.from_numpy(tree)
+    if isinstance(tree, Tensor):
+        return tree if _same_device(tree.device, device) else tree.to(device)
+    if isinstance(tree, Mapping):
+        return {k: _to_device(v, device) for k, v in tree.items()}
+    if isinstance(tree, tuple) and hasattr(tree, "_fields"):
+        return type(tree)(*(_to_device(v, device) for v in tree))
+    if isinstance(tree, (tuple, list)):
+        return type(tree)(_to_device(v, device) for v in tree)
+    return tree
+
+
+def default_collate(batch: Sequence[Any], device: Device | str | None = None) -> Any:
+    """Stack samples (nested dicts/tuples/lists of Tensors, arrays, numbers) along a new first axis
+    into agnostic Tensors on `device` (default: the default backend), built on the host first."""
+    if len(batch) == 0:
+        raise ValueError("default_collate: empty batch")
+    return _to_device(_collate_host(batch), as_device(device))
+
+
+# ---------------------------------------------------------------------- loader
+_DONE = object()
+
+
+class _WorkerError:
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+class DataLoader:
+    """Batches of a dataset, optionally shuffled (a fresh seeded permutation each epoch) and loaded
+    ahead in a background thread (`prefetch=N` batches).
+
+    With the default collate, batches are Tensors on `device` (default: the default backend when
+    iteration starts). A custom `collate_fn`'s output is returned as is, unless `device` is given, in
+    which case its arrays and Tensors are moved there.
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        batch_size: int = 1,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        collate_fn: Callable[[list[Any]], Any] | None = None,
+        generator: Generator | None = None,
+        device: Device | str | None = None,
+        prefetch: int = 0,
+    ) -> None:
+        if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f"DataLoader: batch_size must be an int >= 1, got {batch_size!r}")
+        if not isinstance(prefetch, (int, np.integer)) or isinstance(prefetch, bool) or prefetch < 0:
+            raise ValueError(f"DataLoader: prefetch must be an int >= 0, got {prefetch!r}")
+        if generator is not None and not isinstance(generator, Generator):
+            raise TypeError(
+                f"DataLoader: generator must be an agnostic Generator, got {type(generator).__name__}"
+            )
+        if collate_fn is not None and not callable(collate_fn):
+            raise TypeError("DataLoader: collate_fn must be callable")
+        if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
+            raise TypeError(
+                f"DataLoader: dataset must define __getitem__ and __len__, got {type(dataset).__name__}"
+            )
+        self.dataset = dataset
+        self.batch_size = int(batch_size)
+        self.shuffle = bool(shuffle)
+        self.drop_last = bool(drop_last)
+        self.collate_fn = collate_fn
+        self.generator = generator
+        self.device = None if device is None else as_device(device)
+        self.prefetch = int(prefetch)
+
+    def __len__(self) -> int:
+        n = len(self.dataset)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def _batches_of_indices(self) -> list[np.ndarray]:
+        n = len(self.dataset)
+        order = _permutation(n, self.generator) if self.shuffle else np.arange(n)
+        stop = (n // self.batch_size) * self.batch_size if self.drop_last else n
+        return [order[i : min(i + self.batch_size, stop)] for i in range(0, stop, self.batch_size)]
+
+    def _load_host(self, idx: np.ndarray) -> Any:
+        """Indexing and collate on the host: what the prefetch thread runs."""
+        if self.collate_fn is None and _has_host_batch(self.dataset):
+            return self.dataset._host_batch(idx)  # type: ignore[attr-defined]
+        samples = [self.dataset[int(i)] for i in idx]
+        if self.collate_fn is not None:
+            return self.collate_fn(samples)
+        return _collate_host(samples)
+
+    def __iter__(self) -> Iterator[Any]:
+        # The order and target device are fixed here, in the caller's thread, so the global seed
+        # stream and default backend are read deterministically.
+        batches = self._batches_of_indices()
+        target = self.device if (self.device is not None or self.collate_fn is not None) else as_device(None)
+
+        def finish(host: Any) -> Any:
+            return host if target is None else _to_device(host, target)
+
+        if self.prefetch == 0:
+            for idx in batches:
+                yield finish(self._load_host(idx))
+            return
+        yield from self._prefetched(batches, finish)
+
+    def _prefetched(self, batches: list[np.ndarray], finish: Callable[[Any], Any]) -> Iterator[Any]:
+        q: queue.Queue = queue.Queue(maxsize=self.prefetch)
+        stop = threading.Event()
+
+        def put(item: Any) -> bool:
+            while not stop.is_set():
+                try:
+                    q.put(item, timeout=0.05)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def work() -> None:
+            try:
+                for idx in batches:
+                    if stop.is_set() or not put(self._load_host(idx)):
+                        return
+            except BaseException as exc:  # handed to the consumer, re-raised there
+                put(_WorkerError(exc))
+                return
+            put(_DONE)
+
+        thread = threading.Thread(target=work, name="agnostic-DataLoader-prefetch", daemon=True)
+        thread.start()
+        try:
+            while True:
+                item = q.get()
+                if item is _DONE:
+                    return
+                if isinstance(item, _WorkerError):
+                    raise item.exc
+                yield finish(item)
+        finally:
+            # Early break, an exception, or the end: stop the worker and wait for it, so no thread
+            # outlives the iteration.
+            stop.set()
+            thread.join()
