@@ -24,9 +24,12 @@ __all__ = [
     "group_norm", "rms_norm", "adaptive_avg_pool", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
     "relu", "gelu", "silu", "sigmoid", "tanh", "leaky_relu", "elu", "softplus", "softmax",
     "log_softmax", "dropout", "layer_norm", "batch_norm", "cross_entropy", "mse_loss",
+    "nll_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "binary_cross_entropy",
+    "binary_cross_entropy_with_logits", "kl_div",
     "scaled_dot_product_attention", "one_hot", "conv", "conv1d", "conv2d", "conv3d",
     "conv_transpose", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "max_pool",
     "max_pool1d", "max_pool2d", "max_pool3d", "avg_pool", "avg_pool1d", "avg_pool2d", "avg_pool3d",
+    "interpolate",
 ]  # fmt: skip
 
 sigmoid = O.sigmoid
@@ -249,6 +252,191 @@ def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     if reduction == "mean":
         return O.mean(sq)
     raise ValueError(f"mse_loss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def _check_reduction(reduction: str, op: str, batchmean: bool = False) -> None:
+    allowed = ("mean", "sum", "none", "batchmean") if batchmean else ("mean", "sum", "none")
+    if reduction not in allowed:
+        names = "'mean', 'batchmean', 'sum' or 'none'" if batchmean else "'mean', 'sum' or 'none'"
+        raise ValueError(f"{op}: reduction must be {names}, got {reduction!r}")
+
+
+def _reduce_loss(loss: Tensor, reduction: str) -> Tensor:
+    if reduction == "none":
+        return loss
+    return O.sum(loss) if reduction == "sum" else O.mean(loss)
+
+
+def _loss_pair(input: Any, target: Any, op: str) -> tuple[Tensor, Tensor]:
+    """A float input and a target of the same shape, cast to the input's dtype."""
+    x = _float(input, op)
+    t = O._tensor(target, op)
+    if t.shape != x.shape:
+        raise ValueError(f"{op}: target shape {t.shape} must match input shape {x.shape}")
+    O._same_device(op, (x, t))
+    return x, (t if t.dtype is x.dtype else P.cast(t, x.dtype))
+
+
+def _loss_weight(x: Tensor, weight: Tensor | None, name: str, op: str) -> Tensor | None:
+    """An optional elementwise weight that broadcasts to the input's shape."""
+    if weight is None:
+        return None
+    weight = O._tensor(weight, op)
+    try:
+        shape = O.broadcast_shapes(weight.shape, x.shape)
+    except ValueError:
+        shape = None
+    if shape != x.shape:
+        raise ValueError(f"{op}: {name} of shape {weight.shape} does not broadcast to input shape {x.shape}")
+    O._same_device(op, (x, weight))
+    return P.cast(weight, x.dtype)
+
+
+def nll_loss(
+    input: Tensor, target: Tensor, weight: Tensor | None = None, ignore_index: int = -100,
+    reduction: str = "mean",
+) -> Tensor:  # fmt: skip
+    """torch's nll_loss: log-probabilities (N, C, *) or (C,), class-index targets (N, *) or ();
+    the weighted mean divides by the summed weights of the targets that are not ignored."""
+    logp = _float(input, "nll_loss")
+    target = O._tensor(target, "nll_loss")
+    _check_reduction(reduction, "nll_loss")
+    if logp.ndim == 0:
+        raise ValueError("nll_loss: input must be (N, C, *) or (C,), got a 0-d tensor")
+    class_axis = 1 if logp.ndim > 1 else 0
+    num_classes = logp.shape[class_axis]
+    if weight is not None and tuple(weight.shape) != (num_classes,):
+        raise ValueError(f"nll_loss: weight has shape {weight.shape}, expected ({num_classes},)")
+    if target.dtype.kind not in "iu":
+        raise TypeError(f"nll_loss: target must hold class indices (integers), got {target.dtype.name}")
+    expected = logp.shape[:class_axis] + logp.shape[class_axis + 1 :]
+    if target.shape != expected:
+        raise ValueError(
+            f"nll_loss: target shape {target.shape} does not match input {logp.shape} "
+            f"(expected {expected}: the input without the class axis)"
+        )
+    O._same_device("nll_loss", (logp, target))
+    target = P.cast(target, dtypes.int64)
+    if target.size:
+        host = target.numpy()
+        valid_host = host[host != ignore_index]
+        if valid_host.size and (valid_host.min() < 0 or valid_host.max() >= num_classes):
+            raise ValueError(
+                f"nll_loss: target values must be in [0, {num_classes}) or ignore_index={ignore_index}, "
+                f"got {valid_host.min()}..{valid_host.max()}"
+            )
+    valid = O.not_equal(target, int(ignore_index))
+    safe = O.where(valid, target, 0)
+    picked = O.squeeze(
+        O.take_along_axis(logp, O.expand_dims(safe, axis=class_axis), axis=class_axis), axis=class_axis
+    )
+    if weight is None:
+        w = O.where(valid, 1.0, 0.0)
+        w = P.cast(w, logp.dtype)
+    else:
+        taken = O.reshape(O.take(_same_dtype(logp, weight), O.reshape(safe, (-1,)), axis=0), safe.shape)
+        w = O.where(valid, taken, 0.0)
+    loss = O.where(valid, O.negative(O.multiply(picked, w)), 0.0)
+    if reduction == "none":
+        return loss
+    total = O.sum(loss)
+    return total if reduction == "sum" else O.divide(total, O.sum(w))
+
+
+def l1_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    """Mean (or summed) absolute error."""
+    _check_reduction(reduction, "l1_loss")
+    x, t = _loss_pair(input, target, "l1_loss")
+    return _reduce_loss(O.abs(O.subtract(x, t)), reduction)
+
+
+def smooth_l1_loss(input: Tensor, target: Tensor, reduction: str = "mean", beta: float = 1.0) -> Tensor:
+    """0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta (plain L1 for beta=0), as torch."""
+    _check_reduction(reduction, "smooth_l1_loss")
+    if beta < 0:
+        raise ValueError(f"smooth_l1_loss: beta must be non-negative, got {beta}")
+    x, t = _loss_pair(input, target, "smooth_l1_loss")
+    z = O.abs(O.subtract(x, t))
+    if beta == 0:
+        return _reduce_loss(z, reduction)
+    loss = O.where(O.less(z, beta), O.multiply(O.multiply(z, z), 0.5 / beta), O.subtract(z, 0.5 * beta))
+    return _reduce_loss(loss, reduction)
+
+
+def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: float = 1.0) -> Tensor:
+    """0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta), as torch."""
+    _check_reduction(reduction, "huber_loss")
+    if not delta > 0:
+        raise ValueError(f"huber_loss: delta must be positive, got {delta}")
+    x, t = _loss_pair(input, target, "huber_loss")
+    z = O.abs(O.subtract(x, t))
+    loss = O.where(
+        O.less(z, delta), O.multiply(O.multiply(z, z), 0.5), O.multiply(O.subtract(z, 0.5 * delta), delta)
+    )
+    return _reduce_loss(loss, reduction)
+
+
+def _clamped_log(p: Tensor) -> Tensor:
+    """log(p) limited to >= -100 (torch's BCE), with a finite gradient where p == 0."""
+    positive = O.greater(p, 0.0)
+    return O.where(positive, O.maximum(O.log(O.where(positive, p, 1.0)), -100.0), -100.0)
+
+
+def binary_cross_entropy(
+    input: Tensor, target: Tensor, weight: Tensor | None = None, reduction: str = "mean"
+) -> Tensor:
+    """-w (t log p + (1 - t) log(1 - p)) for probabilities p, each log clamped to >= -100 (torch)."""
+    _check_reduction(reduction, "binary_cross_entropy")
+    p, t = _loss_pair(input, target, "binary_cross_entropy")
+    weight = _loss_weight(p, weight, "weight", "binary_cross_entropy")
+    if p.size:
+        host = p.numpy()
+        if not ((host >= 0) & (host <= 1)).all():
+            raise ValueError("binary_cross_entropy: input values must be probabilities in [0, 1]")
+    loss = O.negative(
+        O.add(
+            O.multiply(t, _clamped_log(p)), O.multiply(O.subtract(1.0, t), _clamped_log(O.subtract(1.0, p)))
+        )
+    )
+    if weight is not None:
+        loss = O.multiply(loss, weight)
+    return _reduce_loss(loss, reduction)
+
+
+def binary_cross_entropy_with_logits(
+    input: Tensor, target: Tensor, weight: Tensor | None = None, reduction: str = "mean",
+    pos_weight: Tensor | None = None,
+) -> Tensor:  # fmt: skip
+    """BCE on sigmoid(logits) in the stable form (1 - t) x + (1 + (pw - 1) t) softplus(-x), as torch;
+    `pos_weight` broadcasts along the last (class) axis."""
+    _check_reduction(reduction, "binary_cross_entropy_with_logits")
+    x, t = _loss_pair(input, target, "binary_cross_entropy_with_logits")
+    weight = _loss_weight(x, weight, "weight", "binary_cross_entropy_with_logits")
+    pos_weight = _loss_weight(x, pos_weight, "pos_weight", "binary_cross_entropy_with_logits")
+    softplus_neg = O.logaddexp(O.zeros_like(x), O.negative(x))  # log(1 + exp(-x)), never overflows
+    if pos_weight is not None:
+        softplus_neg = O.multiply(softplus_neg, O.add(O.multiply(O.subtract(pos_weight, 1.0), t), 1.0))
+    loss = O.add(O.multiply(O.subtract(1.0, t), x), softplus_neg)
+    if weight is not None:
+        loss = O.multiply(loss, weight)
+    return _reduce_loss(loss, reduction)
+
+
+def kl_div(input: Tensor, target: Tensor, reduction: str = "mean", log_target: bool = False) -> Tensor:
+    """Pointwise KL divergence with log-probabilities `input`: t (log t - x), or exp(t) (t - x) when
+    `log_target`; 'batchmean' divides the sum by the batch size (the first axis), as torch."""
+    _check_reduction(reduction, "kl_div", batchmean=True)
+    x, t = _loss_pair(input, target, "kl_div")
+    if log_target:
+        loss = O.multiply(O.exp(t), O.subtract(t, x))
+    else:
+        zero = O.equal(t, 0.0)
+        xlogy = O.where(zero, 0.0, O.multiply(t, O.log(O.where(zero, 1.0, t))))  # 0 log 0 = 0
+        loss = O.subtract(xlogy, O.multiply(t, x))
+    if reduction == "batchmean":
+        total = O.sum(loss)
+        return O.divide(total, float(x.shape[0])) if x.ndim else total
+    return _reduce_loss(loss, reduction)
 
 
 # ====================================================================== attention
@@ -564,3 +752,90 @@ def adaptive_avg_pool1d(x: Tensor, output_size: Any) -> Tensor:
 def adaptive_avg_pool2d(x: Tensor, output_size: Any) -> Tensor:
     """adaptive_avg_pool2d: see adaptive_avg_pool."""
     return adaptive_avg_pool(x, output_size, dims=2)
+
+
+# ====================================================================== interpolation
+_INTERP_MODES = {"nearest": (1, 2), "linear": (1,), "bilinear": (2,)}
+
+
+def _nearest_index(n_in: int, n_out: int, scale: float | None) -> Any:
+    """torch's nearest source index: floor(dst * s) capped at n_in - 1, with s = 1/scale_factor when
+    a scale factor was given and n_in/n_out otherwise; the product is rounded to float32 before the
+    floor, as torch's forward kernel does (floorf)."""
+    s = 1.0 / scale if scale is not None and scale > 0 else n_in / n_out
+    src = np.floor((s * np.arange(n_out)).astype(np.float32)).astype(np.int64)
+    return np.minimum(src, n_in - 1)
+
+
+def _linear_weights(n_in: int, n_out: int, scale: float | None, align_corners: bool) -> tuple[Any, ...]:
+    """torch's linear source indices (i0, i1) and weights (w0, w1) along one axis."""
+    dst = np.arange(n_out, dtype=np.float64)
+    if n_out == n_in:
+        idx = np.arange(n_out)
+        return idx, idx, np.ones(n_out), np.zeros(n_out)
+    if align_corners:
+        src = dst * ((n_in - 1) / (n_out - 1) if n_out > 1 else 0.0)
+    else:
+        s = 1.0 / scale if scale is not None and scale > 0 else n_in / n_out
+        src = np.maximum(s * (dst + 0.5) - 0.5, 0.0)
+    i0 = np.minimum(np.floor(src.astype(np.float32)).astype(np.int64), n_in - 1)  # floorf, as torch
+    w1 = np.clip(src - i0, 0.0, 1.0)
+    i1 = i0 + (i0 < n_in - 1)
+    return i0, i1, 1.0 - w1, w1
+
+
+def interpolate(
+    x: Tensor, size: Any = None, scale_factor: Any = None, mode: str = "nearest",
+    align_corners: bool | None = None,
+) -> Tensor:  # fmt: skip
+    """torch.nn.functional.interpolate for (N, C, L) ('nearest', 'linear') and (N, C, H, W)
+    ('nearest', 'bilinear') inputs, with torch's source-index rules (recompute_scale_factor=None:
+    a given scale_factor sets both the output size, floor(in * scale), and the index scale,
+    1/scale). Written as gathers along each spatial axis and weighted sums, so gradients work on
+    every backend."""
+    op = "interpolate"
+    if mode not in _INTERP_MODES:
+        raise ValueError(f"{op}: mode must be one of {sorted(_INTERP_MODES)}, got {mode!r}")
+    if mode == "nearest" and align_corners is not None:
+        raise ValueError(
+            f"{op}: align_corners can only be set with the interpolating modes 'linear' and 'bilinear'"
+        )
+    x = _float(x, op)
+    d = x.ndim - 2
+    if d not in _INTERP_MODES[mode]:
+        want = " or ".join(f"{k + 2}-d" for k in _INTERP_MODES[mode])
+        raise ValueError(f"{op}: mode={mode!r} expects a {want} (N, C, *spatial) input, got shape {x.shape}")
+    if (size is None) == (scale_factor is None):
+        raise ValueError(f"{op}: exactly one of size or scale_factor must be given")
+    in_sizes = x.shape[2:]
+    scales: tuple[float | None, ...]
+    if size is not None:
+        sizes = (size,) * d if isinstance(size, (int, np.integer)) else tuple(size)
+        if len(sizes) != d or not all(isinstance(s, (int, np.integer)) and s > 0 for s in sizes):
+            raise ValueError(f"{op}: size must be a positive int or {d} positive ints, got {size!r}")
+        out_sizes, scales = tuple(int(s) for s in sizes), (None,) * d
+    else:
+        num = (int, float, np.integer, np.floating)
+        sf = (scale_factor,) * d if isinstance(scale_factor, num) else tuple(scale_factor)
+        if len(sf) != d or not all(isinstance(s, num) and s > 0 for s in sf):
+            raise ValueError(
+                f"{op}: scale_factor must be a positive number or {d} positive numbers, got {scale_factor!r}"
+            )
+        scales = tuple(float(s) for s in sf)
+        out_sizes = tuple(math.floor(float(n) * s) for n, s in zip(in_sizes, scales))
+        if any(s <= 0 for s in out_sizes):
+            raise ValueError(f"{op}: scale_factor={scale_factor!r} gives an empty output for shape {x.shape}")
+    if any(n == 0 for n in in_sizes):
+        raise ValueError(f"{op}: input of shape {x.shape} has an empty spatial axis")
+    corners = bool(align_corners)
+    for i in range(d):
+        axis, n_in, n_out = 2 + i, in_sizes[i], out_sizes[i]
+        if mode == "nearest":
+            x = O.take(x, _nearest_index(n_in, n_out, scales[i]), axis=axis)
+            continue
+        i0, i1, w0, w1 = _linear_weights(n_in, n_out, scales[i], corners)
+        shape = (n_out,) + (1,) * (x.ndim - axis - 1)
+        w0_ = O.asarray(w0.reshape(shape), dtype=x.dtype, device=x.device)
+        w1_ = O.asarray(w1.reshape(shape), dtype=x.dtype, device=x.device)
+        x = O.take(x, i0, axis=axis) * w0_ + O.take(x, i1, axis=axis) * w1_
+    return x

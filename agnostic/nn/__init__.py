@@ -17,9 +17,21 @@ from agnostic.nn.activation import (
     Softplus,
     Tanh,
 )
+from agnostic.nn.bilinear import Bilinear
 from agnostic.nn.conv import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d
 from agnostic.nn.dropout import Dropout
 from agnostic.nn.linear import Flatten, Identity, Linear, Unflatten
+from agnostic.nn.loss import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    HuberLoss,
+    KLDivLoss,
+    L1Loss,
+    MSELoss,
+    NLLLoss,
+    SmoothL1Loss,
+)
 from agnostic.nn.module import Module, ModuleDict, ModuleList, Sequential
 from agnostic.nn.normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm, RMSNorm
 from agnostic.nn.parameter import Parameter
@@ -32,11 +44,13 @@ from agnostic.nn.pooling import (
     MaxPool2d,
 )
 from agnostic.nn.sparse import Embedding
+from agnostic.nn.upsampling import Upsample
 
 __all__ = [
     "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AvgPool1d", "AvgPool2d", "BatchNorm1d", "BatchNorm2d",
     "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "GroupNorm", "LayerNorm",
-    "MaxPool1d", "MaxPool2d", "RMSNorm",
+    "MaxPool1d", "MaxPool2d", "RMSNorm", "Bilinear", "Upsample", "BCELoss", "BCEWithLogitsLoss",
+    "CrossEntropyLoss", "HuberLoss", "KLDivLoss", "L1Loss", "MSELoss", "NLLLoss", "SmoothL1Loss",
     "ELU", "GELU", "Dropout", "Embedding", "Flatten", "Identity", "LeakyReLU", "Linear", "LogSoftmax",
     "Module", "ModuleDict", "ModuleList", "Parameter", "ReLU", "Sequential", "SiLU", "Sigmoid", "Softmax",
     "Softplus", "Tanh", "Unflatten", "init", "utils",
