@@ -43,7 +43,16 @@ from agnostic.nn.pooling import (
     MaxPool1d,
     MaxPool2d,
 )
+from agnostic.nn.rnn import GRU, LSTM, GRUCell, LSTMCell
 from agnostic.nn.sparse import Embedding
+from agnostic.nn.transformer import (
+    MultiheadAttention,
+    Transformer,
+    TransformerDecoder,
+    TransformerDecoderLayer,
+    TransformerEncoder,
+    TransformerEncoderLayer,
+)
 from agnostic.nn.upsampling import Upsample
 
 __all__ = [
@@ -51,6 +60,8 @@ __all__ = [
     "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "GroupNorm", "LayerNorm",
     "MaxPool1d", "MaxPool2d", "RMSNorm", "Bilinear", "Upsample", "BCELoss", "BCEWithLogitsLoss",
     "CrossEntropyLoss", "HuberLoss", "KLDivLoss", "L1Loss", "MSELoss", "NLLLoss", "SmoothL1Loss",
+    "GRU", "LSTM", "GRUCell", "LSTMCell", "MultiheadAttention", "Transformer", "TransformerDecoder",
+    "TransformerDecoderLayer", "TransformerEncoder", "TransformerEncoderLayer",
     "ELU", "GELU", "Dropout", "Embedding", "Flatten", "Identity", "LeakyReLU", "Linear", "LogSoftmax",
     "Module", "ModuleDict", "ModuleList", "Parameter", "ReLU", "Sequential", "SiLU", "Sigmoid", "Softmax",
     "Softplus", "Tanh", "Unflatten", "init", "utils",
