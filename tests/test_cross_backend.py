@@ -8,24 +8,13 @@ import itertools
 
 import numpy as np
 import pytest
+from backends_here import available_backends
 
 import agnostic as ag
 from agnostic import demo
-from agnostic.backends import BackendUnavailable, backend_names
 
-
-def _available() -> list[ag.Device]:
-    found = []
-    for name in backend_names():
-        try:
-            found.append(ag.backend(name))
-        except (BackendUnavailable, ImportError, ValueError):
-            continue
-    return found
-
-
-PAIRS = list(itertools.combinations(_available(), 2))
-ORDERED_PAIRS = list(itertools.permutations(_available(), 2))
+PAIRS = list(itertools.combinations(available_backends(), 2))
+ORDERED_PAIRS = list(itertools.permutations(available_backends(), 2))
 
 
 def _train(backend: ag.Device, steps: int = 30) -> tuple[list[np.ndarray], list[float]]:

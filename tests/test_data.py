@@ -9,23 +9,12 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from backends_here import available_backends
 
 import agnostic as ag
-from agnostic.backends import BackendUnavailable, backend_names
 from agnostic.data import DataLoader, Subset, TensorDataset, default_collate, random_split
 
-
-def _available() -> list[ag.Device]:
-    found = []
-    for name in backend_names():
-        try:
-            found.append(ag.backend(name))
-        except (BackendUnavailable, ImportError, ValueError):
-            continue
-    return found
-
-
-BACKENDS = _available()
+BACKENDS = available_backends()
 
 
 @pytest.fixture(autouse=True)

@@ -8,27 +8,17 @@ import warnings
 
 import numpy as np
 import pytest
+from backends_here import available_backends
 
 import agnostic as ag
 import agnostic.functional as F
-from agnostic.backends import BackendUnavailable, backend_names
 from agnostic.nn import loss as L
 
 torch = pytest.importorskip("torch", reason="the reference is torch.nn (pip install torch)")
 TF = torch.nn.functional
 
 
-def _available() -> list[ag.Device]:
-    found = []
-    for name in backend_names():
-        try:
-            found.append(ag.backend(name))
-        except (BackendUnavailable, ImportError, ValueError):
-            continue
-    return found
-
-
-BACKENDS = _available()
+BACKENDS = available_backends()
 by_name = pytest.mark.parametrize("backend", BACKENDS, ids=lambda b: b.name)
 REDUCTIONS = ("mean", "sum", "none")
 

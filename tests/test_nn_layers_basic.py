@@ -7,9 +7,9 @@ import math
 
 import numpy as np
 import pytest
+from backends_here import available_backends
 
 import agnostic as ag
-from agnostic.backends import BackendUnavailable, backend_names
 from agnostic.nn import init
 from agnostic.nn.activation import (
     ELU,
@@ -30,17 +30,7 @@ from agnostic.nn.sparse import Embedding
 torch = pytest.importorskip("torch", reason="the reference is torch.nn (pip install torch)")
 
 
-def _available() -> list[ag.Device]:
-    found = []
-    for name in backend_names():
-        try:
-            found.append(ag.backend(name))
-        except (BackendUnavailable, ImportError, ValueError):
-            continue
-    return found
-
-
-BACKENDS = _available()
+BACKENDS = available_backends()
 by_name = pytest.mark.parametrize("backend", BACKENDS, ids=lambda b: b.name)
 
 

@@ -9,25 +9,15 @@ from typing import Any
 
 import numpy as np
 import pytest
+from backends_here import available_backends
 
 import agnostic as ag
-from agnostic.backends import BackendUnavailable, backend_names
 from agnostic.nn import conv, normalization, pooling
 
 torch = pytest.importorskip("torch", reason="the reference is torch.nn (pip install torch)")
 
 
-def _available() -> list[ag.Device]:
-    found = []
-    for name in backend_names():
-        try:
-            found.append(ag.backend(name))
-        except (BackendUnavailable, ImportError, ValueError):
-            continue
-    return found
-
-
-BACKENDS = _available()
+BACKENDS = available_backends()
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning")  # torch's note
 TOL = {"rtol": 1e-10, "atol": 1e-10}
 

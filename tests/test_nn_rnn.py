@@ -8,25 +8,15 @@ from typing import Any
 
 import numpy as np
 import pytest
+from backends_here import available_backends
 
 import agnostic as ag
-from agnostic.backends import BackendUnavailable, backend_names
 from agnostic.nn import rnn
 
 torch = pytest.importorskip("torch", reason="the reference is torch.nn (pip install torch)")
 
 
-def _available() -> list[ag.Device]:
-    found = []
-    for name in backend_names():
-        try:
-            found.append(ag.backend(name))
-        except (BackendUnavailable, ImportError, ValueError):
-            continue
-    return found
-
-
-BACKENDS = _available()
+BACKENDS = available_backends()
 TOL = {"rtol": 1e-10, "atol": 1e-10}
 L, N, H_IN, H = 3, 2, 3, 4  # short sequences and few shapes: JAX compiles per shape
 

@@ -9,25 +9,15 @@ from typing import Any
 
 import numpy as np
 import pytest
+from backends_here import available_backends
 
 import agnostic as ag
-from agnostic.backends import BackendUnavailable, backend_names
 from agnostic.nn import transformer as T
 
 torch = pytest.importorskip("torch", reason="the reference is torch.nn (pip install torch)")
 
 
-def _available() -> list[ag.Device]:
-    found = []
-    for name in backend_names():
-        try:
-            found.append(ag.backend(name))
-        except (BackendUnavailable, ImportError, ValueError):
-            continue
-    return found
-
-
-BACKENDS = _available()
+BACKENDS = available_backends()
 pytestmark = [  # torch's own notes on mixed bool/float masks and its nested-tensor fast path
     pytest.mark.filterwarnings("ignore:Support for mismatched:UserWarning"),
     pytest.mark.filterwarnings("ignore:enable_nested_tensor is True:UserWarning"),

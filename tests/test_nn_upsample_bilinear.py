@@ -9,27 +9,17 @@ from typing import Any
 
 import numpy as np
 import pytest
+from backends_here import available_backends
 
 import agnostic as ag
 import agnostic.functional as F
-from agnostic.backends import BackendUnavailable, backend_names
 from agnostic.nn.bilinear import Bilinear
 from agnostic.nn.upsampling import Upsample
 
 torch = pytest.importorskip("torch", reason="the reference is torch.nn (pip install torch)")
 
 
-def _available() -> list[ag.Device]:
-    found = []
-    for name in backend_names():
-        try:
-            found.append(ag.backend(name))
-        except (BackendUnavailable, ImportError, ValueError):
-            continue
-    return found
-
-
-BACKENDS = _available()
+BACKENDS = available_backends()
 TOL = {"rtol": 1e-10, "atol": 1e-10}
 
 # (id, input shape, kwargs for interpolate / Upsample)

@@ -5,25 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from backends_here import available_backends
 
 import agnostic as ag
 from agnostic import nn, optim
-from agnostic.backends import BackendUnavailable, backend_names
 
 torch = pytest.importorskip("torch", reason="the reference is torch.optim (pip install torch)")
 
 
-def _available() -> list[ag.Device]:
-    found = []
-    for name in backend_names():
-        try:
-            found.append(ag.backend(name))
-        except (BackendUnavailable, ImportError, ValueError):
-            continue
-    return found
-
-
-BACKENDS = _available()
+BACKENDS = available_backends()
 
 CASES = {
     "sgd": (optim.SGD, torch.optim.SGD, dict(lr=0.1)),
