@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import agnostic.ops as ops
 from agnostic.tensor import Tensor
 
-from .linear import _uniform
 from .module import Module
+from .parameter import fan_in_uniform
 
 __all__ = ["Bilinear"]
 
@@ -28,9 +27,8 @@ class Bilinear(Module):
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
                 raise ValueError(f"Bilinear: {name} must be a non-negative int, got {v!r}")
         self.in1_features, self.in2_features, self.out_features = in1_features, in2_features, out_features
-        bound = 1 / math.sqrt(in1_features) if in1_features else 0.0
-        self.weight = _uniform((out_features, in1_features, in2_features), bound, dtype)
-        self.bias = _uniform((out_features,), bound, dtype) if bias else None
+        self.weight = fan_in_uniform((out_features, in1_features, in2_features), in1_features, dtype)
+        self.bias = fan_in_uniform((out_features,), in1_features, dtype) if bias else None
 
     def forward(self, x1: Tensor, x2: Tensor) -> Tensor:
         if x1.ndim == 0 or x1.shape[-1] != self.in1_features:

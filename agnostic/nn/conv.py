@@ -7,11 +7,10 @@ import math
 from typing import Any
 
 import agnostic.functional as F
-from agnostic.device import get_default_backend
 from agnostic.tensor import Tensor
 
 from .module import Module
-from .parameter import Parameter
+from .parameter import fan_in_uniform
 
 __all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d"]
 
@@ -91,10 +90,8 @@ class _ConvNd(Module):
             shape = (out_channels, in_channels // groups) + kernel_
         # torch: kaiming_uniform_(a=sqrt(5)) gives U(+-1/sqrt(fan_in)), fan_in = weight.shape[1] * prod(k)
         fan_in = shape[1] * math.prod(kernel_)
-        bound = 1 / math.sqrt(fan_in) if fan_in else 0.0
-        dev = get_default_backend()
-        self.weight = Parameter(dev.uniform(shape, -bound, bound, dtype=dtype))
-        self.bias = Parameter(dev.uniform((out_channels,), -bound, bound, dtype=dtype)) if bias else None
+        self.weight = fan_in_uniform(shape, fan_in, dtype)
+        self.bias = fan_in_uniform((out_channels,), fan_in, dtype) if bias else None
 
     def _check_input(self, x: Tensor) -> None:
         n = self._dims

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import agnostic.ops as ops
-from agnostic.device import get_default_backend
 from agnostic.tensor import Tensor
 
 from .module import Module
-from .parameter import Parameter
+from .parameter import fan_in_uniform
 
 __all__ = ["Linear", "Identity", "Flatten", "Unflatten"]
-
-
-def _uniform(shape: tuple[int, ...], bound: float, dtype: Any) -> Parameter:
-    """U(-bound, bound) on the default backend (the one `Module(..., backend=B)` set), drawn from the
-    global seed stream (`ag.manual_seed`), so one seed builds the same layer on every backend."""
-    return Parameter(get_default_backend().uniform(shape, -bound, bound, dtype=dtype))
 
 
 class Linear(Module):
@@ -31,9 +23,8 @@ class Linear(Module):
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
                 raise ValueError(f"Linear: {name} must be a non-negative int, got {v!r}")
         self.in_features, self.out_features = in_features, out_features
-        bound = 1 / math.sqrt(in_features) if in_features else 0.0
-        self.weight = _uniform((out_features, in_features), bound, dtype)
-        self.bias = _uniform((out_features,), bound, dtype) if bias else None
+        self.weight = fan_in_uniform((out_features, in_features), in_features, dtype)
+        self.bias = fan_in_uniform((out_features,), in_features, dtype) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim == 0 or x.shape[-1] != self.in_features:

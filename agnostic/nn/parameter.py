@@ -8,13 +8,14 @@ Tensors, exactly as ops on any tensor do.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from agnostic.device import Device, as_device
+from agnostic.device import Device, as_device, get_default_backend
 from agnostic.ops import asarray, to_device
 from agnostic.tensor import Tensor
 
-__all__ = ["Parameter"]
+__all__ = ["Parameter", "fan_in_uniform"]
 
 
 class Parameter(Tensor):
@@ -61,3 +62,11 @@ class Parameter(Tensor):
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
+
+
+def fan_in_uniform(shape: tuple[int, ...], fan_in: int, dtype: Any = None) -> Parameter:
+    """PyTorch's default init of Linear, Conv, Bilinear and RNN weights and biases:
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in)) on the default backend (the one `Module(..., backend=B)`
+    sets), drawn from the global seed stream, so one seed builds the same layer on every backend."""
+    bound = 1 / math.sqrt(fan_in) if fan_in else 0.0
+    return Parameter(get_default_backend().uniform(shape, -bound, bound, dtype=dtype))

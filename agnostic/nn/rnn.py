@@ -7,18 +7,16 @@ runs the recurrence), so autodiff works on every backend."""
 
 from __future__ import annotations
 
-import math
 import numbers
 import warnings
 from typing import Any
 
 import agnostic.functional as F
 import agnostic.ops as ops
-from agnostic.device import get_default_backend
 from agnostic.tensor import Tensor
 
 from .module import Module
-from .parameter import Parameter
+from .parameter import fan_in_uniform
 
 __all__ = ["LSTM", "GRU", "LSTMCell", "GRUCell"]
 
@@ -81,8 +79,6 @@ class _RNNBase(Module):
         self.dropout, self.bidirectional = float(dropout), bool(bidirectional)  # type: ignore[arg-type]
         dirs = 2 if bidirectional else 1
         gh = self._gates * hidden_size
-        bound = 1 / math.sqrt(hidden_size)
-        dev = get_default_backend()
         names: list[list[tuple[str, str, str | None, str | None]]] = []
         for k in range(num_layers):
             in_size = input_size if k == 0 else hidden_size * dirs
@@ -90,17 +86,11 @@ class _RNNBase(Module):
             for d in range(dirs):
                 sfx = f"_l{k}" + ("_reverse" if d else "")
                 # drawn in torch's registration order, so one seed gives one layer on every backend
-                setattr(
-                    self, "weight_ih" + sfx, Parameter(dev.uniform((gh, in_size), -bound, bound, dtype=dtype))
-                )
-                setattr(
-                    self,
-                    "weight_hh" + sfx,
-                    Parameter(dev.uniform((gh, hidden_size), -bound, bound, dtype=dtype)),
-                )
+                setattr(self, "weight_ih" + sfx, fan_in_uniform((gh, in_size), hidden_size, dtype))
+                setattr(self, "weight_hh" + sfx, fan_in_uniform((gh, hidden_size), hidden_size, dtype))
                 if bias:
-                    setattr(self, "bias_ih" + sfx, Parameter(dev.uniform((gh,), -bound, bound, dtype=dtype)))
-                    setattr(self, "bias_hh" + sfx, Parameter(dev.uniform((gh,), -bound, bound, dtype=dtype)))
+                    setattr(self, "bias_ih" + sfx, fan_in_uniform((gh,), hidden_size, dtype))
+                    setattr(self, "bias_hh" + sfx, fan_in_uniform((gh,), hidden_size, dtype))
                 per_layer.append(
                     ("weight_ih" + sfx, "weight_hh" + sfx, "bias_ih" + sfx if bias else None,
                      "bias_hh" + sfx if bias else None)
@@ -261,12 +251,11 @@ class _CellBase(Module):
         for name, v in (("input_size", input_size), ("hidden_size", hidden_size)):
             _check_positive_int(layer, name, v)
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bool(bias)
-        gh, bound = self._gates * hidden_size, 1 / math.sqrt(hidden_size)
-        dev = get_default_backend()
-        self.weight_ih = Parameter(dev.uniform((gh, input_size), -bound, bound, dtype=dtype))
-        self.weight_hh = Parameter(dev.uniform((gh, hidden_size), -bound, bound, dtype=dtype))
-        self.bias_ih = Parameter(dev.uniform((gh,), -bound, bound, dtype=dtype)) if bias else None
-        self.bias_hh = Parameter(dev.uniform((gh,), -bound, bound, dtype=dtype)) if bias else None
+        gh = self._gates * hidden_size
+        self.weight_ih = fan_in_uniform((gh, input_size), hidden_size, dtype)
+        self.weight_hh = fan_in_uniform((gh, hidden_size), hidden_size, dtype)
+        self.bias_ih = fan_in_uniform((gh,), hidden_size, dtype) if bias else None
+        self.bias_hh = fan_in_uniform((gh,), hidden_size, dtype) if bias else None
 
     def _check_input(self, x: Any) -> tuple[Tensor, bool]:
         layer = type(self).__name__
