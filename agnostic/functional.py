@@ -243,15 +243,9 @@ def _soft_cross_entropy(
 
 def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     """Mean (or summed) squared error."""
+    _check_reduction(reduction, "mse_loss")
     diff = O.subtract(input, target)
-    sq = P.mul(diff, diff)
-    if reduction == "none":
-        return sq
-    if reduction == "sum":
-        return O.sum(sq)
-    if reduction == "mean":
-        return O.mean(sq)
-    raise ValueError(f"mse_loss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    return _reduce_loss(P.mul(diff, diff), reduction)
 
 
 def _check_reduction(reduction: str, op: str, batchmean: bool = False) -> None:
