@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math as _math
 
-from agnostic import functional, nn, optim, random
+from agnostic import functional, io, nn, optim, random
 from agnostic.autodiff import (
     enable_grad,
     grad,
@@ -48,6 +48,7 @@ from agnostic.functional import (
     silu,
     softmax,
 )
+from agnostic.io import CheckpointError, load, save
 from agnostic.ops import *
 from agnostic.ops import TENSOR_METHODS
 from agnostic.random import Generator, manual_seed
