@@ -264,16 +264,57 @@ class DataLoader:
         self.generator = generator
         self.device = None if device is None else as_device(device)
         self.prefetch = int(prefetch)
+        self._order: np.ndarray | None = None  # the current epoch's order, and batches handed out
+        self._position = 0
+        self._resume: tuple[np.ndarray, int] | None = None
 
     def __len__(self) -> int:
         n = len(self.dataset)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
-    def _batches_of_indices(self) -> list[np.ndarray]:
-        n = len(self.dataset)
-        order = _permutation(n, self.generator) if self.shuffle else np.arange(n)
+    def _batches_of_indices(self, order: np.ndarray) -> list[np.ndarray]:
+        n = len(order)
         stop = (n // self.batch_size) * self.batch_size if self.drop_last else n
         return [order[i : min(i + self.batch_size, stop)] for i in range(0, stop, self.batch_size)]
+
+    def _epoch_order(self) -> tuple[np.ndarray, int]:
+        """This epoch's sample order and how many of its batches to skip: a fresh (seeded) order, or
+        the one a `load_state_dict` restored, without drawing from the seed stream again."""
+        if self._resume is not None:
+            order, position = self._resume
+            self._resume = None
+            return order, position
+        n = len(self.dataset)
+        return (_permutation(n, self.generator) if self.shuffle else np.arange(n)), 0
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where iteration stands, for resuming mid-epoch: this epoch's order and the number of batches
+        handed out so far (none between epochs), and the loader's own generator's state."""
+        mid_epoch = self._order is not None and 0 < self._position < len(self)
+        return {
+            "order": self._order.copy() if mid_epoch else None,
+            "position": self._position if mid_epoch else 0,
+            "generator": None if self.generator is None else self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Make the next iteration continue where `state_dict()` was taken: the same order, starting
+        after the batches already handed out (an exact resume; the seed stream is not redrawn)."""
+        order, position = state["order"], int(state["position"])
+        if order is not None and len(order) != len(self.dataset):
+            raise ValueError(
+                f"DataLoader.load_state_dict: the saved epoch order covers {len(order)} samples, but the "
+                f"dataset has {len(self.dataset)}; was the checkpoint taken on another dataset?"
+            )
+        if (state.get("generator") is None) != (self.generator is None):
+            raise ValueError(
+                "DataLoader.load_state_dict: the saved loader "
+                f"{'had' if state.get('generator') is not None else 'had no'} generator of its own, this one "
+                f"{'has' if self.generator is not None else 'has none'}"
+            )
+        if self.generator is not None:
+            self.generator.set_state(state["generator"])
+        self._resume = None if order is None else (np.asarray(order, dtype=np.int64), position)
 
     def _load_host(self, idx: np.ndarray) -> Any:
         """Indexing and collate on the host: what the prefetch thread runs."""
@@ -287,7 +328,9 @@ class DataLoader:
     def __iter__(self) -> Iterator[Any]:
         # The order and target device are fixed here, in the caller's thread, so the global seed
         # stream and default backend are read deterministically.
-        batches = self._batches_of_indices()
+        order, skip = self._epoch_order()
+        batches = self._batches_of_indices(order)[skip:]
+        self._order, self._position = order, skip
         target = self.device if (self.device is not None or self.collate_fn is not None) else as_device(None)
 
         def finish(host: Any) -> Any:
@@ -295,9 +338,13 @@ class DataLoader:
 
         if self.prefetch == 0:
             for idx in batches:
-                yield finish(self._load_host(idx))
+                batch = finish(self._load_host(idx))
+                self._position += 1
+                yield batch
             return
-        yield from self._prefetched(batches, finish)
+        for batch in self._prefetched(batches, finish):
+            self._position += 1
+            yield batch
 
     def _prefetched(self, batches: list[np.ndarray], finish: Callable[[Any], Any]) -> Iterator[Any]:
         q: queue.Queue = queue.Queue(maxsize=self.prefetch)

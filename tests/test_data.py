@@ -273,3 +273,54 @@ def test_errors_name_the_culprit() -> None:
         default_collate([object(), object()])
     with pytest.raises(ValueError, match=r"default_collate: samples have different keys"):
         default_collate([{"a": 1}, {"b": 2}])
+
+
+@pytest.mark.parametrize("own_generator", [True, False])
+def test_state_dict_resumes_mid_epoch_exactly(tmp_path, own_generator: bool) -> None:
+    """Stop after 3 batches, save the loader's state through ag.save, restore it in a new loader: the
+    rest of the epoch and the next epoch are the batches the uninterrupted loader gives."""
+    data = TensorDataset(np.arange(20, dtype=np.int64))
+
+    def loader() -> DataLoader:
+        gen = ag.Generator(5) if own_generator else None
+        return DataLoader(data, batch_size=3, shuffle=True, generator=gen, device="numpy")
+
+    ag.manual_seed(1)
+    whole = loader()
+    expected = [b[0].numpy().tolist() for _ in range(2) for b in whole]
+
+    ag.manual_seed(1)
+    first = loader()
+    it = iter(first)
+    seen = [next(it)[0].numpy().tolist() for _ in range(3)]
+    ag.save(
+        {"loader": first.state_dict(), "rng": ag.random.default_generator.get_state()},
+        tmp_path / "s.safetensors",
+    )
+    saved = ag.load(tmp_path / "s.safetensors")
+
+    ag.manual_seed(999)  # a different stream position: the restore must not depend on it
+    second = loader()
+    second.load_state_dict(saved["loader"])
+    ag.random.default_generator.set_state(saved["rng"])
+    rest = [b[0].numpy().tolist() for b in second] + [b[0].numpy().tolist() for b in second]
+    assert seen + rest == expected
+
+
+def test_state_dict_between_epochs_holds_no_order() -> None:
+    loader = DataLoader(TensorDataset(np.arange(6)), batch_size=2, shuffle=True, device="numpy")
+    list(loader)
+    assert loader.state_dict()["order"] is None and loader.state_dict()["position"] == 0
+
+
+def test_load_state_dict_refuses_another_dataset() -> None:
+    small = DataLoader(TensorDataset(np.arange(6)), batch_size=2, shuffle=True, device="numpy")
+    it = iter(small)
+    next(it)
+    state = small.state_dict()
+    big = DataLoader(TensorDataset(np.arange(8)), batch_size=2, shuffle=True, device="numpy")
+    with pytest.raises(ValueError, match="covers 6 samples, but the dataset has 8"):
+        big.load_state_dict(state)
+    own = DataLoader(TensorDataset(np.arange(6)), batch_size=2, shuffle=True, generator=ag.Generator(0))
+    with pytest.raises(ValueError, match="had no generator of its own, this one has"):
+        own.load_state_dict(state)

@@ -7,9 +7,9 @@ import os
 
 import numpy as np
 import pytest
+from backends_here import available_backends
 
 import agnostic as ag
-from tests.backends_here import available_backends
 
 BACKENDS = [d.name for d in available_backends()]
 DTYPES = ["bool", "int8", "int16", "int32", "int64", "uint8", "float16", "bfloat16", "float32", "float64"]
