@@ -26,6 +26,7 @@ __all__ = [
     "Subset",
     "random_split",
     "default_collate",
+    "to_device",
     "DataLoader",
 ]
 
@@ -188,18 +189,18 @@ def _same_device(a: Device, b: Device) -> bool:
     return a.name == b.name and a.device == b.device
 
 
-def _to_device(tree: Any, device: Device) -> Any:
+def to_device(tree: Any, device: Device) -> Any:
     """Move every NumPy array / Tensor in `tree` to `device` (one transfer per leaf), keeping dtypes."""
     if isinstance(tree, np.ndarray):
         return device.from_numpy(tree)
     if isinstance(tree, Tensor):
         return tree if _same_device(tree.device, device) else tree.to(device)
     if isinstance(tree, Mapping):
-        return {k: _to_device(v, device) for k, v in tree.items()}
+        return {k: to_device(v, device) for k, v in tree.items()}
     if isinstance(tree, tuple) and hasattr(tree, "_fields"):
-        return type(tree)(*(_to_device(v, device) for v in tree))
+        return type(tree)(*(to_device(v, device) for v in tree))
     if isinstance(tree, (tuple, list)):
-        return type(tree)(_to_device(v, device) for v in tree)
+        return type(tree)(to_device(v, device) for v in tree)
     return tree
 
 
@@ -208,7 +209,7 @@ def default_collate(batch: Sequence[Any], device: Device | str | None = None) ->
     into agnostic Tensors on `device` (default: the default backend), built on the host first."""
     if len(batch) == 0:
         raise ValueError("default_collate: empty batch")
-    return _to_device(_collate_host(batch), as_device(device))
+    return to_device(_collate_host(batch), as_device(device))
 
 
 # ---------------------------------------------------------------------- loader
@@ -334,7 +335,7 @@ class DataLoader:
         target = self.device if (self.device is not None or self.collate_fn is not None) else as_device(None)
 
         def finish(host: Any) -> Any:
-            return host if target is None else _to_device(host, target)
+            return host if target is None else to_device(host, target)
 
         if self.prefetch == 0:
             for idx in batches:

@@ -1,0 +1,455 @@
+"""`Learner`: the training loop most models need, written once for every backend.
+
+It runs epochs of training and validation, keeps metrics on the device, calls callbacks (progress bar,
+early stopping, checkpoints, history CSV and plot), and can stop at any optimizer step and resume
+exactly: a checkpoint holds the model, optimizer, scheduler, metrics of the unfinished epoch, the
+callbacks' state, the global seed stream and the data loader's position. The first Ctrl-C stops at
+the next optimizer step and saves a checkpoint; a second one stops at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import itertools
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+from agnostic import random as ag_random
+from agnostic.autodiff import no_grad
+from agnostic.data import to_device
+from agnostic.device import Device
+from agnostic.io import load, read_metadata, save
+from agnostic.nn.module import Module
+from agnostic.nn.utils import clip_grad_norm_, clip_grad_value_
+from agnostic.optim.lr_scheduler import ReduceLROnPlateau
+from agnostic.optim.optimizer import Optimizer
+from agnostic.tensor import Tensor
+from agnostic.train.callbacks import Callback, Checkpoint, CSVLogger
+from agnostic.train.metrics import Mean, Metric
+from agnostic.train.progress import ProgressBar
+
+__all__ = ["Learner", "fit"]
+
+LossFn = Callable[[Any, Any], Tensor]
+
+
+class Learner:
+    """Trains `model` with `optimizer` on `loss_fn(output, target)`.
+
+    A batch is `(input, ..., target)`: the model is called on everything but the last element (a
+    batch that is a dict or needs other handling: override `forward`). Batches on another backend or
+    device than the model are moved to it.
+
+    - `metrics`: `Metric`s computed on training and validation data (the loss always is).
+    - `scheduler`: stepped every epoch (`scheduler_interval="epoch"`) or every optimizer step
+      ("step"); `ReduceLROnPlateau` gets `scheduler_monitor` (default "val_loss", else "loss").
+    - `grad_accum=k`: one optimizer step per k batches (the loss is divided by k).
+    - `clip_grad_norm` / `clip_grad_value`: clip before each optimizer step.
+    - `checkpoint_dir`: adds a `Checkpoint` callback (last / best / every `checkpoint_every` steps)
+      and a `CSVLogger` writing `history.csv` there. Without it nothing is written to disk; Ctrl-C
+      still stops cleanly but has nowhere to save.
+    - `progress`: a tqdm bar per epoch with the running loss.
+    """
+
+    def __init__(
+        self,
+        model: Module,
+        optimizer: Optimizer,
+        loss_fn: LossFn,
+        *,
+        metrics: Sequence[Metric] = (),
+        scheduler: Any = None,
+        scheduler_interval: str = "epoch",
+        scheduler_monitor: str | None = None,
+        callbacks: Sequence[Callback] = (),
+        grad_accum: int = 1,
+        clip_grad_norm: float | None = None,
+        clip_grad_value: float | None = None,
+        checkpoint_dir: str | os.PathLike | None = None,
+        checkpoint_every: int | None = None,
+        progress: bool = True,
+    ) -> None:
+        if not isinstance(model, Module):
+            raise TypeError(f"Learner: model must be an agnostic nn.Module, got {type(model).__name__}")
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(
+                f"Learner: optimizer must be an agnostic Optimizer, got {type(optimizer).__name__}"
+            )
+        if not callable(loss_fn):
+            raise TypeError("Learner: loss_fn must be callable as loss_fn(output, target)")
+        for m in metrics:
+            if not isinstance(m, Metric):
+                raise TypeError(f"Learner: metrics must be Metric instances, got {type(m).__name__}")
+        for cb in callbacks:
+            if not isinstance(cb, Callback):
+                raise TypeError(f"Learner: callbacks must be Callback instances, got {type(cb).__name__}")
+        if scheduler_interval not in ("epoch", "step"):
+            raise ValueError(
+                f"Learner: scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}"
+            )
+        if not isinstance(grad_accum, int) or isinstance(grad_accum, bool) or grad_accum < 1:
+            raise ValueError(f"Learner: grad_accum must be an int >= 1, got {grad_accum!r}")
+        if checkpoint_every is not None and checkpoint_dir is None:
+            raise ValueError("Learner: checkpoint_every needs a checkpoint_dir to write to")
+        names = [m.name for m in metrics]
+        if len(set(names)) != len(names) or "loss" in names:
+            raise ValueError(f"Learner: metric names must be unique and not 'loss', got {names}")
+        self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn
+        self.metrics = list(metrics)
+        self.scheduler, self.scheduler_interval = scheduler, scheduler_interval
+        self.scheduler_monitor = scheduler_monitor
+        self.grad_accum, self.clip_grad_norm, self.clip_grad_value = (
+            grad_accum,
+            clip_grad_norm,
+            clip_grad_value,
+        )
+        self.callbacks = list(callbacks)
+        if checkpoint_dir is not None:
+            if not any(isinstance(cb, Checkpoint) for cb in self.callbacks):
+                self.callbacks.append(Checkpoint(checkpoint_dir, every_n_steps=checkpoint_every))
+            if not any(isinstance(cb, CSVLogger) for cb in self.callbacks):
+                self.callbacks.append(CSVLogger(os.path.join(checkpoint_dir, "history.csv")))
+        if progress and not any(isinstance(cb, ProgressBar) for cb in self.callbacks):
+            self.callbacks.insert(0, ProgressBar())
+        self._loss = Mean("loss")
+        self.history: list[dict[str, float]] = []
+        self.epoch = 0  # epochs finished
+        self.step = 0  # optimizer steps taken
+        self.batch_in_epoch = 0  # batches of the current epoch done
+        self.epochs = 0
+        self.batches_per_epoch: int | None = None
+        self.stop_training = False
+        self.interrupted = False
+        self._interrupt_requested = False
+        self._epoch_seconds = 0.0
+        self._loader_state: dict[str, Any] | None = None
+
+    # -- what a subclass may override ----------------------------------------------------------
+
+    def forward(self, batch: Any) -> tuple[Any, Any]:
+        """The model's output and the target for a batch `(input, ..., target)`."""
+        if not isinstance(batch, (tuple, list)) or len(batch) < 2:
+            raise TypeError(
+                "Learner.forward: a batch must be a tuple (input, ..., target); got "
+                f"{type(batch).__name__}. For other batches, subclass Learner and override forward"
+            )
+        *inputs, target = batch
+        return self.model(*inputs), target
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    @property
+    def device(self) -> Device:
+        """Where the model lives (that of its first parameter)."""
+        for p in self.model.parameters():
+            return p.device
+        raise ValueError("Learner: the model has no parameters")
+
+    def fit(
+        self,
+        train_loader: Iterable[Any],
+        epochs: int,
+        val_loader: Iterable[Any] | None = None,
+        resume: bool | str | os.PathLike | None = None,
+    ) -> list[dict[str, float]]:
+        """Train until `epochs` epochs are done; return the history (one dict per epoch).
+
+        `resume=True` continues from the newest checkpoint in `checkpoint_dir` (a fresh start if
+        there is none); a path continues from that file. Without it, counting starts at epoch 0 from
+        the model's current weights.
+        """
+        if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 0:
+            raise ValueError(f"Learner.fit: epochs must be an int >= 0, got {epochs!r}")
+        self.train_loader, self.val_loader, self.epochs = train_loader, val_loader, epochs
+        self.batches_per_epoch = len(train_loader) if hasattr(train_loader, "__len__") else None
+        self.epoch = self.step = self.batch_in_epoch = 0
+        self.history, self.stop_training, self.interrupted = [], False, False
+        self._interrupt_requested, self._epoch_seconds = False, 0.0
+        self._reset_metrics()
+        path = self._resume_path(resume)
+        if path is not None:
+            self.load_checkpoint(path)
+            self.log(f"resumed from {path} at epoch {self.epoch + 1}, step {self.step}")
+        with self._graceful_interrupt():
+            try:
+                self._call("on_fit_start")
+                self._run()
+            finally:
+                self._call("on_fit_end")
+        return self.history
+
+    def _run(self) -> None:
+        while self.epoch < self.epochs and not self.stop_training:
+            self.model.train()
+            self._call("on_epoch_start")
+            started = time.perf_counter()
+            for batch in self._epoch_batches():
+                loss = self._train_batch(batch)
+                self.batch_in_epoch += 1
+                self._call("on_batch_end", loss)
+                if (
+                    self.batch_in_epoch % self.grad_accum == 0
+                    or self.batch_in_epoch == self.batches_per_epoch
+                ):
+                    self._optimizer_step()
+                    if self._interrupt_requested:
+                        self._epoch_seconds += time.perf_counter() - started
+                        return self._interrupt()
+            if self.batch_in_epoch % self.grad_accum:  # a partial accumulation at an unsized loader's end
+                self._optimizer_step()
+            self._epoch_seconds += time.perf_counter() - started
+            self._end_epoch()
+            if self._interrupt_requested:
+                return self._interrupt()
+        return None
+
+    def _epoch_batches(self) -> Iterator[Any]:
+        loader = self.train_loader
+        if self._loader_state is not None:
+            state, self._loader_state = self._loader_state, None
+            if hasattr(loader, "load_state_dict"):
+                loader.load_state_dict(state)
+                return iter(loader)
+        if self.batch_in_epoch and not hasattr(loader, "load_state_dict"):
+            # a plain iterable (a list of batches): skip what the checkpointed run already used
+            return itertools.islice(iter(loader), self.batch_in_epoch, None)
+        return iter(loader)
+
+    def _train_batch(self, batch: Any) -> Tensor:
+        output, target = self.forward(to_device(batch, self.device))
+        loss = self.loss_fn(output, target)
+        if not isinstance(loss, Tensor) or loss.ndim != 0:
+            raise TypeError(
+                f"Learner: loss_fn must return a scalar Tensor, got "
+                f"{type(loss).__name__}{'' if not isinstance(loss, Tensor) else f' of shape {loss.shape}'}"
+            )
+        (loss / self.grad_accum if self.grad_accum > 1 else loss).backward()
+        self._update_metrics(self._loss, self.metrics, loss, output, target)
+        return loss
+
+    @staticmethod
+    def _update_metrics(mean: Mean, metrics: list[Metric], loss: Tensor, output: Any, target: Any) -> None:
+        n = int(target.shape[0]) if isinstance(target, Tensor) and target.ndim else 1
+        mean.update(loss, n)
+        for m in metrics:
+            m.update(output, target)
+
+    def _optimizer_step(self) -> None:
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        if self.clip_grad_value is not None:
+            clip_grad_value_(params, self.clip_grad_value)
+        if self.clip_grad_norm is not None:
+            clip_grad_norm_(params, self.clip_grad_norm)
+        self.optimizer.step()
+        self.optimizer.zero_grad()
+        self.step += 1
+        if self.scheduler is not None and self.scheduler_interval == "step":
+            self._scheduler_step(None)
+        self._call("on_step_end")
+
+    def _end_epoch(self) -> None:
+        logs: dict[str, float] = {"epoch": self.epoch + 1, "step": self.step, "loss": self._loss.compute()}
+        logs.update({m.name: m.compute() for m in self.metrics})
+        if self.val_loader is not None:
+            logs.update({f"val_{k}": v for k, v in self.evaluate(self.val_loader).items()})
+        logs["lr"] = float(self.optimizer.param_groups[0]["lr"])
+        logs["time"] = round(self._epoch_seconds, 4)
+        if self.scheduler is not None and self.scheduler_interval == "epoch":
+            self._scheduler_step(logs)
+        self.history.append(logs)
+        self.epoch += 1
+        self.batch_in_epoch, self._epoch_seconds = 0, 0.0
+        self._reset_metrics()
+        self._call("on_epoch_end", logs)
+
+    def _scheduler_step(self, logs: dict[str, float] | None) -> None:
+        if not isinstance(self.scheduler, ReduceLROnPlateau):
+            self.scheduler.step()
+            return
+        if logs is None:
+            raise ValueError(
+                "Learner: ReduceLROnPlateau needs scheduler_interval='epoch' (it watches an epoch metric)"
+            )
+        monitor = self.scheduler_monitor or ("val_loss" if "val_loss" in logs else "loss")
+        if monitor not in logs:
+            raise KeyError(
+                f"Learner: scheduler_monitor {monitor!r} is not in the epoch's logs {sorted(logs)}"
+            )
+        self.scheduler.step(logs[monitor])
+
+    def _reset_metrics(self) -> None:
+        self._loss.reset()
+        for m in self.metrics:
+            m.reset()
+
+    def running_loss(self) -> float:
+        """The mean training loss of the epoch so far (reads the device)."""
+        return self._loss.compute()
+
+    def evaluate(self, loader: Iterable[Any]) -> dict[str, float]:
+        """Loss and metrics over `loader`, in eval mode without gradients (train mode is restored)."""
+        mean, metrics = Mean("loss"), [copy.deepcopy(m) for m in self.metrics]
+        for m in metrics:
+            m.reset()
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with no_grad():
+                for batch in loader:
+                    output, target = self.forward(to_device(batch, self.device))
+                    self._update_metrics(mean, metrics, self.loss_fn(output, target), output, target)
+        finally:
+            self.model.train(was_training)
+        return {"loss": mean.compute(), **{m.name: m.compute() for m in metrics}}
+
+    # -- interruption --------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _graceful_interrupt(self) -> Iterator[None]:
+        """First SIGINT: finish the current optimizer step, save, stop. Second: KeyboardInterrupt."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = signal.getsignal(signal.SIGINT)
+
+        def handler(signum: int, frame: Any) -> None:
+            if self._interrupt_requested:
+                signal.signal(signal.SIGINT, previous)
+                raise KeyboardInterrupt
+            self._interrupt_requested = True
+            self.log("interrupt: stopping after this step (Ctrl-C again to stop at once, without saving)")
+
+        signal.signal(signal.SIGINT, handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _interrupt(self) -> None:
+        self.interrupted = self.stop_training = True
+        if not any(isinstance(cb, Checkpoint) for cb in self.callbacks):
+            self.log("interrupted: no checkpoint_dir was given, so nothing was saved")
+        self._call("on_interrupt")
+
+    # -- checkpoints ---------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """The whole training state: what `save_checkpoint` writes."""
+        loader = getattr(self, "train_loader", None)
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+            "learner": {
+                "epoch": self.epoch,
+                "step": self.step,
+                "batch_in_epoch": self.batch_in_epoch,
+                "epoch_seconds": self._epoch_seconds,
+                "history": self.history,
+                "loss": self._loss.state_dict(),
+                "metrics": {m.name: m.state_dict() for m in self.metrics},
+            },
+            "callbacks": {self._callback_key(i, cb): cb.state_dict() for i, cb in enumerate(self.callbacks)},
+            "rng": ag_random.default_generator.get_state(),
+            "train_loader": loader.state_dict() if hasattr(loader, "state_dict") else None,
+        }
+
+    @staticmethod
+    def _callback_key(i: int, cb: Callback) -> str:
+        return f"{i}:{type(cb).__name__}"
+
+    def save_checkpoint(self, path: str | os.PathLike, reason: str = "manual") -> None:
+        """Write the training state to `path` (atomically; safetensors, no pickle)."""
+        meta = {
+            "epoch": self.epoch,
+            "step": self.step,
+            "reason": reason,
+            "model": type(self.model).__name__,
+            "backend": self.device.name,
+        }
+        save(self.state_dict(), path, metadata=meta)
+
+    def load_checkpoint(self, path: str | os.PathLike, weights_only: bool = False) -> None:
+        """Restore a `save_checkpoint` file: the model, and unless `weights_only` everything needed to
+        continue training exactly where it stopped."""
+        state = load(path, self.device)
+        self.model.load_state_dict(state["model"])
+        if weights_only:
+            return
+        self.optimizer.load_state_dict(state["optimizer"])
+        if (state["scheduler"] is None) != (self.scheduler is None):
+            raise ValueError(
+                f"Learner.load_checkpoint: {os.fspath(path)} was saved "
+                f"{'without' if state['scheduler'] is None else 'with'} a scheduler; this learner has "
+                f"{'one' if self.scheduler is not None else 'none'}"
+            )
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        s = state["learner"]
+        self.epoch, self.step, self.batch_in_epoch = s["epoch"], s["step"], s["batch_in_epoch"]
+        self._epoch_seconds, self.history = s["epoch_seconds"], list(s["history"])
+        self._loss.load_state_dict(s["loss"])
+        for m in self.metrics:
+            if m.name in s["metrics"]:
+                m.load_state_dict(s["metrics"][m.name])
+        for i, cb in enumerate(self.callbacks):
+            saved = state["callbacks"].get(self._callback_key(i, cb))
+            if saved is not None:
+                cb.load_state_dict(saved)
+        ag_random.default_generator.set_state(state["rng"])
+        self._loader_state = state["train_loader"]
+
+    def _resume_path(self, resume: bool | str | os.PathLike | None) -> str | None:
+        if resume is None or resume is False:
+            return None
+        if resume is True:
+            found = [cb.latest() for cb in self.callbacks if isinstance(cb, Checkpoint)]
+            if not any(isinstance(cb, Checkpoint) for cb in self.callbacks):
+                raise ValueError("Learner.fit(resume=True) needs a checkpoint_dir (or a Checkpoint callback)")
+            found = [f for f in found if f is not None]
+            if not found:
+                self.log("resume=True: no checkpoint yet; starting from the beginning")
+                return None
+            return max(found, key=lambda f: read_metadata(f).get("step", -1))
+        path = os.fspath(resume)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"Learner.fit: resume checkpoint {path} does not exist")
+        return path
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _call(self, hook: str, *args: Any) -> None:
+        for cb in self.callbacks:
+            getattr(cb, hook)(self, *args)
+
+    def log(self, message: str) -> None:
+        """A message that does not break a running progress bar."""
+        try:
+            from tqdm.auto import tqdm
+
+            tqdm.write(message, file=sys.stderr)
+        except ImportError:
+            print(message, file=sys.stderr)
+
+
+def fit(
+    model: Module,
+    optimizer: Optimizer,
+    loss_fn: LossFn,
+    train_loader: Iterable[Any],
+    epochs: int,
+    val_loader: Iterable[Any] | None = None,
+    resume: bool | str | os.PathLike | None = None,
+    **learner_options: Any,
+) -> Learner:
+    """`Learner(model, optimizer, loss_fn, **learner_options).fit(...)` in one call; returns the
+    learner (its `history`, `evaluate`, checkpoints)."""
+    learner = Learner(model, optimizer, loss_fn, **learner_options)
+    learner.fit(train_loader, epochs, val_loader=val_loader, resume=resume)
+    return learner
