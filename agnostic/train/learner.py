@@ -198,11 +198,11 @@ class Learner:
                     or self.batch_in_epoch == self.batches_per_epoch
                 ):
                     self._optimizer_step()
-                    if self._interrupt_requested:
+                    if self._interrupt_requested and self.batch_in_epoch != self.batches_per_epoch:
                         self._epoch_seconds += time.perf_counter() - started
                         return self._interrupt()
-            if self.batch_in_epoch % self.grad_accum:  # a partial accumulation at an unsized loader's end
-                self._optimizer_step()
+            if self.batch_in_epoch % self.grad_accum and self.batches_per_epoch is None:
+                self._optimizer_step()  # a partial accumulation at the end of a loader of unknown length
             self._epoch_seconds += time.perf_counter() - started
             self._end_epoch()
             if self._interrupt_requested:
@@ -211,6 +211,8 @@ class Learner:
 
     def _epoch_batches(self) -> Iterator[Any]:
         loader = self.train_loader
+        if self.batch_in_epoch == self.batches_per_epoch:  # resumed after the epoch's last step
+            return iter(())
         if self._loader_state is not None:
             state, self._loader_state = self._loader_state, None
             if hasattr(loader, "load_state_dict"):
