@@ -2,21 +2,24 @@
 
     python examples/digits_cnn.py --backend numpy     # or torch, jax, cupy
 
-Model, optimizer and data pipeline are agnostic's: nn.Conv2d/BatchNorm2d/MaxPool2d/Linear, AdamW
-with a one-cycle schedule, and a seeded DataLoader, so one seed gives the same initial model and the
-same batches on every backend. Needs scikit-learn (`pip install scikit-learn`).
+Model, optimizer, data pipeline and training loop are agnostic's: nn.Conv2d/BatchNorm2d/MaxPool2d/
+Linear, AdamW with a one-cycle schedule, a seeded DataLoader (one seed gives the same initial model
+and the same batches on every backend) and `agnostic.train.Learner`, which shows a progress bar,
+keeps checkpoints, history.csv and the training plot in --out, and on Ctrl-C saves and stops
+(`--resume` continues). Needs scikit-learn and matplotlib (`pip install -e '.[examples]'`).
 """
 
 from __future__ import annotations
 
 import argparse
-import time
+import os
 
 import numpy as np
 
 import agnostic as ag
 from agnostic import nn, optim
 from agnostic.data import DataLoader, TensorDataset
+from agnostic.train import Accuracy, Learner, PlotHistory
 
 
 class DigitsCNN(nn.Module):
@@ -46,48 +49,52 @@ def load(seed: int) -> tuple[np.ndarray, ...]:
     return x[order[:cut]], y[order[:cut]], x[order[cut:]], y[order[cut:]]
 
 
-def evaluate(model: nn.Module, loader: DataLoader) -> float:
-    model.eval()
-    correct = total = 0
-    with ag.no_grad():
-        for xb, yb in loader:
-            correct += int(ag.sum(ag.argmax(model(xb), axis=1) == yb).item())
-            total += yb.shape[0]
-    model.train()
-    return correct / total
-
-
-def run(backend: str = "numpy", epochs: int = 12, batch_size: int = 64, seed: int = 0) -> dict:
+def run(
+    backend: str = "numpy",
+    epochs: int = 12,
+    batch_size: int = 64,
+    seed: int = 0,
+    out: str = "runs/digits_cnn",
+    resume: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Train with a validation split held out of the training set, then report test accuracy."""
     B = ag.backend(backend)
     x_train, y_train, x_test, y_test = load(seed)
+    cut = len(y_train) - len(y_train) // 10  # the last tenth of the (already shuffled) training set
     ag.manual_seed(seed)
     model = DigitsCNN(backend=B)
-    train = DataLoader(TensorDataset(x_train, y_train), batch_size, shuffle=True, device=B)
+    train = DataLoader(TensorDataset(x_train[:cut], y_train[:cut]), batch_size, shuffle=True, device=B)
+    val = DataLoader(TensorDataset(x_train[cut:], y_train[cut:]), 256, device=B)
     test = DataLoader(TensorDataset(x_test, y_test), 256, device=B)
     opt = optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
     sched = optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-2, total_steps=epochs * len(train))
     print(
-        f"digits CNN on {B}: {model.num_parameters():,} parameters, {len(y_train)} train / {len(y_test)} test"
+        f"digits CNN on {B}: {model.num_parameters():,} parameters, "
+        f"{cut} train / {len(y_train) - cut} validation / {len(y_test)} test"
     )
-    epoch_times = []
-    for epoch in range(1, epochs + 1):
-        start, losses = time.perf_counter(), []
-        for xb, yb in train:
-            opt.zero_grad()
-            loss = ag.cross_entropy(model(xb), yb)
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses.append(loss.item())
-        epoch_times.append(time.perf_counter() - start)
-        acc = evaluate(model, test)
-        print(
-            f"  epoch {epoch:2d}  loss {np.mean(losses):.4f}  test accuracy {acc:.2%}  ({epoch_times[-1]:.1f} s)"
-        )
+    learner = Learner(
+        model,
+        opt,
+        ag.cross_entropy,
+        metrics=[Accuracy()],
+        scheduler=sched,
+        scheduler_interval="step",
+        checkpoint_dir=out,
+        callbacks=[PlotHistory(os.path.join(out, "training.png"))],
+        progress=progress,
+    )
+    history = learner.fit(train, epochs, val_loader=val, resume=resume)
+    if learner.interrupted:
+        print(f"interrupted; run again with --resume to continue from {out}")
+        raise SystemExit(130)
+    test_metrics = learner.evaluate(test)
     return {
-        "test_accuracy": acc,
-        "last_loss": float(np.mean(losses)),
-        "seconds_per_epoch": float(np.mean(epoch_times)),
+        "test_accuracy": test_metrics["accuracy"],
+        "last_loss": history[-1]["loss"],
+        "val_accuracy": history[-1]["val_accuracy"],
+        "seconds_per_epoch": float(np.mean([row["time"] for row in history])),
+        "plot": os.path.join(out, "training.png"),
     }
 
 
@@ -95,6 +102,11 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--backend", default="numpy")
     parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--out", default="runs/digits_cnn", help="checkpoints, history.csv, training.png")
+    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     args = parser.parse_args()
-    result = run(args.backend, args.epochs)
-    print(f"test accuracy {result['test_accuracy']:.2%}; {result['seconds_per_epoch']:.2f} s per epoch")
+    result = run(args.backend, args.epochs, out=args.out, resume=args.resume)
+    print(
+        f"test accuracy {result['test_accuracy']:.2%}; {result['seconds_per_epoch']:.2f} s per epoch; "
+        f"training plot: {result['plot']}"
+    )

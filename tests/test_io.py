@@ -67,6 +67,16 @@ def test_nested_structure_round_trips(tmp_path) -> None:
     assert restored.integers(0, 1 << 30) == np.random.Generator(np.random.Philox(7)).integers(0, 1 << 30)
 
 
+@pytest.mark.parametrize("shape", [(), (0,), (2, 0, 3), (1,)])
+def test_shapes_round_trip_exactly(tmp_path, shape: tuple[int, ...]) -> None:
+    x = np.arange(int(np.prod(shape)), dtype=np.float32).reshape(shape)
+    transposed = np.arange(6, dtype=np.int32).reshape(2, 3).T  # not C-contiguous
+    ag.save({"t": ag.tensor(x), "a": x, "f": transposed}, tmp_path / "t.safetensors")
+    got = ag.load(tmp_path / "t.safetensors")
+    assert got["t"].shape == shape and got["a"].shape == shape
+    np.testing.assert_array_equal(got["f"], transposed)
+
+
 def test_load_casts_floats_only_and_places(tmp_path) -> None:
     B = ag.backend("numpy")
     ag.save({"w": B.tensor([1.0, 2.0], dtype=ag.float64), "i": B.tensor([1, 2])}, tmp_path / "t.safetensors")

@@ -118,13 +118,13 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
 
 def _encode(obj: Any, path: str, arrays: dict[str, np.ndarray]) -> Any:
     if isinstance(obj, Tensor):
-        return {"tensor": _put(arrays, path, np.ascontiguousarray(obj.numpy()))}
+        return {"tensor": _put(arrays, path, _c_order(obj.numpy()))}
     if isinstance(obj, np.ndarray):
         if obj.dtype.hasobject or obj.dtype.kind in "USV":
             raise TypeError(
                 f"ag.save: {_where(path)} is a NumPy array of dtype {obj.dtype}; only numeric arrays can be saved"
             )
-        return {"ndarray": _put(arrays, path, np.ascontiguousarray(obj))}
+        return {"ndarray": _put(arrays, path, _c_order(obj))}
     if isinstance(obj, np.generic):
         return {"npscalar": _put(arrays, path, np.asarray(obj))}
     if isinstance(obj, DType):
@@ -149,6 +149,11 @@ def _encode(obj: Any, path: str, arrays: dict[str, np.ndarray]) -> Any:
         f"ag.save: {_where(path)} is a {type(obj).__name__}; a checkpoint holds tensors, NumPy arrays, "
         "dicts, lists, tuples, str, int, float, bool and None (no pickle: arbitrary objects cannot be saved)"
     )
+
+
+def _c_order(array: np.ndarray) -> np.ndarray:
+    """C-contiguous, keeping 0-d arrays 0-d (np.ascontiguousarray would make them 1-d)."""
+    return array if array.flags.c_contiguous else array.copy(order="C")
 
 
 def _put(arrays: dict[str, np.ndarray], path: str, array: np.ndarray) -> str:

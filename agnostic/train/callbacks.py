@@ -12,6 +12,7 @@ import csv
 import io
 import math
 import os
+import time
 from typing import TYPE_CHECKING, Any
 
 from agnostic.io import atomic_write_bytes
@@ -223,15 +224,30 @@ def write_history_csv(history: list[dict[str, float]], path: str | os.PathLike) 
 
 class PlotHistory(Callback):
     """A PNG of the history: loss (train and validation) and each other metric against the epoch.
-    Needs matplotlib (`pip install agnostic[plot]`); redrawn at the end of every epoch."""
+    Needs matplotlib (`pip install agnostic[train]`). Drawn when fit ends or is interrupted, and in
+    between at the end of an epoch when `refresh_s` seconds have passed since the last drawing
+    (drawing takes about half a second, more than an epoch of a small model)."""
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, refresh_s: float = 30.0) -> None:
         from agnostic.train.plot import require_matplotlib
 
         require_matplotlib()
-        self.path = os.fspath(path)
+        self.path, self.refresh_s = os.fspath(path), refresh_s
+        self._drawn = time.monotonic()
 
-    def on_epoch_end(self, learner: Learner, logs: dict[str, float]) -> None:
+    def _draw(self, learner: Learner) -> None:
         from agnostic.train.plot import plot_history
 
-        plot_history(learner.history, self.path)
+        if learner.history:
+            plot_history(learner.history, self.path)
+        self._drawn = time.monotonic()
+
+    def on_fit_start(self, learner: Learner) -> None:
+        self._drawn = time.monotonic()
+
+    def on_epoch_end(self, learner: Learner, logs: dict[str, float]) -> None:
+        if time.monotonic() - self._drawn >= self.refresh_s:
+            self._draw(learner)
+
+    def on_fit_end(self, learner: Learner) -> None:
+        self._draw(learner)

@@ -18,7 +18,7 @@ def require_matplotlib() -> None:
         import matplotlib  # noqa: F401
     except ImportError:
         raise ImportError(
-            "plotting the training history needs matplotlib: pip install matplotlib (or agnostic[plot])"
+            "plotting the training history needs matplotlib: pip install matplotlib (or agnostic[train])"
         ) from None
 
 
