@@ -113,6 +113,28 @@ def test_load_state_dict_checks_everything_first_and_loads_nothing_on_error() ->
     missing, unexpected = net.load_state_dict({"stem.weight": ag.ones((5, 3))}, strict=False)
     assert "stem.bias" in missing and unexpected == []
     np.testing.assert_array_equal(net.stem.weight.numpy(), np.ones((5, 3), np.float32))
+    # strict=False loads what fits and reports the rest, wrong shapes included
+    result = net.load_state_dict(bad, strict=False)
+    assert result.missing_keys == ["stem.bias"] and result.unexpected_keys == ["stem.extra"]
+    assert result.mismatched_keys == ["heads.main.weight"]
+    np.testing.assert_array_equal(net.heads.main.weight.numpy(), before["heads.main.weight"])
+
+
+def test_save_and_load_a_module_file_on_every_backend(tmp_path) -> None:
+    source = Net(3, 5, 2)
+    source.save(tmp_path / "net.safetensors", metadata={"note": "digits"})
+    assert ag.io.read_metadata(tmp_path / "net.safetensors")["model"] == "Net"
+    x = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
+    expected = source(ag.tensor(x)).numpy()
+    for device in BACKENDS:
+        target = Net(3, 5, 2, backend=device).load(tmp_path / "net.safetensors")
+        assert all(v.device == device for v in target.state_dict().values())
+        np.testing.assert_allclose(target(device.tensor(x)).numpy(), expected, rtol=1e-5, atol=1e-6)
+    wider = Net(3, 6, 2)
+    with pytest.raises(ValueError, match=r"stem.weight: shape \(5, 3\) in the state, \(6, 3\)"):
+        wider.load(tmp_path / "net.safetensors")
+    with pytest.warns(UserWarning, match="mismatched_keys=.*stem.weight"):
+        wider.load(tmp_path / "net.safetensors", strict=False)
 
 
 def test_shared_parameters_appear_once_and_reassignment_replaces() -> None:

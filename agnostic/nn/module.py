@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
@@ -42,6 +43,30 @@ def _bind_backend(init: Callable[..., None]) -> Callable[..., None]:
         self.to(backend)  # modules built before and passed in (Sequential(Linear(...), backend=B))
 
     return wrapped
+
+
+class IncompatibleKeys(tuple):
+    """What `load_state_dict` could not load: unpacks as PyTorch's `(missing_keys, unexpected_keys)`;
+    `.mismatched_keys` names the entries whose shapes differ (loaded only with strict=False: skipped)."""
+
+    def __new__(cls, missing: list[str], unexpected: list[str], mismatched: list[str]) -> IncompatibleKeys:
+        self = super().__new__(cls, (missing, unexpected))
+        self.mismatched_keys = mismatched
+        return self
+
+    @property
+    def missing_keys(self) -> list[str]:
+        return self[0]
+
+    @property
+    def unexpected_keys(self) -> list[str]:
+        return self[1]
+
+    def __repr__(self) -> str:
+        return (
+            f"IncompatibleKeys(missing_keys={self.missing_keys}, unexpected_keys={self.unexpected_keys}, "
+            f"mismatched_keys={self.mismatched_keys})"
+        )
 
 
 class Module:
@@ -201,10 +226,13 @@ class Module:
                     out[dot + name] = b.detach()
         return out
 
-    def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> tuple[list[str], list[str]]:
-        """Load values by name (Tensors of any backend, NumPy arrays, torch tensors...). Every key
-        and shape is checked first: on a mismatch nothing is loaded and the error lists them all.
-        Returns (missing, unexpected) names; with `strict=False` those are allowed."""
+    def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> IncompatibleKeys:
+        """Load values by name (Tensors of any backend, NumPy arrays, torch tensors...).
+
+        Every key and shape is checked first. With `strict=True` (the default) any missing,
+        unexpected or wrongly shaped entry loads nothing and the error lists them all. With
+        `strict=False` the entries that fit are loaded and the rest are reported in the result:
+        `(missing_keys, unexpected_keys)` as in PyTorch, plus `.mismatched_keys`."""
         targets: dict[str, tuple[Module, str]] = {}
         for prefix, m in self.named_modules():
             dot = f"{prefix}." if prefix else ""
@@ -222,13 +250,16 @@ class Module:
         if strict and unexpected:
             problems.append(f"unexpected keys: {', '.join(unexpected)}")
         values: dict[str, Tensor] = {}
+        mismatched: list[str] = []
         for key, (m, name) in targets.items():
             if key not in state:
                 continue
             current = getattr(m, name)
             v = _as_tensor(state[key], current)
             if v.shape != current.shape:
-                problems.append(f"{key}: shape {v.shape} in the state, {current.shape} in the model")
+                mismatched.append(key)
+                if strict:
+                    problems.append(f"{key}: shape {v.shape} in the state, {current.shape} in the model")
             else:
                 values[key] = v
         if problems:
@@ -241,7 +272,30 @@ class Module:
                 m._parameters[name].assign(v)
             else:
                 m._buffers[name] = v
-        return missing, unexpected
+        return IncompatibleKeys(missing, unexpected, mismatched)
+
+    def save(self, path: str | os.PathLike, metadata: Mapping[str, Any] | None = None) -> None:
+        """Write the state dict to a safetensors file (atomically; `ag.save`), with the class name and
+        any `metadata` in its header. Any backend loads it back with `load`."""
+        from agnostic.io import save
+
+        save(self.state_dict(), path, metadata={"model": type(self).__name__, **(metadata or {})})
+
+    def load(self, path: str | os.PathLike, strict: bool = True) -> Module:
+        """Load a state dict file (`save`, `ag.save`, or `safetensors.torch.save_file` of a torch
+        model's state dict) into this module, on its own backend; returns the module. With
+        `strict=False`, what did not fit is reported in a warning."""
+        import warnings
+
+        from agnostic.io import load
+
+        device = next((t.device for t in self.state_dict().values()), None)
+        result = self.load_state_dict(load(path, device), strict=strict)
+        if not strict and (result.missing_keys or result.unexpected_keys or result.mismatched_keys):
+            warnings.warn(
+                f"{type(self).__name__}.load({os.fspath(path)!r}, strict=False): {result}", stacklevel=2
+            )
+        return self
 
     # ------------------------------------------------------------------ modes and devices
     def train(self, mode: bool = True) -> Module:
