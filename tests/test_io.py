@@ -169,3 +169,51 @@ def test_a_damaged_file_gives_an_error_naming_it(tmp_path, how: str, message: st
 def test_a_missing_file_is_a_file_not_found_error(tmp_path) -> None:
     with pytest.raises(FileNotFoundError):
         ag.load(tmp_path / "nope.safetensors")
+
+
+_SAVER = """
+import sys
+import numpy as np
+import agnostic as ag
+
+path, size = sys.argv[1], int(sys.argv[2])
+i = 0
+while True:  # saves until killed, alternating two whole versions, each a few tens of MB
+    i += 1
+    value = float(i % 2)
+    ag.save({"w": ag.full((size,), value), "v": ag.full((size,), value)}, path, metadata={"i": i})
+    print(i, flush=True)
+"""
+
+
+def test_a_process_killed_mid_save_leaves_the_previous_checkpoint_whole(tmp_path) -> None:
+    """Kill -9 a real process while it saves, several times at different moments: the file is
+    always one whole version (its two tensors agree with each other and with its metadata)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "ck.safetensors"
+    killed_mid_write = 0
+    for attempt in range(20):  # until two kills have landed inside a write (about 2 in 5 do)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _SAVER, str(path), str(4_000_000)], stdout=subprocess.PIPE, text=True
+        )
+        assert proc.stdout.readline().strip()  # at least one save finished
+        time.sleep(0.01 + 0.013 * (attempt % 7))
+        temporaries = [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        leftovers = [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+        killed_mid_write += bool(leftovers or temporaries)
+        got = ag.load(path)
+        i = ag.io.read_metadata(path)["i"]
+        w, v = got["w"].numpy(), got["v"].numpy()
+        assert w.shape == v.shape == (4_000_000,)
+        assert (w == float(i % 2)).all() and (v == float(i % 2)).all()
+        for f in leftovers:
+            os.remove(tmp_path / f)
+        if killed_mid_write >= 2:
+            break
+    assert killed_mid_write, "no kill landed during a save; the test did not test anything"
