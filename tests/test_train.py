@@ -124,9 +124,14 @@ class _InterruptAt(Callback):
             os.kill(os.getpid(), signal.SIGINT)
 
 
-@pytest.mark.parametrize("backend", [b for b in ("numpy", "torch") if b in BACKENDS])
-@pytest.mark.parametrize("stop_step", [4, 7, 11])  # mid-epoch, at an epoch's last step, mid-epoch later
+# stop steps: mid-epoch, at the epoch's last step (7 batches per epoch), mid-epoch later
+RESUME_CASES = [(b, s) for b in ("numpy", "torch") if b in BACKENDS for s in (4, 7, 11)]
+RESUME_CASES += [(b, 11) for b in BACKENDS if b not in ("numpy", "torch")]
+
+
+@pytest.mark.parametrize("backend, stop_step", RESUME_CASES)
 def test_ctrl_c_saves_and_resume_is_exact(tmp_path, backend: str, stop_step: int) -> None:
+    """Bit for bit on numpy and torch (deterministic on the CPU); to float tolerance elsewhere."""
     whole, train, val = _setup(backend)
     whole.fit(train, epochs=3, val_loader=val)
 
@@ -143,9 +148,13 @@ def test_ctrl_c_saves_and_resume_is_exact(tmp_path, backend: str, stop_step: int
     second, train, val = _setup(backend, checkpoint_dir=tmp_path)
     second.fit(train, epochs=3, val_loader=val, resume=True)
     assert not second.interrupted and second.step == whole.step
+    exact = backend in ("numpy", "torch")
     for k, v in _params(whole).items():
-        np.testing.assert_array_equal(_params(second)[k], v, err_msg=k)
-    assert _without_time(second.history) == _without_time(whole.history)
+        np.testing.assert_allclose(
+            _params(second)[k], v, rtol=0 if exact else 1e-5, atol=0 if exact else 1e-7, err_msg=k
+        )
+    if exact:
+        assert _without_time(second.history) == _without_time(whole.history)
 
 
 def test_a_real_ctrl_c_stops_a_script_cleanly(tmp_path) -> None:
