@@ -8,7 +8,9 @@ import subprocess
 import sys
 
 import pytest
+from backends_here import available_backends
 
+BACKENDS = [d.name for d in available_backends()]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -31,6 +33,15 @@ def test_digits_cnn_learns_on_numpy(tmp_path) -> None:
         "last.safetensors",
         "training.png",
     ]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_digits_cnn_reaches_97_percent_on_every_backend(tmp_path, backend: str) -> None:
+    """The issue's bar, on the full default run (12 epochs, seed 0)."""
+    pytest.importorskip("sklearn", reason="the digits data set ships with scikit-learn")
+    pytest.importorskip("matplotlib", reason="the example saves its training plot")
+    result = _example("digits_cnn").run(backend, out=str(tmp_path), progress=False)
+    assert result["test_accuracy"] >= 0.97, result
 
 
 def test_digits_cnn_script_resumes(tmp_path) -> None:
