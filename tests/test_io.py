@@ -217,3 +217,20 @@ def test_a_process_killed_mid_save_leaves_the_previous_checkpoint_whole(tmp_path
         if killed_mid_write >= 2:
             break
     assert killed_mid_write, "no kill landed during a save; the test did not test anything"
+
+
+def test_load_places_on_the_device_asked_for(tmp_path) -> None:
+    if "jax" not in BACKENDS:
+        pytest.skip("needs a backend with a second device here (jax with two host devices)")
+    import jax
+
+    if len(jax.devices("cpu")) < 2:
+        pytest.skip(
+            "jax sees one CPU device (XLA_FLAGS=--xla_force_host_platform_device_count=2 is set by conftest)"
+        )
+    ag.save({"w": ag.tensor([1.0, 2.0])}, tmp_path / "t.safetensors")
+    got = ag.load(tmp_path / "t.safetensors", "jax", device="cpu:1")["w"]
+    assert got.device == ag.backend("jax", device="cpu:1")
+    assert next(iter(got.data.devices())) == jax.devices("cpu")[1]
+    with pytest.raises(ValueError):
+        ag.load(tmp_path / "t.safetensors", "numpy", device="cuda:7")
