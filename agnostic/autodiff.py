@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Node",
+    "DeferredCotangent",
     "no_grad",
     "enable_grad",
     "set_grad_enabled",
@@ -109,6 +110,58 @@ def _topological(roots: Sequence[Tensor], stop: set[int]) -> list[Tensor]:
     return order
 
 
+class DeferredCotangent:
+    """A cotangent a VJP rule may hand back unassembled. The pieces an input receives are kept
+    apart until its turn in the backward pass and then assembled at once by `assemble`: the n slices
+    of an unstack or split (an RNN's time steps) become one concatenation, instead of n tensors of
+    the input's full shape summed one by one (O(n) work, not O(n^2))."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def assemble(pieces: list[Any], dense: Tensor | None, target: Tensor) -> Tensor:
+        """The cotangent of `target`: the sum of `pieces` (all of this class) and `dense` (or None)."""
+        raise NotImplementedError
+
+
+class _Pending:
+    """Deferred pieces received so far for one tensor, and the sum of its ordinary cotangents."""
+
+    __slots__ = ("pieces", "dense")
+
+    def __init__(self, pieces: list[DeferredCotangent], dense: Tensor | None) -> None:
+        self.pieces, self.dense = pieces, dense
+
+    def assemble(self, target: Tensor) -> Tensor:
+        kind = type(self.pieces[0])
+        if any(type(p) is not kind for p in self.pieces):
+            groups: dict[type, list[DeferredCotangent]] = {}
+            for p in self.pieces:
+                groups.setdefault(type(p), []).append(p)
+            dense = self.dense
+            for k, ps in groups.items():
+                dense = k.assemble(ps, dense, target)
+            return dense
+        return kind.assemble(self.pieces, self.dense, target)
+
+
+def _accumulate(grads: dict[int, Any], key: int, c: Any) -> None:
+    prev = grads.get(key)
+    if isinstance(c, DeferredCotangent):
+        if prev is None:
+            grads[key] = _Pending([c], None)
+        elif isinstance(prev, _Pending):
+            prev.pieces.append(c)
+        else:
+            grads[key] = _Pending([c], prev)
+    elif prev is None:
+        grads[key] = c
+    elif isinstance(prev, _Pending):
+        prev.dense = c if prev.dense is None else prev.dense + c
+    else:
+        grads[key] = prev + c
+
+
 def _propagate(
     roots: Sequence[Tensor], cotangents: Sequence[Tensor], stop: set[int], create_graph: bool
 ) -> dict[int, tuple[Tensor, Tensor]]:
@@ -122,6 +175,8 @@ def _propagate(
             g = grads.pop(id(t), None)
             if g is None:
                 continue
+            if isinstance(g, _Pending):
+                g = g.assemble(t)
             node = t._node
             if node is None or id(t) in stop:
                 results[id(t)] = (t, g)
@@ -129,8 +184,7 @@ def _propagate(
             for inp, c in zip(node.inputs, node.vjp(g, t)):
                 if c is None or not inp.requires_grad:
                     continue
-                key = id(inp)
-                grads[key] = grads[key] + c if key in grads else c
+                _accumulate(grads, id(inp), c)
     return results
 
 

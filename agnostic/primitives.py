@@ -8,12 +8,15 @@ Tensor ops, so it is itself differentiable (second derivatives work on every bac
 
 from __future__ import annotations
 
+import builtins
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
+
 from agnostic import dtypes
-from agnostic.autodiff import Node, gradients, mode, set_grad_enabled
+from agnostic.autodiff import DeferredCotangent, Node, gradients, mode, set_grad_enabled
 from agnostic.backends.base import Backend
 from agnostic.device import Device
 from agnostic.dtypes import DType
@@ -577,7 +580,6 @@ def pad(x: Tensor, widths: tuple[tuple[int, int], ...], mode_: str, value: float
         def vjp(g: Tensor, y: Tensor) -> tuple[Tensor]:
             if mode_ == "constant":
                 return (getitem(g, tuple(slice(lo, lo + n) for (lo, _), n in zip(widths, x.shape))),)
-            import numpy as np
 
             for axis, ((lo, hi), n) in enumerate(zip(widths, x.shape)):
                 if lo or hi:
@@ -600,8 +602,77 @@ def getitem(x: Tensor, key: tuple) -> Tensor:
     """NumPy indexing with a normalized key (index arrays as int64 or bool Tensors)."""
     out = _make(x._device.ops.getitem(x._data, _key_data(key)), x._device)
     if mode.enabled and x.requires_grad:
-        _record(out, "getitem", (x,), lambda g, y: (index_add(zeros_like(x), key, g),))
+        band = _axis_band(x.shape, key)
+        if band is None:
+            _record(out, "getitem", (x,), lambda g, y: (index_add(zeros_like(x), key, g),))
+        else:
+            _record(out, "getitem", (x,), lambda g, y: (_AxisBand(*band, g),))
     return out
+
+
+def _axis_band(shape: tuple[int, ...], key: tuple) -> tuple[int, int, int, bool] | None:
+    """(axis, start, stop, dropped) when `key` is `(:, ..., :, i)` or `(:, ..., :, a:b)` (step 1):
+    the slices unstack and split take, whose cotangents assemble by concatenation."""
+    axis = len(key) - 1
+    if (
+        axis < 0
+        or axis >= len(shape)
+        or not builtins.all(isinstance(k, slice) and k == slice(None) for k in key[:-1])
+    ):
+        return None
+    last, n = key[-1], shape[axis]
+    if isinstance(last, slice):
+        start, stop, step = last.indices(n)
+        return (axis, start, builtins.max(start, stop), False) if step == 1 else None
+    if isinstance(last, (int, np.integer)) and not isinstance(last, bool) and -n <= last < n:
+        i = int(last) % n
+        return axis, i, i + 1, True
+    return None
+
+
+class _AxisBand(DeferredCotangent):
+    """The cotangent of `x[(:,) * axis + (start:stop,)]` (or of the single index `start`, that axis
+    `dropped`), kept apart so that the bands of one tensor assemble into one concatenation."""
+
+    __slots__ = ("axis", "start", "stop", "dropped", "value")
+
+    def __init__(self, axis: int, start: int, stop: int, dropped: bool, value: Tensor) -> None:
+        self.axis, self.start, self.stop, self.dropped, self.value = axis, start, stop, dropped, value
+
+    def block(self) -> Tensor:
+        """The value with the indexed axis present (length stop - start)."""
+        v = self.value
+        return reshape(v, v.shape[: self.axis] + (1,) + v.shape[self.axis :]) if self.dropped else v
+
+    @staticmethod
+    def assemble(pieces: list[_AxisBand], dense: Tensor | None, target: Tensor) -> Tensor:
+        axis = pieces[0].axis
+        merged: dict[tuple[int, int], Tensor] = {}
+        for p in pieces:
+            k = (p.start, p.stop)
+            merged[k] = merged[k] + p.block() if k in merged else p.block()
+        bands = sorted(merged.items(), key=lambda kv: kv[0])
+        disjoint = builtins.all(a[0][1] <= b[0][0] for a, b in zip(bands, bands[1:]))
+        if builtins.any(p.axis != axis for p in pieces) or not disjoint:
+            out = zeros_like(target) if dense is None else dense
+            for p in pieces:
+                out = index_add(out, (slice(None),) * p.axis + (slice(p.start, p.stop),), p.block())
+            return out
+        blocks, pos, n = [], 0, target.shape[axis]
+        dev, shape = target._device, target.shape
+
+        def zeros(length: int) -> Tensor:
+            return _make(dev.ops.full(shape[:axis] + (length,) + shape[axis + 1 :], 0, target._dtype), dev)
+
+        for (start, stop), value in bands:
+            if start > pos:
+                blocks.append(zeros(start - pos))
+            blocks.append(value)
+            pos = stop
+        if pos < n:
+            blocks.append(zeros(n - pos))
+        out = blocks[0] if len(blocks) == 1 else concat(blocks, axis)
+        return out if dense is None else out + dense
 
 
 def index_add(a: Tensor, key: tuple, values: Tensor) -> Tensor:
