@@ -172,6 +172,7 @@ class Learner:
         self.history, self.stop_training, self.interrupted = [], False, False
         self._interrupt_requested, self._epoch_seconds = False, 0.0
         self._reset_metrics()
+        self._model_device = self.device  # looked up once per fit, not per batch
         path = self._resume_path(resume)
         if path is not None:
             self.load_checkpoint(path)
@@ -224,7 +225,7 @@ class Learner:
         return iter(loader)
 
     def _train_batch(self, batch: Any) -> Tensor:
-        output, target = self.forward(to_device(batch, self.device))
+        output, target = self.forward(to_device(batch, self._model_device))
         loss = self.loss_fn(output, target)
         if not isinstance(loss, Tensor) or loss.ndim != 0:
             raise TypeError(
@@ -296,7 +297,7 @@ class Learner:
 
     def evaluate(self, loader: Iterable[Any]) -> dict[str, float]:
         """Loss and metrics over `loader`, in eval mode without gradients (train mode is restored)."""
-        mean, metrics = Mean("loss"), [copy.deepcopy(m) for m in self.metrics]
+        device, mean, metrics = self.device, Mean("loss"), [copy.deepcopy(m) for m in self.metrics]
         for m in metrics:
             m.reset()
         was_training = self.model.training
@@ -304,7 +305,7 @@ class Learner:
         try:
             with no_grad():
                 for batch in loader:
-                    output, target = self.forward(to_device(batch, self.device))
+                    output, target = self.forward(to_device(batch, device))
                     self._update_metrics(mean, metrics, self.loss_fn(output, target), output, target)
         finally:
             self.model.train(was_training)
