@@ -208,7 +208,6 @@ class Learner:
             self._end_epoch()
             if self._interrupt_requested:
                 return self._interrupt()
-        return None
 
     def _epoch_batches(self) -> Iterator[Any]:
         loader = self.train_loader
@@ -412,10 +411,10 @@ class Learner:
         if resume is None or resume is False:
             return None
         if resume is True:
-            found = [cb.latest() for cb in self.callbacks if isinstance(cb, Checkpoint)]
-            if not any(isinstance(cb, Checkpoint) for cb in self.callbacks):
+            checkpoints = [cb for cb in self.callbacks if isinstance(cb, Checkpoint)]
+            if not checkpoints:
                 raise ValueError("Learner.fit(resume=True) needs a checkpoint_dir (or a Checkpoint callback)")
-            found = [f for f in found if f is not None]
+            found = [f for f in (cb.latest() for cb in checkpoints) if f is not None]
             if not found:
                 self.log("resume=True: no checkpoint yet; starting from the beginning")
                 return None
