@@ -1,0 +1,156 @@
+"""W1 (DESIGN.md): MLP 784-512-512-10, batch 128, cross-entropy, Adam; one full training step
+(forward, backward, update). agnostic on a backend against the same model in that backend's own
+library: hand-written backprop and Adam in NumPy, torch eager with torch.optim, jax.jit with optax."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from benchmarks.harness import Case
+
+SIZES = (784, 512, 512, 10)
+BATCH = 128
+LR = 1e-3
+
+
+def data(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(BATCH, SIZES[0])).astype(np.float32), rng.integers(0, SIZES[-1], BATCH)
+
+
+def agnostic_case(backend: str) -> Case:
+    import agnostic as ag
+    from agnostic import nn, optim
+
+    B = ag.backend(backend)
+    ag.manual_seed(0)
+    layers: list[nn.Module] = []
+    for a, b in zip(SIZES, SIZES[1:]):
+        layers += [nn.Linear(a, b), nn.ReLU()]
+    model = nn.Sequential(*layers[:-1], backend=B)
+    opt = optim.Adam(model.parameters(), lr=LR)
+    x, y = (B.tensor(a) for a in data())
+
+    def step() -> Any:
+        opt.zero_grad()
+        loss = ag.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return Case(f"agnostic[{backend}]", step, sync=lambda loss: loss.item())
+
+
+def native_case(backend: str) -> Case:
+    return {"numpy": _numpy, "torch": _torch, "jax": _jax}[backend]()
+
+
+def _numpy() -> Case:
+    """The MLP by hand: forward, softmax cross-entropy, backprop, Adam (torch's defaults)."""
+    rng = np.random.default_rng(0)
+    params = []
+    for a, b in zip(SIZES, SIZES[1:]):
+        bound = 1 / np.sqrt(a)
+        params += [
+            rng.uniform(-bound, bound, (b, a)).astype(np.float32),
+            rng.uniform(-bound, bound, b).astype(np.float32),
+        ]
+    m = [np.zeros_like(p) for p in params]
+    v = [np.zeros_like(p) for p in params]
+    x, y = data()
+    t = [0]
+
+    def step() -> float:
+        acts = [x]
+        for i in range(0, len(params), 2):
+            z = acts[-1] @ params[i].T + params[i + 1]
+            acts.append(np.maximum(z, 0) if i < len(params) - 2 else z)
+        logits = acts[-1]
+        shifted = logits - logits.max(1, keepdims=True)
+        p = np.exp(shifted)
+        p /= p.sum(1, keepdims=True)
+        loss = -np.log(p[np.arange(BATCH), y]).mean()
+        g = p
+        g[np.arange(BATCH), y] -= 1
+        g /= BATCH
+        grads: list[np.ndarray] = [None] * len(params)  # type: ignore[list-item]
+        for i in range(len(params) - 2, -1, -2):
+            grads[i], grads[i + 1] = g.T @ acts[i // 2], g.sum(0)
+            if i:
+                g = (g @ params[i]) * (acts[i // 2] > 0)
+        t[0] += 1
+        b1, b2, eps = 0.9, 0.999, 1e-8
+        for p_, g_, m_, v_ in zip(params, grads, m, v):
+            m_ *= b1
+            m_ += (1 - b1) * g_
+            v_ *= b2
+            v_ += (1 - b2) * g_ * g_
+            denom = np.sqrt(v_ / (1 - b2 ** t[0])) + eps
+            p_ -= (LR / (1 - b1 ** t[0])) * m_ / denom
+        return float(loss)
+
+    return Case("native numpy (hand-written)", step)
+
+
+def _torch() -> Case:
+    import torch
+
+    torch.manual_seed(0)
+    layers: list[torch.nn.Module] = []
+    for a, b in zip(SIZES, SIZES[1:]):
+        layers += [torch.nn.Linear(a, b), torch.nn.ReLU()]
+    model = torch.nn.Sequential(*layers[:-1])
+    opt = torch.optim.Adam(model.parameters(), lr=LR)
+    x, y = (torch.from_numpy(a) for a in data())
+
+    def step() -> Any:
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return Case("native torch (eager, torch.optim)", step, sync=lambda loss: loss.item())
+
+
+def _jax() -> Case:
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    keys = jax.random.split(jax.random.PRNGKey(0), len(SIZES) - 1)
+    params = []
+    for k, a, b in zip(keys, SIZES, SIZES[1:]):
+        bound = 1 / np.sqrt(a)
+        kw, kb = jax.random.split(k)
+        params.append(
+            (
+                jax.random.uniform(kw, (b, a), minval=-bound, maxval=bound),
+                jax.random.uniform(kb, (b,), minval=-bound, maxval=bound),
+            )
+        )
+    tx = optax.adam(LR)
+    state = [params, tx.init(params)]
+    x, y = (jnp.asarray(a) for a in data())
+
+    def loss_fn(params: Any) -> Any:
+        h = x
+        for i, (w, b) in enumerate(params):
+            h = h @ w.T + b
+            if i < len(params) - 1:
+                h = jax.nn.relu(h)
+        return optax.softmax_cross_entropy_with_integer_labels(h, y).mean()
+
+    @jax.jit
+    def update(params: Any, opt_state: Any) -> Any:
+        loss, grads = jax.value_and_grad(loss_fn)(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    def step() -> Any:
+        state[0], state[1], loss = update(state[0], state[1])
+        return loss
+
+    return Case("native jax (jit, optax)", step, sync=lambda loss: loss.block_until_ready())
