@@ -11,7 +11,7 @@ import datetime
 import os
 import platform
 
-from benchmarks import op_overhead, w1_mlp
+from benchmarks import op_overhead, w1_mlp, w2_cnn, w3_lm
 from benchmarks.harness import format_time, measure
 
 
@@ -54,16 +54,30 @@ def main() -> None:
     args = parser.parse_args()
     backends = available(args.backends.split(","))
     print(f"Machine: {machine()}\n")
-    print("W1, MLP 784-512-512-10, batch 128, Adam, one training step (median of windows):\n")
-    print("| backend | agnostic | native | native is | agnostic / native |")
-    print("|---|---|---|---|---|")
-    for b in backends:
-        ours, theirs = measure(
-            [w1_mlp.agnostic_case(b), w1_mlp.native_case(b)], windows=args.windows, steps=args.steps
-        )
-        print(
-            f"| {b} | {format_time(ours.median)} | {format_time(theirs.median)} | {theirs.name} | {ours.median / theirs.median:.2f} |"
-        )
+    workloads = [
+        ("W1, MLP 784-512-512-10, batch 128", w1_mlp),
+        ("W2, CNN conv32-pool-conv64-pool-linear on 1x28x28, batch 64", w2_cnn),
+        ("W3, causal transformer LM, 2 layers, d 128, 4 heads, seq 64, batch 16, vocab 256", w3_lm),
+    ]
+    print("One full training step (forward, backward, Adam), median of windows:\n")
+    print("| workload | backend | agnostic | native | native is | agnostic / native |")
+    print("|---|---|---|---|---|---|")
+    for title, module in workloads:
+        for b in backends:
+            native = module.native_case(b)
+            cases = measure(
+                [module.agnostic_case(b)] + ([native] if native else []),
+                windows=args.windows,
+                steps=args.steps,
+            )
+            ours = cases[0]
+            if native is None:
+                print(f"| {title} | {b} | {format_time(ours.median)} | - | no native reference | - |")
+            else:
+                ratio = ours.median / native.median
+                print(
+                    f"| {title} | {b} | {format_time(ours.median)} | {format_time(native.median)} | {native.name} | {ratio:.2f} |"
+                )
     print("\nPer-op overhead, 4x4 float32 (median of windows):\n")
     print("| backend | op | agnostic | native | overhead |")
     print("|---|---|---|---|---|")

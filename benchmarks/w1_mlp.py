@@ -43,8 +43,8 @@ def agnostic_case(backend: str) -> Case:
     return Case(f"agnostic[{backend}]", step, sync=lambda loss: loss.item())
 
 
-def native_case(backend: str) -> Case:
-    return {"numpy": _numpy, "torch": _torch, "jax": _jax}[backend]()
+def native_case(backend: str) -> Case | None:
+    return {"numpy": _numpy, "torch": _torch, "jax": _jax}.get(backend, lambda: None)()
 
 
 def _numpy() -> Case:
@@ -127,8 +127,8 @@ def _jax() -> Case:
         kw, kb = jax.random.split(k)
         params.append(
             (
-                jax.random.uniform(kw, (b, a), minval=-bound, maxval=bound),
-                jax.random.uniform(kb, (b,), minval=-bound, maxval=bound),
+                jax.random.uniform(kw, (b, a), jnp.float32, -bound, bound),  # float32: agnostic turns x64 on
+                jax.random.uniform(kb, (b,), jnp.float32, -bound, bound),
             )
         )
     tx = optax.adam(LR)

@@ -1,0 +1,110 @@
+"""W2 (DESIGN.md): conv3x3(32)-relu-maxpool-conv3x3(64)-relu-maxpool-linear(10) on 1x28x28, batch
+64, cross-entropy, Adam; one full training step. Native references: torch eager with torch.optim,
+jax.jit with optax (NumPy has no native reference for W2: the issue asks for W1 only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from benchmarks.harness import Case
+
+BATCH, LR = 64, 1e-3
+
+
+def data(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(BATCH, 1, 28, 28)).astype(np.float32), rng.integers(0, 10, BATCH)
+
+
+def _layers(nn: Any) -> list[Any]:
+    """The same layer list from agnostic.nn or torch.nn (same names, same layouts)."""
+    return [
+        nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(64 * 7 * 7, 10),
+    ]  # fmt: skip
+
+
+def agnostic_case(backend: str) -> Case:
+    import agnostic as ag
+    from agnostic import nn, optim
+
+    B = ag.backend(backend)
+    ag.manual_seed(0)
+    model = nn.Sequential(*_layers(nn), backend=B)
+    opt = optim.Adam(model.parameters(), lr=LR)
+    x, y = (B.tensor(a) for a in data())
+
+    def step() -> Any:
+        opt.zero_grad()
+        loss = ag.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return Case(f"agnostic[{backend}]", step, sync=lambda loss: loss.item())
+
+
+def native_case(backend: str) -> Case | None:
+    return {"torch": _torch, "jax": _jax}.get(backend, lambda: None)()
+
+
+def _torch() -> Case:
+    import torch
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(*_layers(torch.nn))
+    opt = torch.optim.Adam(model.parameters(), lr=LR)
+    x, y = (torch.from_numpy(a) for a in data())
+
+    def step() -> Any:
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return Case("native torch (eager, torch.optim)", step, sync=lambda loss: loss.item())
+
+
+def _jax() -> Case:
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    k = jax.random.split(jax.random.PRNGKey(0), 3)
+    f32 = jnp.float32  # explicit: agnostic's JAX backend turns on x64, so defaults would be float64
+    params = {
+        "c1": (jax.random.normal(k[0], (32, 1, 3, 3), f32) * 0.3, jnp.zeros(32, f32)),
+        "c2": (jax.random.normal(k[1], (64, 32, 3, 3), f32) * 0.06, jnp.zeros(64, f32)),
+        "fc": (jax.random.normal(k[2], (10, 64 * 7 * 7), f32) * 0.02, jnp.zeros(10, f32)),
+    }
+    tx = optax.adam(LR)
+    state = [params, tx.init(params)]
+    x, y = (jnp.asarray(a) for a in data())
+
+    def conv_relu_pool(h: Any, w: Any, b: Any) -> Any:
+        h = jax.lax.conv_general_dilated(
+            h, w, (1, 1), ((1, 1), (1, 1)), dimension_numbers=("NCHW", "OIHW", "NCHW")
+        )
+        h = jax.nn.relu(h + b[None, :, None, None])
+        return jax.lax.reduce_window(h, -jnp.inf, jax.lax.max, (1, 1, 2, 2), (1, 1, 2, 2), "VALID")
+
+    def loss_fn(p: Any) -> Any:
+        h = conv_relu_pool(conv_relu_pool(x, *p["c1"]), *p["c2"])
+        logits = h.reshape(BATCH, -1) @ p["fc"][0].T + p["fc"][1]
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+    @jax.jit
+    def update(p: Any, opt_state: Any) -> Any:
+        loss, grads = jax.value_and_grad(loss_fn)(p)
+        updates, opt_state = tx.update(grads, opt_state, p)
+        return optax.apply_updates(p, updates), opt_state, loss
+
+    def step() -> Any:
+        state[0], state[1], loss = update(state[0], state[1])
+        return loss
+
+    return Case("native jax (jit, optax)", step, sync=lambda loss: loss.block_until_ready())
