@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 
 from benchmarks.harness import Case
+from benchmarks.steps import LR, agnostic_adam_case, jax_adam_case, torch_adam_case
 
 SIZES = (784, 512, 512, 10)
 BATCH = 128
-LR = 1e-3
 
 
 def data(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -22,7 +22,7 @@ def data(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 def agnostic_case(backend: str) -> Case:
     import agnostic as ag
-    from agnostic import nn, optim
+    from agnostic import nn
 
     B = ag.backend(backend)
     ag.manual_seed(0)
@@ -30,17 +30,8 @@ def agnostic_case(backend: str) -> Case:
     for a, b in zip(SIZES, SIZES[1:]):
         layers += [nn.Linear(a, b), nn.ReLU()]
     model = nn.Sequential(*layers[:-1], backend=B)
-    opt = optim.Adam(model.parameters(), lr=LR)
     x, y = (B.tensor(a) for a in data())
-
-    def step() -> Any:
-        opt.zero_grad()
-        loss = ag.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
-    return Case(f"agnostic[{backend}]", step, sync=lambda loss: loss.item())
+    return agnostic_adam_case(backend, model, x, y, ag.cross_entropy)
 
 
 def native_case(backend: str) -> Case | None:
@@ -102,17 +93,8 @@ def _torch() -> Case:
     for a, b in zip(SIZES, SIZES[1:]):
         layers += [torch.nn.Linear(a, b), torch.nn.ReLU()]
     model = torch.nn.Sequential(*layers[:-1])
-    opt = torch.optim.Adam(model.parameters(), lr=LR)
     x, y = (torch.from_numpy(a) for a in data())
-
-    def step() -> Any:
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
-    return Case("native torch (eager, torch.optim)", step, sync=lambda loss: loss.item())
+    return torch_adam_case(model, x, y, torch.nn.functional.cross_entropy)
 
 
 def _jax() -> Case:
@@ -131,8 +113,6 @@ def _jax() -> Case:
                 jax.random.uniform(kb, (b,), jnp.float32, -bound, bound),
             )
         )
-    tx = optax.adam(LR)
-    state = [params, tx.init(params)]
     x, y = (jnp.asarray(a) for a in data())
 
     def loss_fn(params: Any) -> Any:
@@ -143,14 +123,4 @@ def _jax() -> Case:
                 h = jax.nn.relu(h)
         return optax.softmax_cross_entropy_with_integer_labels(h, y).mean()
 
-    @jax.jit
-    def update(params: Any, opt_state: Any) -> Any:
-        loss, grads = jax.value_and_grad(loss_fn)(params)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss
-
-    def step() -> Any:
-        state[0], state[1], loss = update(state[0], state[1])
-        return loss
-
-    return Case("native jax (jit, optax)", step, sync=lambda loss: loss.block_until_ready())
+    return jax_adam_case(params, loss_fn)

@@ -9,8 +9,9 @@ from typing import Any
 import numpy as np
 
 from benchmarks.harness import Case
+from benchmarks.steps import agnostic_adam_case, jax_adam_case, torch_adam_case
 
-BATCH, LR = 64, 1e-3
+BATCH = 64
 
 
 def data(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -29,22 +30,13 @@ def _layers(nn: Any) -> list[Any]:
 
 def agnostic_case(backend: str) -> Case:
     import agnostic as ag
-    from agnostic import nn, optim
+    from agnostic import nn
 
     B = ag.backend(backend)
     ag.manual_seed(0)
     model = nn.Sequential(*_layers(nn), backend=B)
-    opt = optim.Adam(model.parameters(), lr=LR)
     x, y = (B.tensor(a) for a in data())
-
-    def step() -> Any:
-        opt.zero_grad()
-        loss = ag.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
-    return Case(f"agnostic[{backend}]", step, sync=lambda loss: loss.item())
+    return agnostic_adam_case(backend, model, x, y, ag.cross_entropy)
 
 
 def native_case(backend: str) -> Case | None:
@@ -56,17 +48,8 @@ def _torch() -> Case:
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(*_layers(torch.nn))
-    opt = torch.optim.Adam(model.parameters(), lr=LR)
     x, y = (torch.from_numpy(a) for a in data())
-
-    def step() -> Any:
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
-    return Case("native torch (eager, torch.optim)", step, sync=lambda loss: loss.item())
+    return torch_adam_case(model, x, y, torch.nn.functional.cross_entropy)
 
 
 def _jax() -> Case:
@@ -81,8 +64,6 @@ def _jax() -> Case:
         "c2": (jax.random.normal(k[1], (64, 32, 3, 3), f32) * 0.06, jnp.zeros(64, f32)),
         "fc": (jax.random.normal(k[2], (10, 64 * 7 * 7), f32) * 0.02, jnp.zeros(10, f32)),
     }
-    tx = optax.adam(LR)
-    state = [params, tx.init(params)]
     x, y = (jnp.asarray(a) for a in data())
 
     def conv_relu_pool(h: Any, w: Any, b: Any) -> Any:
@@ -97,14 +78,4 @@ def _jax() -> Case:
         logits = h.reshape(BATCH, -1) @ p["fc"][0].T + p["fc"][1]
         return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
-    @jax.jit
-    def update(p: Any, opt_state: Any) -> Any:
-        loss, grads = jax.value_and_grad(loss_fn)(p)
-        updates, opt_state = tx.update(grads, opt_state, p)
-        return optax.apply_updates(p, updates), opt_state, loss
-
-    def step() -> Any:
-        state[0], state[1], loss = update(state[0], state[1])
-        return loss
-
-    return Case("native jax (jit, optax)", step, sync=lambda loss: loss.block_until_ready())
+    return jax_adam_case(params, loss_fn)

@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 
 from benchmarks.harness import Case
+from benchmarks.steps import agnostic_adam_case, jax_adam_case, torch_adam_case
 
-VOCAB, D, HEADS, LAYERS, SEQ, BATCH, LR = 256, 128, 4, 2, 64, 16, 1e-3
+VOCAB, D, HEADS, LAYERS, SEQ, BATCH = 256, 128, 4, 2, 64, 16
 
 
 def data(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -41,23 +42,16 @@ def _lm(nn: Any, positions: Any, mask: Any) -> Any:
 
 def agnostic_case(backend: str) -> Case:
     import agnostic as ag
-    from agnostic import nn, optim
+    from agnostic import nn
 
     B = ag.backend(backend)
     ag.manual_seed(0)
     mask = nn.Transformer.generate_square_subsequent_mask(SEQ, device=B)
     model = _lm(nn, ag.arange(SEQ, device=B), mask)(backend=B)
-    opt = optim.Adam(model.parameters(), lr=LR)
     x, y = (B.tensor(a) for a in data())
-
-    def step() -> Any:
-        opt.zero_grad()
-        loss = ag.cross_entropy(model(x).reshape(-1, VOCAB), y.reshape(-1))
-        loss.backward()
-        opt.step()
-        return loss
-
-    return Case(f"agnostic[{backend}]", step, sync=lambda loss: loss.item())
+    return agnostic_adam_case(
+        backend, model, x, y, lambda out, y: ag.cross_entropy(out.reshape(-1, VOCAB), y.reshape(-1))
+    )
 
 
 def native_case(backend: str) -> Case | None:
@@ -70,17 +64,9 @@ def _torch() -> Case:
     torch.manual_seed(0)
     mask = torch.nn.Transformer.generate_square_subsequent_mask(SEQ)
     model = _lm(torch.nn, torch.arange(SEQ), mask)()
-    opt = torch.optim.Adam(model.parameters(), lr=LR)
     x, y = (torch.from_numpy(a) for a in data())
-
-    def step() -> Any:
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(model(x).reshape(-1, VOCAB), y.reshape(-1))
-        loss.backward()
-        opt.step()
-        return loss
-
-    return Case("native torch (eager, torch.optim)", step, sync=lambda loss: loss.item())
+    ce = torch.nn.functional.cross_entropy
+    return torch_adam_case(model, x, y, lambda out, y: ce(out.reshape(-1, VOCAB), y.reshape(-1)))
 
 
 def _jax() -> Case:
@@ -111,8 +97,6 @@ def _jax() -> Case:
         "head": dense(VOCAB, D),
     }
     causal = jnp.tril(jnp.ones((SEQ, SEQ), bool))
-    tx = optax.adam(LR)
-    state = [params, tx.init(params)]
     x, y = (jnp.asarray(a) for a in data())
 
     def linear(h: Any, wb: tuple[Any, Any]) -> Any:
@@ -138,14 +122,4 @@ def _jax() -> Case:
         logits = linear(h, p["head"])
         return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
-    @jax.jit
-    def update(p: Any, opt_state: Any) -> Any:
-        loss, grads = jax.value_and_grad(loss_fn)(p)
-        updates, opt_state = tx.update(grads, opt_state, p)
-        return optax.apply_updates(p, updates), opt_state, loss
-
-    def step() -> Any:
-        state[0], state[1], loss = update(state[0], state[1])
-        return loss
-
-    return Case("native jax (jit, optax)", step, sync=lambda loss: loss.block_until_ready())
+    return jax_adam_case(params, loss_fn)

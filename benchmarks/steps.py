@@ -1,0 +1,58 @@
+"""The training step every workload times, built once per library: zero the gradients, forward,
+loss, backward, Adam update (agnostic and torch eager); the same step under jax.jit with optax."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from benchmarks.harness import Case
+
+LR = 1e-3
+
+
+def agnostic_adam_case(backend: str, model: Any, x: Any, y: Any, loss: Callable[[Any, Any], Any]) -> Case:
+    from agnostic import optim
+
+    return _eager_case(f"agnostic[{backend}]", optim.Adam, model, x, y, loss)
+
+
+def torch_adam_case(model: Any, x: Any, y: Any, loss: Callable[[Any, Any], Any]) -> Case:
+    import torch
+
+    return _eager_case("native torch (eager, torch.optim)", torch.optim.Adam, model, x, y, loss)
+
+
+def _eager_case(name: str, adam: Any, model: Any, x: Any, y: Any, loss: Callable[[Any, Any], Any]) -> Case:
+    """The same eager step for agnostic and torch: their modules and optimizers share the API."""
+    opt = adam(model.parameters(), lr=LR)
+
+    def step() -> Any:
+        opt.zero_grad()
+        value = loss(model(x), y)
+        value.backward()
+        opt.step()
+        return value
+
+    return Case(name, step, sync=lambda value: value.item())
+
+
+def jax_adam_case(params: Any, loss_fn: Callable[[Any], Any]) -> Case:
+    """`loss_fn(params)` closes over the batch; the whole step is one jax.jit."""
+    import jax
+    import optax
+
+    tx = optax.adam(LR)
+    state = [params, tx.init(params)]
+
+    @jax.jit
+    def update(p: Any, opt_state: Any) -> Any:
+        value, grads = jax.value_and_grad(loss_fn)(p)
+        updates, opt_state = tx.update(grads, opt_state, p)
+        return optax.apply_updates(p, updates), opt_state, value
+
+    def step() -> Any:
+        state[0], state[1], value = update(state[0], state[1])
+        return value
+
+    return Case("native jax (jit, optax)", step, sync=lambda value: value.block_until_ready())
