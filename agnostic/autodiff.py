@@ -133,16 +133,14 @@ class _Pending:
         self.pieces, self.dense = pieces, dense
 
     def assemble(self, target: Tensor) -> Tensor:
-        kind = type(self.pieces[0])
-        if any(type(p) is not kind for p in self.pieces):
-            groups: dict[type, list[DeferredCotangent]] = {}
-            for p in self.pieces:
-                groups.setdefault(type(p), []).append(p)
-            dense = self.dense
-            for k, ps in groups.items():
-                dense = k.assemble(ps, dense, target)
-            return dense
-        return kind.assemble(self.pieces, self.dense, target)
+        """Each kind of piece assembles its own, on top of the dense sum."""
+        groups: dict[type, list[DeferredCotangent]] = {}
+        for p in self.pieces:
+            groups.setdefault(type(p), []).append(p)
+        dense = self.dense
+        for kind, pieces in groups.items():
+            dense = kind.assemble(pieces, dense, target)
+        return dense
 
 
 def _accumulate(grads: dict[int, Any], key: int, c: Any) -> None:
