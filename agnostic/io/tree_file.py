@@ -194,24 +194,27 @@ def _read_header(path: str | os.PathLike) -> dict[str, str]:
     """The header's metadata dict, read without the tensor data."""
     name = os.fspath(path)
     with open(name, "rb") as f:
-        head = f.read(8)
-        if len(head) < 8:
-            raise CheckpointError(
-                f"ag.load: {name} is not a safetensors file: it is only {len(head)} bytes long"
-            )
-        n = int.from_bytes(head, "little")
-        size = os.fstat(f.fileno()).st_size
-        if n > size - 8:
-            raise CheckpointError(
-                f"ag.load: {name} is not a whole safetensors file: its header claims {n} bytes but the file has "
-                f"{size - 8} after the length (truncated, or not a safetensors file)"
-            )
-        try:
-            header = json.loads(f.read(n))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise CheckpointError(
-                f"ag.load: {name} is not a safetensors file: its header is not JSON ({exc})"
-            ) from None
+        return _header(f, name)
+
+
+def _header(f: Any, name: str) -> dict[str, str]:
+    """Check the length prefix and parse the JSON header of an open safetensors file."""
+    head = f.read(8)
+    if len(head) < 8:
+        raise CheckpointError(f"ag.load: {name} is not a safetensors file: it is only {len(head)} bytes long")
+    n = int.from_bytes(head, "little")
+    size = os.fstat(f.fileno()).st_size
+    if n > size - 8:
+        raise CheckpointError(
+            f"ag.load: {name} is not a whole safetensors file: its header claims {n} bytes but the file has "
+            f"{size - 8} after the length (truncated, or not a safetensors file)"
+        )
+    try:
+        header = json.loads(f.read(n))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(
+            f"ag.load: {name} is not a safetensors file: its header is not JSON ({exc})"
+        ) from None
     if not isinstance(header, dict):
         raise CheckpointError(f"ag.load: {name} is not a safetensors file: its header is not a JSON object")
     return header.get("__metadata__") or {}
@@ -221,8 +224,9 @@ def _read(path: str | os.PathLike) -> tuple[dict[str, str], dict[str, np.ndarray
     import safetensors
 
     name = os.fspath(path)
-    header = _read_header(name)
-    with open(name, "rb") as f:
+    with open(name, "rb") as f:  # one open: the header checked first, then the whole file
+        header = _header(f, name)
+        f.seek(0)
         data = f.read()
     try:
         entries = safetensors.deserialize(data)
