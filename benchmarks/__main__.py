@@ -2,6 +2,7 @@
 
 python -m benchmarks                          # every backend that runs here
 python -m benchmarks --backends torch --windows 11
+python -m benchmarks --only w1,ops                # some of w1, w2, w3, ops
 """
 
 from __future__ import annotations
@@ -51,13 +52,22 @@ def main() -> None:
     parser.add_argument("--backends", default="numpy,torch,jax")
     parser.add_argument("--windows", type=int, default=7)
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--only", default="w1,w2,w3,ops", help="comma-separated: w1, w2, w3, ops")
     args = parser.parse_args()
+    only = set(args.only.split(","))
+    unknown = only - {"w1", "w2", "w3", "ops"}
+    if unknown:
+        parser.error(f"--only: unknown {sorted(unknown)}; choose from w1, w2, w3, ops")
     backends = available(args.backends.split(","))
     print(f"Machine: {machine()}\n")
     workloads = [
-        ("W1, MLP 784-512-512-10, batch 128", w1_mlp),
-        ("W2, CNN conv32-pool-conv64-pool-linear on 1x28x28, batch 64", w2_cnn),
-        ("W3, causal transformer LM, 2 layers, d 128, 4 heads, seq 64, batch 16, vocab 256", w3_lm),
+        (title, module)
+        for key, title, module in (
+            ("w1", "W1, MLP 784-512-512-10, batch 128", w1_mlp),
+            ("w2", "W2, CNN conv32-pool-conv64-pool-linear on 1x28x28, batch 64", w2_cnn),
+            ("w3", "W3, causal transformer LM, 2 layers, d 128, 4 heads, seq 64, batch 16, vocab 256", w3_lm),
+        )
+        if key in only
     ]
     print("One full training step (forward, backward, Adam), median of windows:\n")
     print("| workload | backend | agnostic | native | native is | agnostic / native |")
@@ -78,6 +88,8 @@ def main() -> None:
                 print(
                     f"| {title} | {b} | {format_time(ours.median)} | {format_time(native.median)} | {native.name} | {ratio:.2f} |"
                 )
+    if "ops" not in only:
+        return
     print("\nPer-op overhead, 4x4 float32 (median of windows):\n")
     print("| backend | op | agnostic | native | overhead |")
     print("|---|---|---|---|---|")

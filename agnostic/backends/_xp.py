@@ -6,6 +6,7 @@ and overrides the few places where the libraries differ.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -338,6 +339,50 @@ class XPBackend(Backend):
 
     def log_softmax(self, a: Array, axis: int) -> Array:
         return a - self.logsumexp(a, (axis,), True)
+
+    def adam_step(
+        self, params: Sequence[Array], grads: Sequence[Array], exp_avgs: Sequence[Array],
+        exp_avg_sqs: Sequence[Array], max_exp_avg_sqs: Sequence[Array] | None, steps: Sequence[int],
+        lr: float, beta1: float, beta2: float, eps: float, weight_decay: float, decoupled: bool,
+        maximize: bool,
+    ) -> tuple[list[Array], list[Array], list[Array], list[Array] | None]:  # fmt: skip
+        """The default's arithmetic in the same order, with the moments updated in place and one
+        scratch array per parameter that becomes its new value (no other allocation)."""
+        xp = self.xp
+        new_p, new_m, new_v, new_max = [], [], [], []
+        for i, (p, g, m, v, t) in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs, steps)):
+            m, v = _writable(m), _writable(v)
+            if maximize:
+                g = -g
+            if weight_decay:
+                if decoupled:
+                    p = p * (1 - lr * weight_decay)
+                else:
+                    g = g + p * weight_decay
+            tmp = xp.subtract(g, m)
+            tmp *= 1 - beta1
+            m += tmp
+            xp.multiply(g, g, out=tmp)
+            tmp *= 1 - beta2
+            v *= beta2
+            v += tmp
+            new_m.append(m)
+            new_v.append(v)
+            if max_exp_avg_sqs is not None:
+                v = xp.maximum(max_exp_avg_sqs[i], v, out=_writable(max_exp_avg_sqs[i]))
+                new_max.append(v)
+            xp.sqrt(v, out=tmp)
+            tmp /= math.sqrt(1 - beta2**t)
+            tmp += eps
+            xp.divide(m, tmp, out=tmp)
+            tmp *= lr / (1 - beta1**t)
+            new_p.append(xp.subtract(p, tmp, out=tmp))
+        return new_p, new_m, new_v, (new_max if max_exp_avg_sqs is not None else None)
+
+
+def _writable(a: Array) -> Array:
+    """`a` itself when it may be written in place, else a copy (a read-only view of a file, say)."""
+    return a if getattr(a.flags, "writeable", True) else a.copy()
 
 
 def _keep_dtype(out: Array, like: Array) -> Array:

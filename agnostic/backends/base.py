@@ -497,6 +497,37 @@ class Backend(abc.ABC):
         weights = self.div(e, self.where(self.eq(total, 0.0), 1.0, total))
         return self.matmul(weights, v)
 
+    def adam_step(
+        self, params: Sequence[Array], grads: Sequence[Array], exp_avgs: Sequence[Array],
+        exp_avg_sqs: Sequence[Array], max_exp_avg_sqs: Sequence[Array] | None, steps: Sequence[int],
+        lr: float, beta1: float, beta2: float, eps: float, weight_decay: float, decoupled: bool,
+        maximize: bool,
+    ) -> tuple[list[Array], list[Array], list[Array], list[Array] | None]:  # fmt: skip
+        """One Adam (decoupled=False: L2 decay added to the gradient) or AdamW step over lists of
+        parameters, as torch.optim computes it; `steps` are the step counts including this one and
+        `max_exp_avg_sqs` is None unless AMSGrad. Returns the new (params, exp_avgs, exp_avg_sqs,
+        max_exp_avg_sqs). The optimizer owns the moment arrays, so an override may update them in
+        place and return them; it never writes `params` or `grads`, which other tensors may share."""
+        new_p, new_m, new_v, new_max = [], [], [], []
+        for i, (p, g, m, v, t) in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs, steps)):
+            if maximize:
+                g = self.neg(g)
+            if weight_decay:
+                if decoupled:
+                    p = self.mul(p, 1 - lr * weight_decay)
+                else:
+                    g = self.add(g, self.mul(p, weight_decay))
+            m = self.add(m, self.mul(self.sub(g, m), 1 - beta1))  # torch's lerp
+            v = self.add(self.mul(v, beta2), self.mul(self.mul(g, g), 1 - beta2))
+            new_m.append(m)
+            new_v.append(v)
+            if max_exp_avg_sqs is not None:
+                v = self.maximum(max_exp_avg_sqs[i], v)
+                new_max.append(v)
+            denom = self.add(self.div(self.sqrt(v), math.sqrt(1 - beta2**t)), eps)
+            new_p.append(self.sub(p, self.mul(self.div(m, denom), lr / (1 - beta1**t))))
+        return new_p, new_m, new_v, (new_max if max_exp_avg_sqs is not None else None)
+
 
 def _declare(name: str, doc: str) -> None:
     def primitive(self: Backend, *args: Any) -> Array:
@@ -520,7 +551,7 @@ PRIMITIVES: tuple[str, ...] = tuple(sorted(Backend.__abstractmethods__))
 
 COMPOSITES: tuple[str, ...] = (
     "logsumexp", "softmax", "log_softmax", "relu", "gelu", "silu", "one_hot", "layer_norm",
-    "batch_norm", "cross_entropy", "scaled_dot_product_attention",
+    "batch_norm", "cross_entropy", "scaled_dot_product_attention", "adam_step",
 )  # fmt: skip
 """Ops with a default here that a backend may override with a fused native call."""
 

@@ -392,6 +392,24 @@ class JaxBackend(Backend):
             scale = 1.0 / math.sqrt(q.shape[-1])
         return _attention(q, k, v, mask, is_causal=is_causal, scale=scale)
 
+    def adam_step(
+        self, params: Sequence[Array], grads: Sequence[Array], exp_avgs: Sequence[Array],
+        exp_avg_sqs: Sequence[Array], max_exp_avg_sqs: Sequence[Array] | None, steps: Sequence[int],
+        lr: float, beta1: float, beta2: float, eps: float, weight_decay: float, decoupled: bool,
+        maximize: bool,
+    ) -> tuple[list[Array], list[Array], list[Array], list[Array] | None]:  # fmt: skip
+        """The whole update as one compiled XLA call. Hyper-parameters and step counts are traced
+        arguments, so a schedule's new learning rate does not recompile."""
+        scalars = (1 - beta1, beta2, 1 - beta2, eps, weight_decay, 1 - lr * weight_decay)
+        step_sizes = [lr / (1 - beta1**t) for t in steps]
+        corrections = [math.sqrt(1 - beta2**t) for t in steps]
+        return _adam(
+            list(params), list(grads), list(exp_avgs), list(exp_avg_sqs),
+            None if max_exp_avg_sqs is None else list(max_exp_avg_sqs), step_sizes, corrections,
+            scalars, decay=("decoupled" if decoupled else "l2") if weight_decay else None,
+            maximize=maximize,
+        )  # fmt: skip
+
 
 def _exact(out: Array, dtype: Any) -> Array:
     """`out`, after checking JAX made the dtype asked for: with 64-bit mode turned off again
@@ -562,6 +580,34 @@ def _attention(q: Array, k: Array, v: Array, mask: Array | None, is_causal: bool
     total = jnp.sum(e, axis=-1, keepdims=True)
     weights = e / jnp.where(total == 0.0, 1.0, total)
     return jnp.matmul(weights, v, precision=lax.Precision.HIGHEST)
+
+
+@_jit("decay", "maximize")
+def _adam(
+    params: list[Array], grads: list[Array], exp_avgs: list[Array], exp_avg_sqs: list[Array],
+    max_exp_avg_sqs: list[Array] | None, step_sizes: list[float], corrections: list[float],
+    scalars: tuple[float, ...], decay: str | None, maximize: bool,
+) -> tuple[list[Array], list[Array], list[Array], list[Array] | None]:  # fmt: skip
+    """The base-class adam_step, same steps in the same order, over every parameter at once."""
+    one_minus_b1, b2, one_minus_b2, eps, weight_decay, shrink = scalars
+    new_p, new_m, new_v, new_max = [], [], [], []
+    for i, (p, g, m, v) in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs)):
+        if maximize:
+            g = -g
+        if decay == "decoupled":
+            p = p * shrink
+        elif decay == "l2":
+            g = g + p * weight_decay
+        m = m + (g - m) * one_minus_b1
+        v = v * b2 + (g * g) * one_minus_b2
+        new_m.append(m)
+        new_v.append(v)
+        if max_exp_avg_sqs is not None:
+            v = jnp.maximum(max_exp_avg_sqs[i], v)
+            new_max.append(v)
+        denom = jnp.sqrt(v) / corrections[i] + eps
+        new_p.append(p - (m / denom) * step_sizes[i])
+    return new_p, new_m, new_v, (new_max if max_exp_avg_sqs is not None else None)
 
 
 # ---------------------------------------------------------------------- table-driven primitives

@@ -457,6 +457,52 @@ class TorchBackend(Backend):
             is_causal = False
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal, scale=scale)
 
+    def adam_step(
+        self, params: Sequence[Array], grads: Sequence[Array], exp_avgs: Sequence[Array],
+        exp_avg_sqs: Sequence[Array], max_exp_avg_sqs: Sequence[Array] | None, steps: Sequence[int],
+        lr: float, beta1: float, beta2: float, eps: float, weight_decay: float, decoupled: bool,
+        maximize: bool,
+    ) -> tuple[list[Array], list[Array], list[Array], list[Array] | None]:  # fmt: skip
+        """torch.optim's fused Adam/AdamW kernel (one pass per tensor), one call per dtype. It
+        works in place, so it gets contiguous copies of the parameters (they are never written)
+        and the moments the optimizer owns; it reads memory linearly, so every operand must be
+        contiguous."""
+        if self._torch_device.type not in _fused_kernel_devices():
+            return super().adam_step(
+                params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, lr, beta1, beta2, eps,
+                weight_decay, decoupled, maximize,
+            )  # fmt: skip
+        amsgrad = max_exp_avg_sqs is not None
+        lists = [
+            [p.clone(memory_format=torch.contiguous_format) for p in params],
+            [g.contiguous() for g in grads],
+            [m.contiguous() for m in exp_avgs],
+            [v.contiguous() for v in exp_avg_sqs],
+            [v.contiguous() for v in max_exp_avg_sqs] if amsgrad else [],
+        ]
+        fused = torch._fused_adamw_ if decoupled else torch._fused_adam_
+        by_dtype: dict[Any, list[int]] = {}
+        for i, p in enumerate(params):
+            by_dtype.setdefault(p.dtype, []).append(i)
+        for index in by_dtype.values():
+            p, g, m, v, vmax = ([lst[i] for i in index] if lst else [] for lst in lists)
+            counts = [torch.tensor(float(steps[i]), device=self._torch_device) for i in index]
+            fused(
+                p, g, m, v, vmax, counts, lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay,
+                eps=eps, amsgrad=amsgrad, maximize=maximize,
+            )  # fmt: skip
+        new_p, _, new_m, new_v, new_max = lists
+        return new_p, new_m, new_v, (new_max if amsgrad else None)
+
+
+def _fused_kernel_devices() -> list[str]:
+    """Device types with torch's fused optimizer kernels (asked of torch: CPU joined in 2.4)."""
+    try:
+        from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
+    except ImportError:
+        return ["cuda"]
+    return _get_fused_kernels_supported_devices()
+
 
 def _unary(fn: Any) -> Any:
     def op(self: TorchBackend, a: Array) -> Array:

@@ -1,12 +1,14 @@
 """Composites through the public API: softmax / log_softmax / logsumexp, relu / gelu / silu and the
 other activations, one_hot, layer_norm, batch_norm, cross_entropy, scaled_dot_product_attention,
-mse_loss and dropout. References are float64 NumPy, or torch.nn.functional in float64 for gelu,
-the norms, cross_entropy and attention (those tests skip, with the reason, when torch is missing).
-Every backend override of a composite is checked against the base-class default."""
+mse_loss, dropout and the fused Adam update (`adam_step`). References are float64 NumPy, or
+torch.nn.functional in float64 for gelu, the norms, cross_entropy and attention (those tests skip,
+with the reason, when torch is missing). Every backend override of a composite is checked against
+the base-class default."""
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -425,6 +427,17 @@ def _composite_cases(backend: ag.Device) -> dict:
     q, k, v = r.standard_normal((2, 4, 3)), r.standard_normal((2, 5, 3)), r.standard_normal((2, 5, 2))
     m = r.random((4, 5)) > 0.3
     m[:, 0] = True
+    shapes = [(3, 4), (5,), (2, 3, 2)]
+
+    def lists(make: Any = nat) -> list[list[Any]]:
+        """Fresh params, grads, exp_avgs, exp_avg_sqs (>= 0) and max_exp_avg_sqs (>= 0) per case:
+        an override may update the moments in place."""
+        return [[make(f(r.standard_normal(s))) for s in shapes] for f in (*[lambda a: a] * 3, np.abs, np.abs)]
+
+    def strided(a: np.ndarray) -> Any:
+        return noncontiguous(backend, a).data
+
+    hyper = dict(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8)
     return {
         "logsumexp": [(nat(x), (1, 2), False), (nat(x), (0,), True)],
         "softmax": [(nat(x), 1), (nat(x), 2)],
@@ -459,6 +472,12 @@ def _composite_cases(backend: ag.Device) -> dict:
             (nat(q), nat(k), nat(v), nat(m & (np.arange(4)[:, None] != 2)), False, None),
             (nat(q), nat(k), nat(v), nat(r.standard_normal((4, 5))), False, None),
         ],
+        "adam_step": [
+            (*lists()[:4], None, [1, 1, 1], *hyper.values(), 0.0, False, False),
+            (*lists(), [3, 7, 1], 0.02, 0.8, 0.9, 1e-6, 0.1, False, True),  # L2 decay, AMSGrad
+            (*lists()[:4], None, [2, 2, 2], 0.05, 0.3, 0.99, 1e-8, 0.5, True, False),  # AdamW, beta1 < 0.5
+            (*lists(strided), [5, 5, 5], *hyper.values(), 0.01, True, True),  # strided arrays
+        ],
     }
 
 
@@ -468,19 +487,73 @@ def test_composite_override_matches_the_default(backend: ag.Device, name: str) -
     ops = backend.ops
     cases = _composite_cases(backend)
     assert set(cases) == set(COMPOSITES)
-    for args in cases[name]:
-        got = ops.to_numpy(getattr(ops, name)(*args))
-        want = ops.to_numpy(getattr(Backend, name)(ops, *args))
-        assert got.shape == want.shape and got.dtype == want.dtype, (
-            f"{name}: {got.shape}/{got.dtype} vs {want.shape}/{want.dtype}"
-        )
-        np.testing.assert_allclose(
-            np.asarray(got, np.float64),
-            np.asarray(want, np.float64),
-            rtol=1e-9,
-            atol=1e-12,
-            err_msg=f"{backend.name}'s {name} differs from the base-class default",
-        )
+    fresh = _composite_cases(backend)[name]  # a fused optimizer update may write its moments
+    for i, args in enumerate(cases[name]):
+        gots = _arrays(ops, getattr(ops, name)(*args))
+        wants = _arrays(ops, getattr(Backend, name)(ops, *fresh[i]))
+        assert len(gots) == len(wants), f"{name}: {len(gots)} outputs, the default gives {len(wants)}"
+        for got, want in zip(gots, wants):
+            assert got.shape == want.shape and got.dtype == want.dtype, (
+                f"{name}: {got.shape}/{got.dtype} vs {want.shape}/{want.dtype}"
+            )
+            np.testing.assert_allclose(
+                np.asarray(got, np.float64),
+                np.asarray(want, np.float64),
+                rtol=1e-9,
+                atol=1e-12,
+                err_msg=f"{backend.name}'s {name} differs from the base-class default (case {i})",
+            )
+
+
+def _arrays(ops: Backend, out: object) -> list[np.ndarray]:
+    """A composite's result as host arrays, flattening the lists of a multi-tensor update."""
+    if isinstance(out, (tuple, list)):
+        return [a for part in out if part is not None for a in _arrays(ops, part)]
+    return [ops.to_numpy(out)]
+
+
+def test_fused_optimizer_update_writes_only_its_own_buffers(backend: ag.Device) -> None:
+    """adam_step may update the moments in place (the optimizer owns them) but never the
+    parameters or gradients, which other tensors may share, and its results are fresh arrays."""
+    ops = backend.ops
+    for args in _composite_cases(backend)["adam_step"]:
+        params, grads = args[0], args[1]
+        before = [ops.to_numpy(a).copy() for a in (*params, *grads)]
+        new_p = ops.adam_step(*args)[0]
+        for a, b in zip((*params, *grads), before):
+            np.testing.assert_array_equal(
+                ops.to_numpy(a), b, err_msg=f"{backend.name}: adam_step wrote an input"
+            )
+        assert all(n is not p for n, p in zip(new_p, params)), "adam_step returned a parameter's own array"
+        assert not any(np.array_equal(ops.to_numpy(n), b) for n, b in zip(new_p, before)), "no update"
+
+
+def test_optimizer_state_dict_is_a_snapshot(backend: ag.Device) -> None:
+    """Adam's state buffers may be updated in place, so state_dict() hands out copies: a saved
+    state stays as it was while training goes on, and a loaded one is not shared with its source."""
+    w = ag.nn.Parameter(tensor(backend, rng(13).standard_normal((3, 2))))
+    opt = ag.optim.Adam([w], lr=0.1)
+    kept = w.detach()
+    w_before = kept.numpy().copy()
+
+    def step() -> None:
+        opt.zero_grad()
+        ((w * w).sum() + w.sum()).backward()
+        opt.step()
+
+    step()
+    np.testing.assert_array_equal(
+        kept.numpy(), w_before, err_msg="an optimizer step wrote a detached parameter"
+    )
+    saved = opt.state_dict()
+    moment = saved["state"][0]["exp_avg"].numpy().copy()
+    other = ag.optim.Adam([ag.nn.Parameter(w.detach())], lr=0.1)
+    other.load_state_dict(saved)
+    step()
+    np.testing.assert_array_equal(saved["state"][0]["exp_avg"].numpy(), moment)
+    np.testing.assert_array_equal(
+        other.state[id(other.param_groups[0]["params"][0])]["exp_avg"].numpy(), moment
+    )
 
 
 def test_composites_do_not_mutate_inputs(backend: ag.Device) -> None:

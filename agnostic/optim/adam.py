@@ -1,12 +1,13 @@
-"""Adam and AdamW (with AMSGrad), as torch.optim computes them (the single-tensor formulas)."""
+"""Adam and AdamW (with AMSGrad), as torch.optim computes them; the update is the backend composite
+`adam_step`, which a backend may fuse (torch's fused kernel, one jitted XLA call)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 import agnostic.ops as ops
+from agnostic.nn.parameter import Parameter
 from agnostic.tensor import Tensor
 
 from .optimizer import Optimizer, Params
@@ -38,29 +39,39 @@ class Adam(Optimizer):
         if group["eps"] < 0 or group["weight_decay"] < 0:
             raise ValueError(f"{name}: eps and weight_decay must be >= 0")
 
-    def _update(self, p: Tensor, grad: Tensor, group: Mapping[str, Any], state: dict[str, Any]) -> Tensor:
-        lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
-        g = -grad if group["maximize"] else grad
-        if wd:
-            if self.decoupled:
-                p = p * (1 - lr * wd)
-            else:
-                g = g + wd * p
-        if not state:
-            state["step"] = 0
-            state["exp_avg"] = ops.zeros_like(p)
-            state["exp_avg_sq"] = ops.zeros_like(p)
-            if group["amsgrad"]:
-                state["max_exp_avg_sq"] = ops.zeros_like(p)
-        state["step"] += 1
-        t = state["step"]
-        m = state["exp_avg"] = state["exp_avg"] + (1 - b1) * (g - state["exp_avg"])  # torch's lerp
-        v = state["exp_avg_sq"] = b2 * state["exp_avg_sq"] + (1 - b2) * g * g
-        if group["amsgrad"]:
-            v = state["max_exp_avg_sq"] = ops.maximum(state["max_exp_avg_sq"], v)
-        step_size = lr / (1 - b1**t)
-        denom = ops.sqrt(v) / math.sqrt(1 - b2**t) + eps
-        return p - step_size * (m / denom)
+    def _update_many(
+        self,
+        params: list[Parameter],
+        grads: list[Tensor],
+        group: Mapping[str, Any],
+        states: list[dict[str, Any]],
+    ) -> list[Tensor]:
+        """One fused `adam_step` over the device's parameters (a backend may override it with a
+        native multi-tensor kernel)."""
+        amsgrad = group["amsgrad"]
+        for p, state in zip(params, states):
+            if not state:
+                state["step"] = 0
+                state["exp_avg"] = ops.zeros_like(p)
+                state["exp_avg_sq"] = ops.zeros_like(p)
+                if amsgrad:
+                    state["max_exp_avg_sq"] = ops.zeros_like(p)
+            state["step"] += 1
+        dev = params[0].device
+        b1, b2 = group["betas"]
+        new_p, m, v, vmax = dev.ops.adam_step(
+            [p.data for p in params], [g.data for g in grads],
+            [s["exp_avg"].data for s in states], [s["exp_avg_sq"].data for s in states],
+            [s["max_exp_avg_sq"].data for s in states] if amsgrad else None, [s["step"] for s in states],
+            lr=group["lr"], beta1=b1, beta2=b2, eps=group["eps"], weight_decay=group["weight_decay"],
+            decoupled=self.decoupled, maximize=group["maximize"],
+        )  # fmt: skip
+        for i, state in enumerate(states):
+            state["exp_avg"] = Tensor._make(m[i], dev)
+            state["exp_avg_sq"] = Tensor._make(v[i], dev)
+            if amsgrad:
+                state["max_exp_avg_sq"] = Tensor._make(vmax[i], dev)
+        return [Tensor._make(a, dev) for a in new_p]
 
 
 class AdamW(Adam):

@@ -1,7 +1,10 @@
 """Optimizer: parameter groups, per-parameter state and PyTorch's state_dict format.
 
 Updates are written with tensor ops, under `no_grad`, and stored with `Parameter.assign`, so every
-optimizer runs unchanged on every backend. `state_dict()` has torch.optim's layout: parameters are
+optimizer runs unchanged on every backend. An optimizer with a fused backend composite (Adam's
+`adam_step`) updates each device's parameters in one call; such a call may update the optimizer's
+own state buffers (`optimizer.state`) in place, as torch.optim does, but never a parameter's array,
+which other tensors may share. `state_dict()` has torch.optim's layout: parameters are
 referred to by their index across the groups, state values are tensors or numbers.
 """
 
@@ -69,12 +72,27 @@ class Optimizer:
         loss = closure() if closure is not None else None
         with no_grad():
             for group in self.param_groups:
+                by_device: dict[int, list[Parameter]] = {}
                 for p in group["params"]:
-                    if p.grad is None:
-                        continue
-                    state = self.state.setdefault(id(p), {})
-                    p.assign(self._update(p.detach(), p.grad.detach(), group, state))
+                    if p.grad is not None:
+                        by_device.setdefault(id(p._device), []).append(p)
+                for params in by_device.values():
+                    states = [self.state.setdefault(id(p), {}) for p in params]
+                    grads = [p.grad.detach() for p in params]
+                    for p, value in zip(params, self._update_many(params, grads, group, states)):
+                        p.assign(value)
         return loss
+
+    def _update_many(
+        self,
+        params: list[Parameter],
+        grads: list[Tensor],
+        group: Mapping[str, Any],
+        states: list[dict[str, Any]],
+    ) -> list[Tensor]:
+        """The new values of one device's parameters of a group. One at a time through `_update`
+        here; an optimizer with a fused backend composite (Adam) updates the whole list in one call."""
+        return [self._update(p.detach(), g, group, s) for p, g, s in zip(params, grads, states)]
 
     def _update(self, p: Tensor, grad: Tensor, group: Mapping[str, Any], state: dict[str, Any]) -> Tensor:
         raise NotImplementedError
@@ -90,7 +108,9 @@ class Optimizer:
                 index.setdefault(id(p), len(index))
                 ids.append(index[id(p)])
             groups.append({**{k: v for k, v in g.items() if k != "params"}, "params": ids})
-        state = {index[k]: dict(v) for k, v in self.state.items() if k in index}
+        state = {
+            index[k]: {n: _snapshot(v) for n, v in s.items()} for k, s in self.state.items() if k in index
+        }
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
@@ -124,9 +144,15 @@ class Optimizer:
 
 
 def _on(p: Parameter, value: Any) -> Any:
-    """A saved state value on `p`'s backend (numbers stay numbers)."""
+    """A saved state value on `p`'s backend, in a buffer of its own (numbers stay numbers)."""
     if isinstance(value, Tensor):
-        return value.detach().to(p.device)
+        return _snapshot(value.detach().to(p.device))  # to() may return the caller's tensor
     if hasattr(value, "shape"):  # a NumPy array, or another library's
-        return asarray(value, device=p.device)
+        return asarray(value, device=p.device, copy=True)
     return value
+
+
+def _snapshot(value: Any) -> Any:
+    """A copy of a state tensor: a fused update may write the optimizer's buffers in place, so
+    what goes out (state_dict) or comes in (load_state_dict) must not share them."""
+    return asarray(value.data, device=value.device, copy=True) if isinstance(value, Tensor) else value
