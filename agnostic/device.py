@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from agnostic import dtypes
+from agnostic import dtypes, tracing
 from agnostic.backends import backend_ops
 from agnostic.backends.base import Backend
 from agnostic.dtypes import DType
@@ -31,12 +31,16 @@ _devices: dict[tuple[str, str], Device] = {}
 class Device:
     """A backend on one device; makes tensors there. Get one with `ag.backend(name, device)`."""
 
-    __slots__ = ("ops", "name", "device")
+    __slots__ = ("ops", "name", "device", "_dtype_table", "_dtype_of", "_shape")
 
     def __init__(self, ops: Backend, name: str) -> None:
         self.ops = ops
         self.name = name
         self.device = ops.device
+        # looked up once: every op result asks for its dtype, and shape checks ask for shapes
+        self._dtype_table = _dtype_table(ops)
+        self._dtype_of = ops.dtype_of
+        self._shape = ops.shape
 
     def __repr__(self) -> str:
         return f"Device({self.name!r}, {self.device!r})"
@@ -131,47 +135,54 @@ class Device:
     def uniform(self, shape: Any, low: float = 0.0, high: float = 1.0, *, seed: int | None = None,
                 generator: Generator | None = None, dtype: Any = None) -> Tensor:  # fmt: skip
         """Uniform [low, high) samples."""
-        from agnostic.random import next_seed
-        from agnostic.tensor import Tensor
-
         d = self._dtype(dtype, dtypes.default_float)
         _float_only(d, "uniform")
-        s = next_seed(seed, generator)
-        return Tensor._make(self.ops.random_uniform(_shape(shape, "uniform"), low, high, d, s), self)
+        return _draw(self, "random_uniform", (_shape(shape, "uniform"), low, high, d), seed, generator)
 
     def normal(self, shape: Any, mean: float = 0.0, std: float = 1.0, *, seed: int | None = None,
                generator: Generator | None = None, dtype: Any = None) -> Tensor:  # fmt: skip
         """Normal samples with the given mean and standard deviation."""
-        from agnostic.random import next_seed
-        from agnostic.tensor import Tensor
-
         d = self._dtype(dtype, dtypes.default_float)
         _float_only(d, "normal")
-        s = next_seed(seed, generator)
-        return Tensor._make(self.ops.random_normal(_shape(shape, "normal"), mean, std, d, s), self)
+        return _draw(self, "random_normal", (_shape(shape, "normal"), mean, std, d), seed, generator)
 
     def bernoulli(self, shape: Any, p: float = 0.5, *, seed: int | None = None,
                   generator: Generator | None = None) -> Tensor:  # fmt: skip
         """Boolean samples, True with probability p."""
-        from agnostic.random import next_seed
-        from agnostic.tensor import Tensor
-
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"bernoulli: p must be in [0, 1], got {p}")
-        s = next_seed(seed, generator)
-        return Tensor._make(self.ops.random_bernoulli(_shape(shape, "bernoulli"), p, s), self)
+        return _draw(self, "random_bernoulli", (_shape(shape, "bernoulli"), p), seed, generator)
 
     def randint(self, low: int, high: int, shape: Any, *, seed: int | None = None,
                 generator: Generator | None = None, dtype: Any = None) -> Tensor:  # fmt: skip
         """Integers in [low, high) (default int64)."""
-        from agnostic.random import next_seed
-        from agnostic.tensor import Tensor
-
         if high <= low:
             raise ValueError(f"randint: need low < high, got low={low}, high={high}")
         d = self._dtype(dtype, dtypes.default_int)
-        s = next_seed(seed, generator)
-        return Tensor._make(self.ops.random_integers(_shape(shape, "randint"), low, high, d, s), self)
+        return _draw(self, "random_integers", (_shape(shape, "randint"), low, high, d), seed, generator)
+
+
+def _draw(
+    device: Device, kind: str, args: tuple[Any, ...], seed: int | None, generator: Generator | None
+) -> Any:
+    """`device.ops.<kind>(*args, seed)` as a Tensor, the seed from `next_seed`. Inside an
+    `agnostic.compile` trace the tracer takes the draw: the compiled step is fed one drawn the
+    same way at each call, so compiled and eager steps see the same numbers."""
+    from agnostic.random import next_seed
+    from agnostic.tensor import Tensor
+
+    if tracing.active is not None:
+        return tracing.active.draw(device, kind, args, seed, generator)
+    return Tensor._make(getattr(device.ops, kind)(*args, next_seed(seed, generator)), device)
+
+
+def _dtype_table(ops: Backend) -> Any:
+    """`ops.dtype_table`, unless a subclass overrides `dtype_of` below the class that set the table
+    (the table would bypass the override)."""
+    mro = type(ops).__mro__
+    table_owner = next(c for c in mro if "dtype_table" in c.__dict__)
+    method_owner = next(c for c in mro if "dtype_of" in c.__dict__)
+    return ops.dtype_table if issubclass(table_owner, method_owner) else None
 
 
 def _float_only(d: DType, op: str) -> None:

@@ -46,20 +46,15 @@ _builtin_bool = bool
 class DType:
     """A dtype: a name, a kind ('b' bool, 'i' signed, 'u' unsigned, 'f' float) and a size in bytes."""
 
-    __slots__ = ("name", "kind", "itemsize")
+    __slots__ = ("name", "kind", "itemsize", "is_floating", "is_integer")
 
     def __init__(self, name: str, kind: str, itemsize: int) -> None:
         self.name = name
         self.kind = kind
         self.itemsize = itemsize
-
-    @property
-    def is_floating(self) -> _builtin_bool:
-        return self.kind == "f"
-
-    @property
-    def is_integer(self) -> _builtin_bool:
-        return self.kind in "iu"
+        # plain attributes, not properties: every op reads them, and a property call costs more
+        self.is_floating: _builtin_bool = kind == "f"
+        self.is_integer: _builtin_bool = kind in "iu"
 
     @property
     def bits(self) -> int:

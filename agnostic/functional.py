@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from agnostic import dtypes
+from agnostic import dtypes, tracing
 from agnostic import ops as O
 from agnostic import primitives as P
 from agnostic.random import Generator
@@ -210,7 +210,7 @@ def cross_entropy(
             f"(expected {expected}: the logits without the class axis)"
         )
     target = P.cast(target, dtypes.int64)
-    if target.size:
+    if target.size and not tracing.tracing():  # values are symbolic in a compile trace
         host = target.numpy()
         valid = host[host != ignore_index]
         if valid.size and (valid.min() < 0 or valid.max() >= num_classes):
@@ -311,7 +311,7 @@ def nll_loss(
         )
     O._same_device("nll_loss", (logp, target))
     target = P.cast(target, dtypes.int64)
-    if target.size:
+    if target.size and not tracing.tracing():
         host = target.numpy()
         valid_host = host[host != ignore_index]
         if valid_host.size and (valid_host.min() < 0 or valid_host.max() >= num_classes):

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from agnostic import dtypes
+from agnostic import dtypes, tracing
 from agnostic import primitives as P
 from agnostic.device import Device, as_device, get_default_backend
 from agnostic.dtypes import DType
@@ -23,6 +23,7 @@ from agnostic.tensor import Tensor
 
 _builtin_max = builtins.max
 _SCALARS = (bool, int, float)
+_BOOL = dtypes.bool
 _PROMOTE = {(a, b): dtypes.result_type(a, b) for a in dtypes.ALL_DTYPES for b in dtypes.ALL_DTYPES}
 
 
@@ -232,7 +233,11 @@ def meshgrid(*arrays: Tensor, indexing: str = "xy") -> list[Tensor]:
 def _tensor(x: Any, op: str) -> Tensor:
     if isinstance(x, Tensor):
         return x
-    raise TypeError(f"{op}: expected a Tensor, got {type(x).__name__}; make one with ag.asarray(...)")
+    raise _not_a_tensor(x, op)
+
+
+def _not_a_tensor(x: Any, op: str) -> TypeError:
+    return TypeError(f"{op}: expected a Tensor, got {type(x).__name__}; make one with ag.asarray(...)")
 
 
 def _axis(axis: Any, ndim: int, op: str, shape: tuple[int, ...] | None = None) -> int:
@@ -311,13 +316,19 @@ def _promote(op: str, x1: Any, x2: Any) -> tuple[Any, Any, DType]:
             d = _PROMOTE[d1, d2]
             return (x1 if d1 is d else P.cast(x1, d)), (x2 if d2 is d else P.cast(x2, d)), d
         if isinstance(x2, _SCALARS):
-            d = dtypes.scalar_result_type(x1._dtype, x2)
+            d = x1._dtype
+            if type(x2) is float and d.is_floating:  # the common `x * 0.5`: a weak float keeps d
+                return x1, x2, d
+            d = dtypes.scalar_result_type(d, x2)
             _check_scalar_fits(op, d, x2)
             return (x1 if d is x1._dtype else P.cast(x1, d)), x2, d
         return _promote(op, x1, asarray(x2, device=x1._device))
     if isinstance(x2, Tensor):
         if isinstance(x1, _SCALARS):
-            d = dtypes.scalar_result_type(x2._dtype, x1)
+            d = x2._dtype
+            if type(x1) is float and d.is_floating:
+                return x1, x2, d
+            d = dtypes.scalar_result_type(d, x1)
             _check_scalar_fits(op, d, x1)
             return x1, (x2 if d is x2._dtype else P.cast(x2, d)), d
         return _promote(op, asarray(x1, device=x2._device), x2)
@@ -326,27 +337,37 @@ def _promote(op: str, x1: Any, x2: Any) -> tuple[Any, Any, DType]:
     )
 
 
-def _call_binary(op: str, prim: Any, a: Any, b: Any) -> Tensor:
-    try:
-        return prim(a, b)
-    except Exception:
-        sa = a.shape if isinstance(a, Tensor) else ()
-        sb = b.shape if isinstance(b, Tensor) else ()
-        _broadcast_shapes(op, sa, sb)  # raises the clear message when shapes are the problem
-        raise
+def _check_broadcast(op: str, a: Any, b: Any) -> None:
+    """After a backend failed on `op`: raise the clear message when the shapes are the problem."""
+    sa = a.shape if isinstance(a, Tensor) else ()
+    sb = b.shape if isinstance(b, Tensor) else ()
+    _broadcast_shapes(op, sa, sb)
 
 
 # ====================================================================== elementwise
 def _arith(op: str, prim: Any, float_only: bool = False, no_bool: bool = False) -> Any:
     def fn(x1: Any, x2: Any, /) -> Tensor:
-        a, b, d = _promote(op, x1, x2)
+        # two tensors of one dtype on one device (the usual case) need no promotion: skip the call
+        if (
+            isinstance(x1, Tensor)
+            and isinstance(x2, Tensor)
+            and x1._dtype is x2._dtype
+            and x1._device is x2._device
+        ):
+            a, b, d = x1, x2, x1._dtype
+        else:
+            a, b, d = _promote(op, x1, x2)
         if float_only and not d.is_floating:
             f = dtypes.default_float
             a = P.cast(a, f) if isinstance(a, Tensor) else float(a)
             b = P.cast(b, f) if isinstance(b, Tensor) else float(b)
-        elif no_bool and d is dtypes.bool:
+        elif no_bool and d is _BOOL:
             raise TypeError(f"{op}: not defined for bool tensors; cast with .astype(ag.int64) first")
-        return _call_binary(op, prim, a, b)
+        try:
+            return prim(a, b)
+        except Exception:
+            _check_broadcast(op, a, b)
+            raise
 
     fn.__name__ = fn.__qualname__ = op
     fn.__doc__ = f"Elementwise {op} with broadcasting and the agnostic promotion table."
@@ -359,7 +380,11 @@ def _logical(op: str, prim: Any) -> Any:
         if d is not dtypes.bool:
             a = P.ne(a, 0) if isinstance(a, Tensor) else builtins.bool(a)
             b = P.ne(b, 0) if isinstance(b, Tensor) else builtins.bool(b)
-        return _call_binary(op, prim, a, b)
+        try:
+            return prim(a, b)
+        except Exception:
+            _check_broadcast(op, a, b)
+            raise
 
     fn.__name__ = fn.__qualname__ = op
     fn.__doc__ = f"Elementwise {op} of truth values (non-bool inputs compare with zero)."
@@ -371,7 +396,11 @@ def _bitwise(op: str, prim: Any, allow_bool: bool = True) -> Any:
         a, b, d = _promote(op, x1, x2)
         if d.is_floating or (d is dtypes.bool and not allow_bool):
             raise TypeError(f"{op}: needs integer{' or bool' if allow_bool else ''} tensors, got {d.name}")
-        return _call_binary(op, prim, a, b)
+        try:
+            return prim(a, b)
+        except Exception:
+            _check_broadcast(op, a, b)
+            raise
 
     fn.__name__ = fn.__qualname__ = op
     return fn
@@ -409,7 +438,8 @@ sub, mul, div, power = subtract, multiply, divide, pow
 
 def _float_unary(op: str, prim: Any) -> Any:
     def fn(x: Tensor, /) -> Tensor:
-        x = _tensor(x, op)
+        if not isinstance(x, Tensor):
+            raise _not_a_tensor(x, op)
         if not x._dtype.is_floating:
             x = P.cast(x, dtypes.default_float)
         return prim(x)
@@ -421,8 +451,9 @@ def _float_unary(op: str, prim: Any) -> Any:
 
 def _numeric_unary(op: str, prim: Any, int_identity: bool = False) -> Any:
     def fn(x: Tensor, /) -> Tensor:
-        x = _tensor(x, op)
-        if x._dtype is dtypes.bool:
+        if not isinstance(x, Tensor):
+            raise _not_a_tensor(x, op)
+        if x._dtype is _BOOL:
             raise TypeError(f"{op}: not defined for bool tensors; cast with .astype(...) first")
         if int_identity and not x._dtype.is_floating:
             return x
@@ -679,23 +710,42 @@ def cumprod(x: Tensor, /, axis: int | None = None, *, dtype: Any = None) -> Tens
 # ====================================================================== linear algebra
 def matmul(x1: Tensor, x2: Tensor, /) -> Tensor:
     """Matrix product with NumPy's rules: 1-D operands are vectors, batch dimensions broadcast."""
-    if not isinstance(x1, Tensor) or not isinstance(x2, Tensor):
+    if (
+        isinstance(x1, Tensor)
+        and isinstance(x2, Tensor)
+        and x1._dtype is x2._dtype
+        and x1._device is x2._device
+    ):
+        a, b, d = x1, x2, x1._dtype
+    else:
         if isinstance(x1, _SCALARS) or isinstance(x2, _SCALARS):
             raise TypeError("matmul: operands must be tensors, not scalars; use * for scaling")
-    a, b, d = _promote("matmul", x1, x2)
-    if a.ndim == 0 or b.ndim == 0:
-        raise ValueError(
-            f"matmul: operands must have at least 1 dimension, got shapes {a.shape} and {b.shape}"
-        )
-    if d is dtypes.bool:
+        a, b, d = _promote("matmul", x1, x2)
+    if d is _BOOL:
+        _check_matmul(a, b, d)  # raises: a backend may multiply bools, agnostic does not
+    # shapes are checked only when the backend fails (as for elementwise broadcasting): reading
+    # them first would cost more than the product of two small matrices
+    try:
+        return P.matmul(a, b)
+    except Exception:
+        _check_matmul(a, b, d)
+        raise
+
+
+def _check_matmul(a: Tensor, b: Tensor, d: DType) -> None:
+    """Raise the clear message for operands matmul does not accept."""
+    sa, sb = a.shape, b.shape
+    na, nb = len(sa), len(sb)
+    if na == 0 or nb == 0:
+        raise ValueError(f"matmul: operands must have at least 1 dimension, got shapes {sa} and {sb}")
+    if d is _BOOL:
         raise TypeError("matmul: not defined for bool tensors")
-    ka = a.shape[-1]
-    kb = b.shape[-2] if b.ndim > 1 else b.shape[0]
+    ka = sa[-1]
+    kb = sb[-2] if nb > 1 else sb[0]
     if ka != kb:
-        raise ValueError(f"matmul: shapes {a.shape} and {b.shape}: inner dimensions {ka} and {kb} differ")
-    if a.ndim > 2 or b.ndim > 2:
-        _broadcast_shapes("matmul (batch dimensions)", a.shape[:-2], b.shape[:-2])
-    return P.matmul(a, b)
+        raise ValueError(f"matmul: shapes {sa} and {sb}: inner dimensions {ka} and {kb} differ")
+    if na > 2 or nb > 2:
+        _broadcast_shapes("matmul (batch dimensions)", sa[:-2], sb[:-2])
 
 
 def matrix_transpose(x: Tensor, /) -> Tensor:
@@ -1072,7 +1122,7 @@ def _normalize_key(x: Tensor, key: Any, op: str = "getitem") -> tuple:
                 dim += _builtin_max(k.ndim, 1)
             else:
                 n = x.shape[dim]
-                if k.size:
+                if k.size and not tracing.tracing():  # values are symbolic in a compile trace
                     host = k._device.ops.to_numpy(k._data)
                     lo, hi = int(host.min()), int(host.max())
                     if lo < -n or hi >= n:
@@ -1178,6 +1228,8 @@ def _wrap_indices(idx: Tensor, n: int, op: str, axis: int) -> Tensor:
     """Bounds-check integer indices (negative count from the end) and make them non-negative."""
     if idx.size == 0:
         return idx
+    if tracing.tracing():  # symbolic values: no host check, as under jax.jit
+        return P.where(P.lt(idx, 0), P.add(idx, n), idx)
     host = idx._device.ops.to_numpy(idx._data)
     lo, hi = int(host.min()), int(host.max())
     if lo < -n or hi >= n:

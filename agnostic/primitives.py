@@ -60,8 +60,9 @@ def zeros_like(t: Tensor) -> Tensor:
 # ---------------------------------------------------------------------- elementwise
 def _unary(name: str, rule: Rule | None) -> Callable[[Tensor], Tensor]:
     def op(x: Tensor) -> Tensor:
-        out = _make(getattr(x._device.ops, name)(x._data), x._device)
-        if rule is not None and mode.enabled and x.requires_grad:
+        dev = x._device
+        out = _make(getattr(dev.ops, name)(x._data), dev)
+        if rule is not None and x.requires_grad and mode.enabled:
             _record(out, name, (x,), lambda g, y: (rule(g, x, y),))
         return out
 
@@ -444,8 +445,9 @@ def logsumexp(x: Tensor, axes: tuple[int, ...], keepdims: bool) -> Tensor:
 
 # ---------------------------------------------------------------------- linear algebra
 def matmul(a: Tensor, b: Tensor) -> Tensor:
-    out = _make(a._device.ops.matmul(a._data, b._data), a._device)
-    if _tracking(a, b):
+    dev = a._device
+    out = _make(dev.ops.matmul(a._data, b._data), dev)
+    if (a.requires_grad or b.requires_grad) and mode.enabled:
         wa, wb = a.requires_grad, b.requires_grad
 
         def vjp(g: Tensor, y: Tensor) -> tuple[Tensor, ...]:

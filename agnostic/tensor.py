@@ -16,6 +16,8 @@ from agnostic.dtypes import DType
 
 __all__ = ["Tensor"]
 
+_new = object.__new__
+
 
 class Tensor:
     """An n-dimensional array on one backend, differentiable when `requires_grad` is set."""
@@ -37,10 +39,11 @@ class Tensor:
     @classmethod
     def _make(cls, data: Any, device: Device) -> Tensor:
         """Wrap a native array (the fast path every op uses)."""
-        t = object.__new__(cls)
+        t = _new(cls)
         t._data = data
         t._device = device
-        t._dtype = device.ops.dtype_of(data)
+        table = device._dtype_table
+        t._dtype = table[data.dtype] if table is not None else device._dtype_of(data)
         t._node = None
         t.requires_grad = False
         t.grad = None
@@ -49,7 +52,7 @@ class Tensor:
     # ------------------------------------------------------------------ properties
     @property
     def shape(self) -> tuple[int, ...]:
-        return tuple(self._device.ops.shape(self._data))
+        return tuple(self._device._shape(self._data))
 
     @property
     def dtype(self) -> DType:
@@ -57,12 +60,12 @@ class Tensor:
 
     @property
     def ndim(self) -> int:
-        return len(self._device.ops.shape(self._data))
+        return len(self._device._shape(self._data))
 
     @property
     def size(self) -> int:
         n = 1
-        for s in self._device.ops.shape(self._data):
+        for s in self._device._shape(self._data):
             n *= s
         return n
 

@@ -69,25 +69,28 @@ def main() -> None:
         )
         if key in only
     ]
-    print("One full training step (forward, backward, Adam), median of windows:\n")
+    print("One full training step (forward, backward, Adam), median of windows. Where the backend")
+    print("has a compiler, the same step also runs through `ag.compile`:\n")
     print("| workload | backend | agnostic | native | native is | agnostic / native |")
     print("|---|---|---|---|---|---|")
     for title, module in workloads:
         for b in backends:
+            import agnostic as ag
+
             native = module.native_case(b)
-            cases = measure(
-                [module.agnostic_case(b)] + ([native] if native else []),
-                windows=args.windows,
-                steps=args.steps,
-            )
-            ours = cases[0]
-            if native is None:
-                print(f"| {title} | {b} | {format_time(ours.median)} | - | no native reference | - |")
-            else:
-                ratio = ours.median / native.median
-                print(
-                    f"| {title} | {b} | {format_time(ours.median)} | {format_time(native.median)} | {native.name} | {ratio:.2f} |"
-                )
+            ours = [module.agnostic_case(b)]
+            if ag.backend(b).ops.compiler is not None:
+                ours.append(module.agnostic_case(b, compiled=True))
+            measure(ours + ([native] if native else []), windows=args.windows, steps=args.steps)
+            for case in ours:
+                what = f"{b}, compiled" if case.name.endswith("compiled") else b
+                if native is None:
+                    print(f"| {title} | {what} | {format_time(case.median)} | - | no native reference | - |")
+                else:
+                    ratio = case.median / native.median
+                    print(
+                        f"| {title} | {what} | {format_time(case.median)} | {format_time(native.median)} | {native.name} | {ratio:.2f} |"
+                    )
     if "ops" not in only:
         return
     print("\nPer-op overhead, 4x4 float32 (median of windows):\n")

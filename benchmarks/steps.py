@@ -11,10 +11,26 @@ from benchmarks.harness import Case
 LR = 1e-3
 
 
-def agnostic_adam_case(backend: str, model: Any, x: Any, y: Any, loss: Callable[[Any, Any], Any]) -> Case:
+def agnostic_adam_case(
+    backend: str, model: Any, x: Any, y: Any, loss: Callable[[Any, Any], Any], compiled: bool = False
+) -> Case:
+    """The eager step, or the same step through `ag.compile`."""
+    import agnostic as ag
     from agnostic import optim
 
-    return _eager_case(f"agnostic[{backend}]", optim.Adam, model, x, y, loss)
+    if not compiled:
+        return _eager_case(f"agnostic[{backend}]", optim.Adam, model, x, y, loss)
+    opt = optim.Adam(model.parameters(), lr=LR)
+
+    @ag.compile
+    def step() -> Any:
+        opt.zero_grad()
+        value = loss(model(x), y)
+        value.backward()
+        opt.step()
+        return value
+
+    return Case(f"agnostic[{backend}] compiled", step, sync=lambda value: value.item())
 
 
 def torch_adam_case(model: Any, x: Any, y: Any, loss: Callable[[Any, Any], Any]) -> Case:

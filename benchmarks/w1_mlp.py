@@ -20,7 +20,7 @@ def data(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return rng.normal(size=(BATCH, SIZES[0])).astype(np.float32), rng.integers(0, SIZES[-1], BATCH)
 
 
-def agnostic_case(backend: str) -> Case:
+def agnostic_case(backend: str, compiled: bool = False) -> Case:
     import agnostic as ag
     from agnostic import nn
 
@@ -31,7 +31,7 @@ def agnostic_case(backend: str) -> Case:
         layers += [nn.Linear(a, b), nn.ReLU()]
     model = nn.Sequential(*layers[:-1], backend=B)
     x, y = (B.tensor(a) for a in data())
-    return agnostic_adam_case(backend, model, x, y, ag.cross_entropy)
+    return agnostic_adam_case(backend, model, x, y, ag.cross_entropy, compiled)
 
 
 def native_case(backend: str) -> Case | None:

@@ -28,7 +28,7 @@ def _layers(nn: Any) -> list[Any]:
     ]  # fmt: skip
 
 
-def agnostic_case(backend: str) -> Case:
+def agnostic_case(backend: str, compiled: bool = False) -> Case:
     import agnostic as ag
     from agnostic import nn
 
@@ -36,7 +36,7 @@ def agnostic_case(backend: str) -> Case:
     ag.manual_seed(0)
     model = nn.Sequential(*_layers(nn), backend=B)
     x, y = (B.tensor(a) for a in data())
-    return agnostic_adam_case(backend, model, x, y, ag.cross_entropy)
+    return agnostic_adam_case(backend, model, x, y, ag.cross_entropy, compiled)
 
 
 def native_case(backend: str) -> Case | None:

@@ -40,7 +40,7 @@ def _lm(nn: Any, positions: Any, mask: Any) -> Any:
     return LM
 
 
-def agnostic_case(backend: str) -> Case:
+def agnostic_case(backend: str, compiled: bool = False) -> Case:
     import agnostic as ag
     from agnostic import nn
 
@@ -50,7 +50,7 @@ def agnostic_case(backend: str) -> Case:
     model = _lm(nn, ag.arange(SEQ, device=B), mask)(backend=B)
     x, y = (B.tensor(a) for a in data())
     return agnostic_adam_case(
-        backend, model, x, y, lambda out, y: ag.cross_entropy(out.reshape(-1, VOCAB), y.reshape(-1))
+        backend, model, x, y, lambda out, y: ag.cross_entropy(out.reshape(-1, VOCAB), y.reshape(-1)), compiled
     )
 
 

@@ -310,6 +310,27 @@ def test_fit_agrees_across_backends(backend: str) -> None:
             assert a[k] == pytest.approx(b[k], rel=1e-4, abs=1e-6), k
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_compiled_fit_is_the_eager_one(backend: str) -> None:
+    """compile=True: forward/backward and the update through ag.compile (gradient accumulation,
+    clipping, dropout and a schedule included); the last batch of an epoch is smaller (one more
+    program). Eager NumPy is the reference."""
+    options = {"grad_accum": 2, "clip_grad_norm": 0.5}
+    reference, train, val = _setup("numpy", **options)
+    reference.fit(train, epochs=2, val_loader=val)
+    learner, train, val = _setup(backend, compile=True, **options)
+    learner.fit(train, epochs=2, val_loader=val)
+    for a, b in zip(learner.history, reference.history):
+        for k in ("loss", "val_loss", "accuracy", "val_accuracy", "lr"):
+            assert a[k] == pytest.approx(b[k], rel=1e-4, abs=1e-6), k
+    for k, v in _params(reference).items():
+        np.testing.assert_allclose(_params(learner)[k], v, rtol=1e-4, atol=1e-6, err_msg=k)
+    if ag.backend(backend).ops.compiler is not None:
+        # batches of 10 and 4, each with and without an incoming gradient: at most four programs
+        assert 1 <= learner._forward_backward.compilations <= 4
+        assert learner._update.compilations == 1
+
+
 def test_batches_move_to_the_model_and_fit_returns_the_learner() -> None:
     if "torch" not in BACKENDS:
         pytest.skip("needs a second backend (torch)")

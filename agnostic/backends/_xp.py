@@ -100,7 +100,7 @@ class XPBackend(Backend):
         """Bind the table-driven primitives straight to `cls.xp`'s functions (no lookup per call)."""
         super().__init_subclass__(**kwargs)
         cls._native_dtypes = {d: dtypes.to_numpy_dtype(d) for d in dtypes.ALL_DTYPES}
-        cls._from_native = {v: k for k, v in cls._native_dtypes.items()}
+        cls.dtype_table = {v: k for k, v in cls._native_dtypes.items()}
         for table, make in (
             (_UNARY, _unary),
             (_BINARY, _binary),
@@ -116,7 +116,7 @@ class XPBackend(Backend):
         return self._native_dtypes[dtype]
 
     def dtype_of(self, a: Array) -> DType:
-        return self._from_native[a.dtype]
+        return self.dtype_table[a.dtype]
 
     def shape(self, a: Array) -> Shape:
         return a.shape
@@ -198,7 +198,8 @@ class XPBackend(Backend):
 
     # ------------------------------------------------------------------ linear algebra
     def matmul(self, a: Array, b: Array) -> Array:
-        return _keep_dtype(self.xp.matmul(a, b), a)
+        out = self.xp.matmul(a, b)
+        return out if out.dtype == a.dtype else out.astype(a.dtype)  # _keep_dtype, a call less
 
     # ------------------------------------------------------------------ shape
     def reshape(self, a: Array, shape: Shape) -> Array:
@@ -342,12 +343,17 @@ class XPBackend(Backend):
 
     def adam_step(
         self, params: Sequence[Array], grads: Sequence[Array], exp_avgs: Sequence[Array],
-        exp_avg_sqs: Sequence[Array], max_exp_avg_sqs: Sequence[Array] | None, steps: Sequence[int],
-        lr: float, beta1: float, beta2: float, eps: float, weight_decay: float, decoupled: bool,
-        maximize: bool,
+        exp_avg_sqs: Sequence[Array], max_exp_avg_sqs: Sequence[Array] | None,
+        steps: Sequence[int | Array], lr: float | Array, beta1: float, beta2: float, eps: float,
+        weight_decay: float, decoupled: bool, maximize: bool,
     ) -> tuple[list[Array], list[Array], list[Array], list[Array] | None]:  # fmt: skip
         """The default's arithmetic in the same order, with the moments updated in place and one
         scratch array per parameter that becomes its new value (no other allocation)."""
+        if not self._numbers(lr, steps):
+            return super().adam_step(
+                params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, lr, beta1, beta2, eps,
+                weight_decay, decoupled, maximize,
+            )  # fmt: skip
         xp = self.xp
         new_p, new_m, new_v, new_max = [], [], [], []
         for i, (p, g, m, v, t) in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs, steps)):

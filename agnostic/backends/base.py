@@ -1,8 +1,10 @@
 """The op-set: an abstract Backend whose primitives work on native arrays.
 
 A backend maps each primitive to native calls and knows nothing of Tensor, autodiff or modules.
-The Tensor layer has already decided dtypes, broadcast-checked shapes and normalized arguments
-before it calls a primitive, so a backend does no promotion of its own:
+The Tensor layer has already decided dtypes and normalized arguments before it calls a primitive,
+so a backend does no promotion of its own. Shapes of elementwise ops and matmul are checked only
+when the backend call fails (checking first costs more than a small op): a backend must raise,
+with any exception, on shapes it cannot combine, and the Tensor layer then names the problem.
 
 - binary primitives get two native arrays of one dtype, or one native array and a Python scalar
   that does not change that dtype (Python scalars are weak on every library we wrap);
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import abc
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -59,11 +61,19 @@ class BackendUnavailable(RuntimeError):
     """A backend cannot run here: its library is missing or it has no device. The message says why."""
 
 
+class TraceError(RuntimeError):
+    """A traced function read a symbolic value on the host (its library's error, translated)."""
+
+
 class Backend(abc.ABC):
     """A tensor op-set over one library's native arrays, bound to one device."""
 
     name: ClassVar[str] = "abstract"
     """The registry name (``"numpy"``, ``"torch"``...)."""
+
+    compiler: ClassVar[str | None] = None
+    """The compiler `agnostic.compile` hands traced steps to ("jax.jit", "torch.fx"...); None
+    runs them eagerly, and `trace` / `compile_traced` are then never called."""
 
     flushes_subnormals: bool = False
     """Whether the device treats subnormal floats as zero (flush-to-zero, denormals-are-zero), as
@@ -107,6 +117,11 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def dtype_of(self, a: Array) -> DType:
         """The agnostic dtype of a native array."""
+
+    dtype_table: ClassVar[Mapping[Any, DType] | None] = None
+    """Optional, for speed: the agnostic dtype of each native dtype object, for a backend whose
+    `dtype_of(a)` is `dtype_table[a.dtype]`. Tensors made by an op then look their dtype up here,
+    a call less per op. Leave it None where `dtype_of` does anything else."""
 
     @abc.abstractmethod
     def shape(self, a: Array) -> Shape:
@@ -351,6 +366,18 @@ class Backend(abc.ABC):
     ) -> Array:  # fmt: skip
         """The gradient of `avg_pool` with respect to its input (the adjoint of avg_pool)."""
 
+    # ------------------------------------------------------------------ compilation
+    def trace(self, fn: Callable[..., list[Array]], inputs: list[Array]) -> Any:
+        """Trace `fn(*inputs)`, a pure function of native arrays returning a list of them, into
+        this library's program form (without running it); raise TraceError when `fn` reads a
+        traced value on the host."""
+        raise NotImplementedError(f"backend {self.name!r} has no compiler")
+
+    def compile_traced(self, traced: Any, mode: str | None) -> Callable[..., list[Array]]:
+        """Compile what `trace` returned into a function of the same inputs; `mode` is the
+        option `agnostic.compile` was given."""
+        raise NotImplementedError(f"backend {self.name!r} has no compiler")
+
     # ================================================================== composites
     # Defaults use only primitives through `self`, so they also run on Tensors for autodiff.
 
@@ -499,22 +526,25 @@ class Backend(abc.ABC):
 
     def adam_step(
         self, params: Sequence[Array], grads: Sequence[Array], exp_avgs: Sequence[Array],
-        exp_avg_sqs: Sequence[Array], max_exp_avg_sqs: Sequence[Array] | None, steps: Sequence[int],
-        lr: float, beta1: float, beta2: float, eps: float, weight_decay: float, decoupled: bool,
-        maximize: bool,
+        exp_avg_sqs: Sequence[Array], max_exp_avg_sqs: Sequence[Array] | None,
+        steps: Sequence[int | Array], lr: float | Array, beta1: float, beta2: float, eps: float,
+        weight_decay: float, decoupled: bool, maximize: bool,
     ) -> tuple[list[Array], list[Array], list[Array], list[Array] | None]:  # fmt: skip
         """One Adam (decoupled=False: L2 decay added to the gradient) or AdamW step over lists of
         parameters, as torch.optim computes it; `steps` are the step counts including this one and
         `max_exp_avg_sqs` is None unless AMSGrad. Returns the new (params, exp_avgs, exp_avg_sqs,
         max_exp_avg_sqs). The optimizer owns the moment arrays, so an override may update them in
-        place and return them; it never writes `params` or `grads`, which other tensors may share."""
+        place and return them; it never writes `params` or `grads`, which other tensors may share.
+        In a compiled step the step counts and `lr` are 0-d arrays (see `_adam_scalars`); overrides fuse
+        the eager case and leave that one to this default, which the compiler fuses."""
         new_p, new_m, new_v, new_max = [], [], [], []
         for i, (p, g, m, v, t) in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs, steps)):
+            step_size, correction, shrink = self._adam_scalars(lr, t, beta1, beta2, weight_decay, p)
             if maximize:
                 g = self.neg(g)
             if weight_decay:
                 if decoupled:
-                    p = self.mul(p, 1 - lr * weight_decay)
+                    p = self.mul(p, shrink)
                 else:
                     g = self.add(g, self.mul(p, weight_decay))
             m = self.add(m, self.mul(self.sub(g, m), 1 - beta1))  # torch's lerp
@@ -524,9 +554,30 @@ class Backend(abc.ABC):
             if max_exp_avg_sqs is not None:
                 v = self.maximum(max_exp_avg_sqs[i], v)
                 new_max.append(v)
-            denom = self.add(self.div(self.sqrt(v), math.sqrt(1 - beta2**t)), eps)
-            new_p.append(self.sub(p, self.mul(self.div(m, denom), lr / (1 - beta1**t))))
+            denom = self.add(self.div(self.sqrt(v), correction), eps)
+            new_p.append(self.sub(p, self.mul(self.div(m, denom), step_size)))
         return new_p, new_m, new_v, (new_max if max_exp_avg_sqs is not None else None)
+
+    def _adam_scalars(
+        self, lr: float | Array, t: int | Array, beta1: float, beta2: float, weight_decay: float, like: Array
+    ) -> tuple[Any, Any, Any]:
+        """Adam's step size lr / (1 - beta1^t), bias correction sqrt(1 - beta2^t) and decoupled
+        decay factor 1 - lr * weight_decay: Python floats for numbers; for the 0-d arrays of a
+        compiled step, computed in float64 and given `like`'s dtype."""
+        if self._numbers(lr, (t,)):
+            return lr / (1 - beta1**t), math.sqrt(1 - beta2**t), 1 - lr * weight_decay
+        f64, d = dtypes.float64, self.dtype_of(like)
+        t = self.cast(t, f64) if self.is_native(t) else self.full((), t, f64)
+        lr = self.cast(lr, f64) if self.is_native(lr) else self.full((), lr, f64)
+        step_size = self.div(lr, self.sub(1.0, self.pow(beta1, t)))
+        correction = self.sqrt(self.sub(1.0, self.pow(beta2, t)))
+        shrink = self.sub(1.0, self.mul(lr, weight_decay))
+        return self.cast(step_size, d), self.cast(correction, d), self.cast(shrink, d)
+
+    def _numbers(self, lr: float | Array, steps: Sequence[int | Array]) -> bool:
+        """Whether an optimizer's step counts and learning rate are Python numbers (eager), not the
+        0-d arrays of a compiled step."""
+        return not self.is_native(lr) and not any(self.is_native(t) for t in steps)
 
 
 def _declare(name: str, doc: str) -> None:

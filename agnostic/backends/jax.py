@@ -29,7 +29,7 @@ import numpy as np
 
 from agnostic import dtypes
 from agnostic.backends._xp_conv import _avg_divisor, _pool_geometry
-from agnostic.backends.base import Array, Axes, Backend, Pairs, Shape
+from agnostic.backends.base import Array, Axes, Backend, Pairs, Shape, TraceError
 from agnostic.dtypes import DType
 
 try:
@@ -92,6 +92,8 @@ class JaxBackend(Backend):
     """Primitives on jax.Arrays committed to one JAX device."""
 
     name = "jax"
+    compiler = "jax.jit"
+    dtype_table = _FROM_NATIVE
 
     def __init__(self, device: str | int | None = None) -> None:
         super().__init__(device)
@@ -240,7 +242,7 @@ class JaxBackend(Backend):
 
     # ------------------------------------------------------------------ linear algebra
     def matmul(self, a: Array, b: Array) -> Array:
-        return jnp.matmul(a, b, precision=lax.Precision.HIGHEST)
+        return _matmul(a, b)
 
     # ------------------------------------------------------------------ shape
     def reshape(self, a: Array, shape: Shape) -> Array:
@@ -360,6 +362,17 @@ class JaxBackend(Backend):
             ceil_mode=ceil_mode, count_include_pad=count_include_pad,
         )  # fmt: skip
 
+    # ------------------------------------------------------------------ compilation
+    def trace(self, fn: Any, inputs: list[Array]) -> Any:
+        """jax.jit's trace and lowering to XLA (compiled by `compile_traced`)."""
+        try:
+            return jax.jit(fn).lower(*inputs)
+        except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError) as exc:
+            raise TraceError(str(exc).split("\n")[0]) from exc
+
+    def compile_traced(self, traced: Any, mode: str | None) -> Any:
+        return traced.compile()
+
     # ------------------------------------------------------------------ fused composites
     # Each computes what the base-class default computes, in the same order, so the conformance
     # check of overrides against the defaults holds to rounding.
@@ -394,12 +407,17 @@ class JaxBackend(Backend):
 
     def adam_step(
         self, params: Sequence[Array], grads: Sequence[Array], exp_avgs: Sequence[Array],
-        exp_avg_sqs: Sequence[Array], max_exp_avg_sqs: Sequence[Array] | None, steps: Sequence[int],
-        lr: float, beta1: float, beta2: float, eps: float, weight_decay: float, decoupled: bool,
-        maximize: bool,
+        exp_avg_sqs: Sequence[Array], max_exp_avg_sqs: Sequence[Array] | None,
+        steps: Sequence[int | Array], lr: float | Array, beta1: float, beta2: float, eps: float,
+        weight_decay: float, decoupled: bool, maximize: bool,
     ) -> tuple[list[Array], list[Array], list[Array], list[Array] | None]:  # fmt: skip
         """The whole update as one compiled XLA call. Hyper-parameters and step counts are traced
         arguments, so a schedule's new learning rate does not recompile."""
+        if not self._numbers(lr, steps):
+            return super().adam_step(
+                params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, lr, beta1, beta2, eps,
+                weight_decay, decoupled, maximize,
+            )  # fmt: skip
         scalars = (1 - beta1, beta2, 1 - beta2, eps, weight_decay, 1 - lr * weight_decay)
         step_sizes = [lr / (1 - beta1**t) for t in steps]
         corrections = [math.sqrt(1 - beta2**t) for t in steps]
@@ -610,8 +628,24 @@ def _adam(
     return new_p, new_m, new_v, (new_max if max_exp_avg_sqs is not None else None)
 
 
+def _matmul_highest(a: Array, b: Array) -> Array:
+    """jnp.matmul at full float32 precision: no TF32 or bfloat16 passes on GPUs."""
+    return jnp.matmul(a, b, precision=lax.Precision.HIGHEST)
+
+
 # ---------------------------------------------------------------------- table-driven primitives
+def _jitted(fn: Any) -> Any:
+    """`fn` as a jitted function. jnp's ufunc objects (add, multiply, ...) check their arguments in
+    Python before they reach their jitted body, on every call; jitted whole, that check runs once
+    per signature and the call takes jax's C++ fast path (the same computation, Python scalars
+    weakly typed as before; `inline` keeps traced programs as they were). jnp's other functions
+    are jitted already, and `power` must stay eager: it reads a concrete exponent's value."""
+    return jax.jit(fn, inline=True) if isinstance(fn, jnp.ufunc) else fn
+
+
 def _unary(fn: Any) -> Any:
+    fn = _jitted(fn)
+
     def op(self: JaxBackend, a: Array) -> Array:
         return fn(a)
 
@@ -619,6 +653,8 @@ def _unary(fn: Any) -> Any:
 
 
 def _binary(fn: Any) -> Any:
+    fn = _jitted(fn)
+
     # Python scalars are weakly typed in JAX: they take the array's dtype, as the op-set requires
     def op(self: JaxBackend, a: Array, b: Array) -> Array:
         return fn(a, b)
@@ -641,6 +677,7 @@ def _accumulation(fn: Any) -> Any:
 
 
 if _IMPORT_ERROR is None:
+    _matmul = jax.jit(_matmul_highest, inline=True)  # a static `precision` costs jnp.matmul a lookup per call
     for _table, _make in (
         (_UNARY, _unary),
         (_BINARY, _binary),

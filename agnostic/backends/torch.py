@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from agnostic import dtypes
-from agnostic.backends.base import Array, Axes, Backend, Pairs, Shape
+from agnostic.backends.base import Array, Axes, Backend, Pairs, Shape, TraceError
 from agnostic.dtypes import DType
 
 _TORCH_DTYPES = {
@@ -64,6 +64,8 @@ class TorchBackend(Backend):
     """Primitives on torch tensors, bound to one torch device."""
 
     name = "torch"
+    compiler = "torch.fx"
+    dtype_table = _FROM_TORCH
 
     def __init__(self, device: str | int | None = None) -> None:
         super().__init__(device)
@@ -413,6 +415,24 @@ class TorchBackend(Backend):
             (gx,) = torch.autograd.grad(y, x, gy)
         return gx
 
+    # ------------------------------------------------------------------ compilation
+    def trace(self, fn: Any, inputs: list[Array]) -> Any:
+        """The ATen ops `fn` runs, as a torch.fx graph: traced with fake tensors (no data, nothing
+        computed), so the Python of agnostic's layers, autodiff and optimizers is gone from it."""
+        from torch.fx.experimental.proxy_tensor import make_fx
+
+        try:
+            return make_fx(fn, tracing_mode="fake", _allow_non_fake_inputs=True)(*inputs)
+        except Exception as exc:
+            said = f"{type(exc).__name__}: {exc}"
+            if not any(s in said for s in _HOST_READ_ERRORS):
+                raise
+            raise TraceError(said.split("\n")[0]) from exc
+
+    def compile_traced(self, traced: Any, mode: str | None) -> Any:
+        """The graph as it is, or, given a mode, torch.compile's (inductor) build of it."""
+        return traced if mode is None else torch.compile(traced, mode=mode, fullgraph=True)
+
     # ------------------------------------------------------------------ fused composites
     def softmax(self, a: Array, axis: int) -> Array:
         return torch.softmax(a, dim=axis)
@@ -459,15 +479,15 @@ class TorchBackend(Backend):
 
     def adam_step(
         self, params: Sequence[Array], grads: Sequence[Array], exp_avgs: Sequence[Array],
-        exp_avg_sqs: Sequence[Array], max_exp_avg_sqs: Sequence[Array] | None, steps: Sequence[int],
-        lr: float, beta1: float, beta2: float, eps: float, weight_decay: float, decoupled: bool,
-        maximize: bool,
+        exp_avg_sqs: Sequence[Array], max_exp_avg_sqs: Sequence[Array] | None,
+        steps: Sequence[int | Array], lr: float | Array, beta1: float, beta2: float, eps: float,
+        weight_decay: float, decoupled: bool, maximize: bool,
     ) -> tuple[list[Array], list[Array], list[Array], list[Array] | None]:  # fmt: skip
         """torch.optim's fused Adam/AdamW kernel (one pass per tensor), one call per dtype. It
         works in place, so it gets contiguous copies of the parameters (they are never written)
         and the moments the optimizer owns; it reads memory linearly, so every operand must be
         contiguous."""
-        if self._torch_device.type not in _fused_kernel_devices():
+        if self._torch_device.type not in _fused_kernel_devices() or not self._numbers(lr, steps):
             return super().adam_step(
                 params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, lr, beta1, beta2, eps,
                 weight_decay, decoupled, maximize,
@@ -495,6 +515,10 @@ class TorchBackend(Backend):
         return new_p, new_m, new_v, (new_max if amsgrad else None)
 
 
+_HOST_READ_ERRORS = ("DataDependent", "data-dependent", "tensor subclasses", "FakeTensor", "fake tensor")
+"""How torch says, in a fake-tensor trace, that Python asked for a value (`.item()`, `.numpy()`...)."""
+
+
 def _fused_kernel_devices() -> list[str]:
     """Device types with torch's fused optimizer kernels (asked of torch: CPU joined in 2.4)."""
     try:
@@ -511,9 +535,12 @@ def _unary(fn: Any) -> Any:
     return op
 
 
+_Tensor = torch.Tensor  # (one attribute lookup less per binary op)
+
+
 def _binary_scalar_ok(fn: Any) -> Any:
     def op(self: TorchBackend, a: Any, b: Any) -> Array:
-        if not isinstance(a, torch.Tensor):  # torch's functions want a tensor first
+        if not isinstance(a, _Tensor):  # torch's functions want a tensor first
             a = torch.as_tensor(a, dtype=b.dtype, device=b.device)
         return fn(a, b)
 
@@ -522,9 +549,9 @@ def _binary_scalar_ok(fn: Any) -> Any:
 
 def _binary_tensors(fn: Any) -> Any:
     def op(self: TorchBackend, a: Any, b: Any) -> Array:
-        if not isinstance(a, torch.Tensor):
+        if not isinstance(a, _Tensor):
             a = torch.as_tensor(a, dtype=b.dtype, device=b.device)
-        elif not isinstance(b, torch.Tensor):
+        elif not isinstance(b, _Tensor):
             b = torch.as_tensor(b, dtype=a.dtype, device=a.device)
         return fn(a, b)
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from agnostic import tracing
 from agnostic.device import Device, as_device, default_backend
 from agnostic.ops import asarray
 from agnostic.tensor import Tensor
@@ -314,8 +315,10 @@ class Module:
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Clear the gradients that `backward()` accumulated in every parameter."""
         for p in self.parameters():
-            if p.grad is not None:
-                p.grad = None if set_to_none else p.grad * 0
+            if set_to_none:  # a write, not a read: a compiled step then needs no incoming gradient
+                p.grad = None
+            elif p.grad is not None:
+                p.grad = p.grad * 0
 
     def to(self, device: Device | str | None = None, *, dtype: Any = None) -> Module:
         """This module, moved in place to another backend or device (and/or a float dtype);
@@ -352,6 +355,8 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if tracing.active is not None:  # an agnostic.compile trace lifts this module's state
+            tracing.active.uses(self)
         return self.forward(*args, **kwargs)
 
     def extra_repr(self) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import agnostic.functional as F
-from agnostic import dtypes
+from agnostic import dtypes, tracing
 from agnostic.device import get_default_backend
 from agnostic.tensor import Tensor
 
@@ -155,7 +155,10 @@ class _BatchNorm(Module):
         mean and the unbiased batch variance; values are detached, buffers are reassigned."""
         count = self.num_batches_tracked + 1
         self.num_batches_tracked = count.detach()
-        factor = 1.0 / int(count.item()) if self.momentum is None else float(self.momentum)
+        if self.momentum is not None:
+            factor: float | Tensor = float(self.momentum)
+        else:  # the cumulative average; in a compile trace the count is symbolic
+            factor = 1.0 / count if tracing.tracing() else 1.0 / int(count.item())
         x = x.detach()
         axes = tuple(i for i in range(x.ndim) if i != 1)
         n = x.size // x.shape[1]

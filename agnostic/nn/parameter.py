@@ -11,11 +11,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from agnostic import tracing
 from agnostic.device import Device, as_device, get_default_backend
 from agnostic.ops import asarray, to_device
 from agnostic.tensor import Tensor
 
 __all__ = ["Parameter", "fan_in_uniform"]
+
+_GRAD = Tensor.grad  # the slot that holds a tensor's gradient
 
 
 class Parameter(Tensor):
@@ -33,6 +36,20 @@ class Parameter(Tensor):
         self._node = None
         self.grad = None
         self.requires_grad = bool(requires_grad)
+
+    @property
+    def grad(self) -> Tensor | None:
+        """The accumulated gradient, or None. Reads and writes are reported to a running
+        `agnostic.compile` trace, which lifts a gradient that the step reads into its inputs."""
+        if tracing.active is not None:
+            tracing.active.grad_read(self)
+        return _GRAD.__get__(self, Parameter)
+
+    @grad.setter
+    def grad(self, value: Tensor | None) -> None:
+        if tracing.active is not None:
+            tracing.active.grad_written(self)
+        _GRAD.__set__(self, value)
 
     def assign(self, value: Any) -> None:
         """Replace the value in place (same shape and dtype; moved to this parameter's device).

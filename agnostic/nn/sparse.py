@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 import agnostic.ops as ops
+from agnostic import tracing
 from agnostic.device import get_default_backend
 from agnostic.tensor import Tensor
 
@@ -49,7 +50,7 @@ class Embedding(Module):
             raise TypeError(f"Embedding: indices must be an integer Tensor, got {type(indices).__name__}")
         if indices.dtype.kind not in "iu":
             raise TypeError(f"Embedding: indices must be integers, got {indices.dtype.name}")
-        if indices.size:
+        if indices.size and not tracing.tracing():  # values are symbolic in a compile trace
             host = indices.numpy()
             lo, hi = int(host.min()), int(host.max())
             if lo < 0 or hi >= self.num_embeddings:

@@ -10,7 +10,7 @@ import agnostic.ops as ops
 from agnostic.nn.parameter import Parameter
 from agnostic.tensor import Tensor
 
-from .optimizer import Optimizer, Params
+from .optimizer import Optimizer, Params, native
 
 __all__ = ["Adam", "AdamW"]
 
@@ -39,6 +39,12 @@ class Adam(Optimizer):
         if group["eps"] < 0 or group["weight_decay"] < 0:
             raise ValueError(f"{name}: eps and weight_decay must be >= 0")
 
+    def _initial_state(self, p: Parameter, group: Mapping[str, Any]) -> dict[str, Any]:
+        state = {"step": 0, "exp_avg": ops.zeros_like(p), "exp_avg_sq": ops.zeros_like(p)}
+        if group["amsgrad"]:
+            state["max_exp_avg_sq"] = ops.zeros_like(p)
+        return state
+
     def _update_many(
         self,
         params: list[Parameter],
@@ -49,22 +55,17 @@ class Adam(Optimizer):
         """One fused `adam_step` over the device's parameters (a backend may override it with a
         native multi-tensor kernel)."""
         amsgrad = group["amsgrad"]
-        for p, state in zip(params, states):
-            if not state:
-                state["step"] = 0
-                state["exp_avg"] = ops.zeros_like(p)
-                state["exp_avg_sq"] = ops.zeros_like(p)
-                if amsgrad:
-                    state["max_exp_avg_sq"] = ops.zeros_like(p)
+        for state in states:
             state["step"] += 1
         dev = params[0].device
         b1, b2 = group["betas"]
         new_p, m, v, vmax = dev.ops.adam_step(
             [p.data for p in params], [g.data for g in grads],
             [s["exp_avg"].data for s in states], [s["exp_avg_sq"].data for s in states],
-            [s["max_exp_avg_sq"].data for s in states] if amsgrad else None, [s["step"] for s in states],
-            lr=group["lr"], beta1=b1, beta2=b2, eps=group["eps"], weight_decay=group["weight_decay"],
-            decoupled=self.decoupled, maximize=group["maximize"],
+            [s["max_exp_avg_sq"].data for s in states] if amsgrad else None,
+            [native(s["step"]) for s in states], lr=native(group["lr"]), beta1=b1, beta2=b2,
+            eps=group["eps"], weight_decay=group["weight_decay"], decoupled=self.decoupled,
+            maximize=group["maximize"],
         )  # fmt: skip
         for i, state in enumerate(states):
             state["exp_avg"] = Tensor._make(m[i], dev)

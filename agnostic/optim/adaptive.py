@@ -7,9 +7,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import agnostic.ops as ops
+from agnostic.nn.parameter import Parameter
 from agnostic.tensor import Tensor
 
-from .optimizer import Optimizer, Params
+from .optimizer import Optimizer, Params, like
 
 __all__ = ["RMSprop", "Adagrad", "Lion"]
 
@@ -35,17 +36,19 @@ class RMSprop(Optimizer):
         super()._check(group)
         _nonnegative("RMSprop", group, "alpha", "eps", "weight_decay", "momentum")
 
+    def _initial_state(self, p: Parameter, group: Mapping[str, Any]) -> dict[str, Any]:
+        state: dict[str, Any] = {"step": 0, "square_avg": ops.zeros_like(p)}
+        if group["momentum"]:
+            state["momentum_buffer"] = ops.zeros_like(p)
+        if group["centered"]:
+            state["grad_avg"] = ops.zeros_like(p)
+        return state
+
     def _update(self, p: Tensor, grad: Tensor, group: Mapping[str, Any], state: dict[str, Any]) -> Tensor:
         g = -grad if group["maximize"] else grad
         if group["weight_decay"]:
             g = g + group["weight_decay"] * p
         alpha = group["alpha"]
-        if not state:
-            state.update(step=0, square_avg=ops.zeros_like(p))
-            if group["momentum"]:
-                state["momentum_buffer"] = ops.zeros_like(p)
-            if group["centered"]:
-                state["grad_avg"] = ops.zeros_like(p)
         state["step"] += 1
         sq = state["square_avg"] = alpha * state["square_avg"] + (1 - alpha) * g * g
         if group["centered"]:
@@ -55,8 +58,8 @@ class RMSprop(Optimizer):
             avg = ops.sqrt(sq) + group["eps"]
         if group["momentum"]:
             buf = state["momentum_buffer"] = group["momentum"] * state["momentum_buffer"] + g / avg
-            return p - group["lr"] * buf
-        return p - group["lr"] * (g / avg)
+            return p - like(group["lr"], p) * buf
+        return p - like(group["lr"], p) * (g / avg)
 
 
 class Adagrad(Optimizer):
@@ -74,14 +77,15 @@ class Adagrad(Optimizer):
         super()._check(group)
         _nonnegative("Adagrad", group, "lr_decay", "weight_decay", "initial_accumulator_value", "eps")
 
+    def _initial_state(self, p: Parameter, group: Mapping[str, Any]) -> dict[str, Any]:
+        return {"step": 0, "sum": ops.full_like(p, group["initial_accumulator_value"])}
+
     def _update(self, p: Tensor, grad: Tensor, group: Mapping[str, Any], state: dict[str, Any]) -> Tensor:
         g = -grad if group["maximize"] else grad
-        if not state:
-            state.update(step=0, sum=ops.full_like(p, group["initial_accumulator_value"]))
         state["step"] += 1
         if group["weight_decay"]:
             g = g + group["weight_decay"] * p
-        clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
+        clr = like(group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"]), p)
         total = state["sum"] = state["sum"] + g * g
         return p - clr * (g / (ops.sqrt(total) + group["eps"]))
 
@@ -104,11 +108,12 @@ class Lion(Optimizer):
             raise ValueError(f"Lion: betas must be in [0, 1], got {group['betas']}")
         _nonnegative("Lion", group, "weight_decay")
 
+    def _initial_state(self, p: Parameter, group: Mapping[str, Any]) -> dict[str, Any]:
+        return {"exp_avg": ops.zeros_like(p)}
+
     def _update(self, p: Tensor, grad: Tensor, group: Mapping[str, Any], state: dict[str, Any]) -> Tensor:
         g = -grad if group["maximize"] else grad
-        lr, (b1, b2) = group["lr"], group["betas"]
-        if not state:
-            state["exp_avg"] = ops.zeros_like(p)
+        lr, (b1, b2) = like(group["lr"], p), group["betas"]
         m = state["exp_avg"]
         if group["weight_decay"]:
             p = p * (1 - lr * group["weight_decay"])

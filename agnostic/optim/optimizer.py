@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from agnostic import tracing
 from agnostic.autodiff import no_grad
 from agnostic.nn.parameter import Parameter
 from agnostic.ops import asarray
@@ -62,13 +63,19 @@ class Optimizer:
             raise ValueError(f"{type(self).__name__}: lr must be >= 0, got {group['lr']}")
 
     def zero_grad(self, set_to_none: bool = True) -> None:
+        if tracing.active is not None:  # an agnostic.compile trace lifts this optimizer's state
+            tracing.active.uses(self)
         for g in self.param_groups:
             for p in g["params"]:
-                if p.grad is not None:
-                    p.grad = None if set_to_none else p.grad * 0
+                if set_to_none:  # a write, not a read: a compiled step then needs no incoming gradient
+                    p.grad = None
+                elif p.grad is not None:
+                    p.grad = p.grad * 0
 
     def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
         """One update of every parameter that has a gradient; `closure` re-evaluates the loss."""
+        if tracing.active is not None:
+            tracing.active.uses(self)
         loss = closure() if closure is not None else None
         with no_grad():
             for group in self.param_groups:
@@ -77,11 +84,23 @@ class Optimizer:
                     if p.grad is not None:
                         by_device.setdefault(id(p._device), []).append(p)
                 for params in by_device.values():
-                    states = [self.state.setdefault(id(p), {}) for p in params]
+                    states = [self._state_of(p, group) for p in params]
                     grads = [p.grad.detach() for p in params]
                     for p, value in zip(params, self._update_many(params, grads, group, states)):
                         p.assign(value)
         return loss
+
+    def _state_of(self, p: Parameter, group: Mapping[str, Any]) -> dict[str, Any]:
+        """`p`'s state, made with `_initial_state` the first time."""
+        state = self.state.get(id(p))
+        if state is None:
+            state = self.state[id(p)] = self._initial_state(p, group)
+        return state
+
+    def _initial_state(self, p: Parameter, group: Mapping[str, Any]) -> dict[str, Any]:
+        """A parameter's state before its first update (subclasses with buffers override). Made
+        ahead of time for a compiled step, so its inputs keep one structure from the first call."""
+        return {}
 
     def _update_many(
         self,
@@ -156,3 +175,15 @@ def _snapshot(value: Any) -> Any:
     """A copy of a state tensor: a fused update may write the optimizer's buffers in place, so
     what goes out (state_dict) or comes in (load_state_dict) must not share them."""
     return asarray(value.data, device=value.device, copy=True) if isinstance(value, Tensor) else value
+
+
+def native(x: Any) -> Any:
+    """A number as it is, a tensor as its native array (an optimizer's step count or learning
+    rate is a tensor while `agnostic.compile` traces a step)."""
+    return x.data if isinstance(x, Tensor) else x
+
+
+def like(x: Any, p: Tensor) -> Any:
+    """A number as it is, a tensor in `p`'s dtype (a compiled step's learning rate and step count
+    are float64 0-d tensors)."""
+    return x.astype(p.dtype) if isinstance(x, Tensor) and x.dtype is not p.dtype else x

@@ -7,7 +7,7 @@ from typing import Any
 
 from agnostic.tensor import Tensor
 
-from .optimizer import Optimizer, Params
+from .optimizer import Optimizer, Params, like
 
 __all__ = ["SGD"]
 
@@ -41,4 +41,4 @@ class SGD(Optimizer):
             buf = g if buf is None else momentum * buf + (1 - group["dampening"]) * g
             state["momentum_buffer"] = buf
             g = g + momentum * buf if group["nesterov"] else buf
-        return p - group["lr"] * g
+        return p - like(group["lr"], p) * g

@@ -22,6 +22,7 @@ from typing import Any
 
 from agnostic import random as ag_random
 from agnostic.autodiff import no_grad
+from agnostic.compilation import compile as compile_step
 from agnostic.data import to_device
 from agnostic.device import Device
 from agnostic.io import load, read_metadata, save
@@ -55,6 +56,9 @@ class Learner:
       and a `CSVLogger` writing `history.csv` there. Without it nothing is written to disk; Ctrl-C
       still stops cleanly but has nowhere to save.
     - `progress`: a tqdm bar per epoch with the running loss.
+    - `compile`: run the forward/backward and the optimizer update through `ag.compile` (jax.jit,
+      a torch.fx graph; eager on NumPy and CuPy); a string is torch.compile's mode. The model may not
+      read tensor values on the host inside `forward` then (docs/compile.md).
     """
 
     def __init__(
@@ -74,6 +78,7 @@ class Learner:
         checkpoint_dir: str | os.PathLike | None = None,
         checkpoint_every: int | None = None,
         progress: bool = True,
+        compile: bool | str = False,
     ) -> None:
         if not isinstance(model, Module):
             raise TypeError(f"Learner: model must be an agnostic nn.Module, got {type(model).__name__}")
@@ -118,6 +123,14 @@ class Learner:
         if progress and not any(isinstance(cb, ProgressBar) for cb in self.callbacks):
             self.callbacks.insert(0, ProgressBar())
         self._loss = Mean("loss")
+        # the two halves of a training step, compiled apart: a batch's forward and backward, and the
+        # optimizer update (every grad_accum batches); metrics and callbacks stay eager
+        self._forward_backward = self._backward
+        self._update = self._clip_and_step
+        if compile:
+            mode = compile if isinstance(compile, str) else None
+            self._forward_backward = compile_step(self._backward, mode=mode)
+            self._update = compile_step(self._clip_and_step, mode=mode)
         self.history: list[dict[str, float]] = []
         self.epoch = 0  # epochs finished
         self.step = 0  # optimizer steps taken
@@ -224,7 +237,12 @@ class Learner:
         return iter(loader)
 
     def _train_batch(self, batch: Any) -> Tensor:
-        output, target = self.forward(to_device(batch, self._model_device))
+        loss, output, target = self._forward_backward(to_device(batch, self._model_device))
+        self._update_metrics(self._loss, self.metrics, loss, output, target)
+        return loss
+
+    def _backward(self, batch: Any) -> tuple[Tensor, Any, Any]:
+        output, target = self.forward(batch)
         loss = self.loss_fn(output, target)
         if not isinstance(loss, Tensor) or loss.ndim != 0:
             raise TypeError(
@@ -232,8 +250,7 @@ class Learner:
                 f"{type(loss).__name__}{'' if not isinstance(loss, Tensor) else f' of shape {loss.shape}'}"
             )
         (loss / self.grad_accum if self.grad_accum > 1 else loss).backward()
-        self._update_metrics(self._loss, self.metrics, loss, output, target)
-        return loss
+        return loss, output, target
 
     @staticmethod
     def _update_metrics(mean: Mean, metrics: list[Metric], loss: Tensor, output: Any, target: Any) -> None:
@@ -243,6 +260,13 @@ class Learner:
             m.update(output, target)
 
     def _optimizer_step(self) -> None:
+        self._update()
+        self.step += 1
+        if self.scheduler is not None and self.scheduler_interval == "step":
+            self._scheduler_step(None)
+        self._call("on_step_end")
+
+    def _clip_and_step(self) -> None:
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         if self.clip_grad_value is not None:
             clip_grad_value_(params, self.clip_grad_value)
@@ -250,10 +274,6 @@ class Learner:
             clip_grad_norm_(params, self.clip_grad_norm)
         self.optimizer.step()
         self.optimizer.zero_grad()
-        self.step += 1
-        if self.scheduler is not None and self.scheduler_interval == "step":
-            self._scheduler_step(None)
-        self._call("on_step_end")
 
     def _end_epoch(self) -> None:
         logs: dict[str, float] = {"epoch": self.epoch + 1, "step": self.step, "loss": self._loss.compute()}

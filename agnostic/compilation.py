@@ -1,0 +1,539 @@
+"""`agnostic.compile`: a step written with ordinary agnostic code, compiled by its backend.
+
+The step is traced into a pure function of native arrays and handed to the backend's compiler
+(jax.jit on JAX; a torch.fx graph on PyTorch, given to torch.compile when a `mode` is asked for);
+backends without a compiler run it eagerly. What the step reads and changes outside its arguments
+is lifted into explicit inputs and outputs under the hood:
+
+- the parameters and buffers of every module it calls, and the parameters' gradients where the
+  step reads them before it sets them (gradient accumulation across calls);
+- the state of every optimizer it uses: moment tensors, step counts, and the learning rate (a
+  scheduler may change it between calls without a recompile);
+- random draws (dropout): drawn on the host at each call, from the same seed stream and in the same
+  order as the eager step, and fed in, so compiled and eager steps see the same numbers.
+
+Holders are found in the function's closure, the globals it names and its arguments, and, while
+tracing, whenever a module is called or an optimizer used (a trace that meets a new one is done
+again). A step is traced and compiled once per signature: the shapes and dtypes of its tensor
+arguments and state, the values of its other arguments, the modules' train/eval modes and the
+optimizers' other hyper-parameters. Inside the trace values are symbolic, so the step may not read
+them on the host (`.item()`, `.numpy()`, `if tensor:`); checks that would (index bounds) are
+skipped, as under jax.jit.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+from agnostic import dtypes, tracing
+from agnostic.backends.base import TraceError
+from agnostic.device import Device
+from agnostic.nn.module import Module
+from agnostic.nn.parameter import Parameter
+from agnostic.optim.optimizer import Optimizer
+from agnostic.random import next_seed
+from agnostic.tensor import Tensor
+
+__all__ = ["compile", "CompiledFunction", "CompileError"]
+
+_MAX_TRACES = 6
+
+
+class CompileError(RuntimeError):
+    """A step that cannot be compiled; the message says what in it and how to change it."""
+
+
+def compile(fn: Callable[..., Any] | None = None, *, mode: str | None = None) -> Any:
+    """Compile `fn` (a training or inference step) with its backend's compiler.
+
+    `mode` is PyTorch's opt-in: None runs the traced torch.fx graph as it is (no Python left in
+    the step); "default", "reduce-overhead" or "max-autotune" hand that graph to torch.compile
+    with that mode. Other backends ignore it. Use as `ag.compile(step)` or `@ag.compile(mode=...)`.
+    """
+    if mode not in MODES:
+        raise ValueError(f"compile: mode {mode!r} is not one of {list(MODES)}")
+    if fn is None:
+        return lambda f: CompiledFunction(f, mode)
+    return CompiledFunction(fn, mode)
+
+
+MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+"""torch.compile's modes (None: the traced graph as it is)."""
+
+
+@dataclass
+class _Draw:
+    """A random draw the step makes: `ops.<kind>(*args, seed)`, the seed from `next_seed`."""
+
+    device: Device
+    kind: str
+    args: tuple[Any, ...]
+    seed: int | None
+    generator: Any
+
+    def now(self) -> Any:
+        """Draw it eagerly: the seed stream moves on exactly as in the eager step."""
+        return getattr(self.device.ops, self.kind)(*self.args, next_seed(self.seed, self.generator))
+
+    def stand_in(self) -> Any:
+        """An array of the draw's shape and dtype, for tracing (the seed stream does not move)."""
+        dtype = dtypes.bool if self.kind == "random_bernoulli" else self.args[-1]
+        return self.device.ops.full(self.args[0], False if dtype is dtypes.bool else 0, dtype)
+
+
+@dataclass
+class _Entry:
+    """One compiled signature: what goes in besides the state and the arguments, what comes out."""
+
+    grad_inputs: tuple[Parameter, ...]  # parameters whose incoming gradient the step reads
+    grad_signature: tuple[Any, ...]
+    draws: list[_Draw]
+    result_leaves: list[Any] = field(default_factory=list)
+    result_tree: Any = None
+    written: list[tuple[str, Any]] = field(default_factory=list)  # state slots, after the results
+    grads: list[tuple[Parameter, bool]] = field(default_factory=list)  # gradients set (or cleared)
+    run: Callable[..., Any] | None = None
+
+
+@dataclass
+class _Trace:
+    """What a running trace meets that its inputs do not hold yet (`agnostic.tracing.Tracer`)."""
+
+    fn: CompiledFunction
+    device: Device
+    state: _State
+    known_draws: list[_Draw]
+    draw_inputs: list[Any] = field(default_factory=list)
+    draws: list[_Draw] = field(default_factory=list)
+    new_holders: list[Any] = field(default_factory=list)
+    grads_read: dict[int, Parameter] = field(default_factory=dict)
+    grads_written: dict[int, Parameter] = field(default_factory=dict)
+
+    def draw(self, device: Any, kind: str, args: tuple[Any, ...], seed: int | None, generator: Any) -> Tensor:
+        spec = _Draw(device, kind, args, seed, generator)
+        i = len(self.draws)
+        self.draws.append(spec)
+        if i < len(self.known_draws) and self.known_draws[i] == spec:
+            return Tensor._make(self.draw_inputs[i], device)
+        return Tensor._make(spec.stand_in(), device)  # not an input yet: the step is traced again
+
+    def uses(self, holder: Any) -> None:
+        if id(holder) not in self.fn._holders and id(holder) not in self.state.modules:
+            self.new_holders.append(holder)
+
+    def grad_read(self, param: Any) -> None:
+        if id(param) not in self.grads_written:
+            self.grads_read.setdefault(id(param), param)
+        self._lifted(param)
+
+    def grad_written(self, param: Any) -> None:
+        self.grads_written.setdefault(id(param), param)
+        self._lifted(param)
+
+    def _lifted(self, param: Any) -> None:
+        if id(param) not in self.state.param_ids:
+            self.new_holders.append(param)
+
+
+class CompiledFunction:
+    """A step compiled per signature (see the module docstring); call it like the function."""
+
+    def __init__(self, fn: Callable[..., Any], mode: str | None = None) -> None:
+        if not callable(fn):
+            raise TypeError(f"compile: expected a function, got {type(fn).__name__}")
+        functools.update_wrapper(self, fn)
+        self._fn = fn
+        self.mode = mode
+        self._holders: dict[int, Any] = {}
+        self._cache: dict[Hashable, list[_Entry]] = {}
+        self._lr_arrays: dict[float, Any] = {}
+        self.compilations = 0
+        """How many signatures were compiled (0 where the backend runs eagerly)."""
+        self.traces = 0
+        """How many times the step was traced (a trace that meets something new is done again)."""
+        for obj in _referenced(fn):
+            self._add_holder(obj)
+
+    def _add_holder(self, obj: Any) -> None:
+        if isinstance(obj, (Module, Optimizer, Parameter)) and id(obj) not in self._holders:
+            self._holders[id(obj)] = obj
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        for obj in _walk((args, kwargs)):
+            self._add_holder(obj)
+        leaves, tree = _flatten((args, kwargs))
+        device = self._device(leaves)
+        if device is None or device.ops.compiler is None:
+            return self._fn(*args, **kwargs)
+        tensors = [t for t in leaves if isinstance(t, Tensor)]
+        for _ in range(_MAX_TRACES):
+            state = _State.gather(list(self._holders.values()), device)
+            key = (tree, tuple(_signature(t) for t in tensors), state.key)
+            entry = next(
+                (e for e in self._cache.get(key, ()) if _grad_signature(e.grad_inputs) == e.grad_signature),
+                None,
+            )
+            if entry is None:
+                entry = self._trace(key, state, leaves, tree, device)
+            if entry is not None:  # else the trace met a new holder: gather the state again
+                return self._run(entry, state, tensors, device)
+        raise CompileError(
+            f"compile: {self.__name__} kept meeting new modules or optimizers ({_MAX_TRACES} traces)"
+        )
+
+    def _device(self, leaves: list[Any]) -> Device | None:
+        devices = {t.device for t in leaves if isinstance(t, Tensor)}
+        devices |= {p.device for p in _State.parameters(self._holders.values())}
+        if len(devices) > 1:
+            names = sorted(f"{d.name}:{d.device}" for d in devices)
+            raise CompileError(
+                f"compile: {self.__name__} uses tensors on several backends {names}; a step runs on one"
+            )
+        return next(iter(devices), None)
+
+    def _inputs(
+        self, entry: _Entry, state: _State, tensors: list[Tensor], device: Device, tracing: bool = False
+    ) -> list[Any]:
+        grads = [_RAW_GRAD.__get__(p).data for p, sig in zip(entry.grad_inputs, entry.grad_signature) if sig]
+        draws = [d.stand_in() if tracing else d.now() for d in entry.draws]
+        return state.inputs(device, self._lr_arrays) + grads + draws + [t.data for t in tensors]
+
+    def _trace(
+        self, key: Hashable, state: _State, leaves: list[Any], tree: Any, device: Device
+    ) -> _Entry | None:
+        """Trace until the draws and the gradients the step reads are inputs, then compile; None
+        when the trace met a module, optimizer or parameter that is not lifted yet."""
+        entry = _Entry((), (), [])
+        tensors = [t for t in leaves if isinstance(t, Tensor)]
+        for _ in range(_MAX_TRACES):
+            record = _Trace(self, device, state, entry.draws)
+            pure = functools.partial(self._pure, entry, state, leaves, tree, record)
+            inputs = self._inputs(entry, state, tensors, device, tracing=True)
+            self.traces += 1
+            try:
+                traced = device.ops.trace(pure, inputs)
+            except TraceError as exc:
+                raise CompileError(
+                    f"compile: {self.__name__} cannot be traced on {device.name}: {exc}. Inside a compiled "
+                    "step values are symbolic: read them (.item(), .numpy(), `if tensor:`) outside it, "
+                    "or compute with tensor ops"
+                ) from exc
+            if record.new_holders:
+                for holder in record.new_holders:
+                    self._add_holder(holder)
+                return None
+            read = tuple(record.grads_read.values())
+            if read == entry.grad_inputs and record.draws == entry.draws:
+                entry.run = device.ops.compile_traced(traced, self.mode)
+                self.compilations += 1
+                self._cache.setdefault(key, []).append(entry)
+                return entry
+            entry = _Entry(read, _grad_signature(read), record.draws)
+        raise CompileError(
+            f"compile: {self.__name__}: its random draws or gradients kept changing between traces"
+        )
+
+    def _pure(
+        self, entry: _Entry, state: _State, leaves: list[Any], tree: Any, record: _Trace, *arrays: Any
+    ) -> list[Any]:
+        """The step as a function of native arrays: state, gradients read, draws and tensor
+        arguments in; tensor results and the state it changed out."""
+        device = record.device
+        arrays_in = iter(arrays)
+        installed = state.install([next(arrays_in) for _ in state.slots], device)
+        saved_grads = [(p, _RAW_GRAD.__get__(p)) for p in state.params]
+        for p in state.params:  # a gradient the step reads is an input; the others start empty
+            _RAW_GRAD.__set__(p, None)
+        for p, sig in zip(entry.grad_inputs, entry.grad_signature):
+            _RAW_GRAD.__set__(p, Tensor._make(next(arrays_in), device) if sig else None)
+        record.draw_inputs = [next(arrays_in) for _ in entry.draws]
+        call = [_rebuild(t, next(arrays_in), device) if isinstance(t, Tensor) else t for t in leaves]
+        args, kwargs = _unflatten(tree, call)
+        previous, tracing.active = tracing.active, record
+        try:
+            result = self._fn(*args, **kwargs)
+            written = state.written(installed)
+            grads = [(p, _RAW_GRAD.__get__(p)) for p in record.grads_written.values()]
+        finally:
+            tracing.active = previous
+            state.restore(installed)
+            for p, g in saved_grads:
+                _RAW_GRAD.__set__(p, g)
+        entry.result_leaves, entry.result_tree = _flatten(result)
+        entry.written = [(kind, where) for kind, where, _ in written]
+        entry.grads = [(p, g is not None) for p, g in grads]
+        outputs = [t.data for t in entry.result_leaves if isinstance(t, Tensor)]
+        outputs += [value for _, _, value in written]
+        return outputs + [g.data for _, g in grads if g is not None]
+
+    def _run(self, entry: _Entry, state: _State, tensors: list[Tensor], device: Device) -> Any:
+        assert entry.run is not None
+        out = iter(entry.run(*self._inputs(entry, state, tensors, device)))
+        leaves = [
+            Tensor._make(next(out), device) if isinstance(t, Tensor) else t for t in entry.result_leaves
+        ]
+        for kind, where in entry.written:
+            state.write(kind, where, next(out), device)
+        for p, has in entry.grads:
+            _RAW_GRAD.__set__(p, Tensor._make(next(out), device) if has else None)
+        return _unflatten(entry.result_tree, leaves)
+
+
+_RAW_GRAD = Tensor.grad  # the gradient's slot, read and set without telling a trace
+
+
+# ---------------------------------------------------------------------- state lifted into inputs
+@dataclass
+class _State:
+    """The state of a step's holders on one device: slots in a fixed order, and the signature.
+
+    Slots are (kind, where): "param" (a Parameter's array), "buffer" ((module, name)), "opt"
+    ((state dict, name): an optimizer's tensor) and "lr" (a parameter group). A learning rate
+    goes in as a float64 0-d array and stays a number in its group; an optimizer's step count
+    becomes a float64 0-d tensor in its state (exact, and the compiled step keeps it on the
+    device: no read back per call), as torch.optim keeps it."""
+
+    params: list[Parameter]
+    modules: set[int]  # ids of the modules whose parameters and buffers are lifted
+    slots: list[tuple[str, Any]]
+    key: Hashable
+    tables: list[dict[str, Any]]  # the optimizers' per-parameter state dicts
+
+    @functools.cached_property
+    def param_ids(self) -> set[int]:
+        return {id(p) for p in self.params}
+
+    @staticmethod
+    def parameters(holders: Any) -> list[Parameter]:
+        seen: dict[int, Parameter] = {}
+        for h in holders:
+            if isinstance(h, Module):
+                ps: Any = h.parameters()
+            elif isinstance(h, Optimizer):
+                ps = [p for g in h.param_groups for p in g["params"]]
+            else:
+                ps = [h] if isinstance(h, Parameter) else []
+            for p in ps:
+                seen.setdefault(id(p), p)
+        return list(seen.values())
+
+    @classmethod
+    def gather(cls, holders: list[Any], device: Device) -> _State:
+        params = cls.parameters(holders)
+        slots: list[tuple[str, Any]] = [("param", p) for p in params]
+        static: list[Any] = []
+        tables: list[dict[str, Any]] = []
+        modules: dict[int, Module] = {}
+        for h in holders:
+            if isinstance(h, Module):
+                for m in h.modules():
+                    modules.setdefault(id(m), m)
+        for m in modules.values():
+            static.append(m.training)
+            for name, buf in m._buffers.items():
+                if isinstance(buf, Tensor):
+                    slots.append(("buffer", (m, name)))
+                else:
+                    static.append((name, buf))
+        for opt in (h for h in holders if isinstance(h, Optimizer)):
+            for group in opt.param_groups:
+                for k, v in group.items():
+                    if k == "lr" and isinstance(v, (int, float)):
+                        slots.append(("lr", group))
+                    elif k != "params":
+                        static.append((k, _hashable(v)))
+                for p in group["params"]:
+                    state = opt._state_of(p, group)
+                    tables.append(state)
+                    for name, value in state.items():
+                        if isinstance(value, Tensor):
+                            slots.append(("opt", (state, name)))
+                        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                            state[name] = Tensor._make(
+                                device.ops.full((), float(value), dtypes.float64), device
+                            )
+                            slots.append(("opt", (state, name)))
+                        else:
+                            static.append((name, _hashable(value)))
+        sig = tuple(kind if kind == "lr" else _signature(_get(kind, where)) for kind, where in slots)
+        holder_ids = tuple(id(h) for h in holders)
+        key = (device, holder_ids, tuple(k for k, _ in slots), sig, tuple(static))
+        return cls(params, set(modules), slots, key, tables)
+
+    def inputs(self, device: Device, lr_arrays: dict[float, Any]) -> list[Any]:
+        """The native arrays of the slots; `lr_arrays` keeps a learning rate's 0-d array while
+        the rate stays the same (making one is a host-to-device copy)."""
+        out = []
+        for kind, where in self.slots:
+            value = _get(kind, where)
+            if kind == "lr":
+                if value not in lr_arrays:
+                    lr_arrays.clear()
+                    lr_arrays[value] = device.ops.full((), float(value), dtypes.float64)
+                value = lr_arrays[value]
+            out.append(value.data if isinstance(value, Tensor) else value)
+        return out
+
+    def install(self, arrays: list[Any], device: Device) -> list[tuple[str, Any, Any, Any]]:
+        """Put traced inputs in the holders: (kind, where, original, installed) per slot; an
+        optimizer state entry the step adds (SGD's momentum buffer) is recorded as added."""
+        out = [("keys", table, set(table), None) for table in self.tables]
+        for (kind, where), a in zip(self.slots, arrays):
+            original = _get(kind, where)
+            value = a if kind == "param" else Tensor._make(a, device)
+            _put(kind, where, value)
+            out.append((kind, where, original, value))
+        return out
+
+    @staticmethod
+    def written(installed: list[tuple[str, Any, Any, Any]]) -> list[tuple[str, Any, Any]]:
+        """The slots the step changed, with their new native values."""
+        out = []
+        for kind, where, before, value in installed:
+            if kind == "keys":
+                out += [("opt", (where, k), where[k].data) for k in where if k not in before]
+                continue
+            now = _get(kind, where)
+            if kind != "lr" and now is not value:
+                out.append((kind, where, now.data if isinstance(now, Tensor) else now))
+        return out
+
+    @staticmethod
+    def restore(installed: list[tuple[str, Any, Any, Any]]) -> None:
+        for kind, where, original, _ in installed:
+            if kind == "keys":
+                for k in set(where) - original:
+                    del where[k]
+            else:
+                _put(kind, where, original)
+
+    @staticmethod
+    def write(kind: str, where: Any, array: Any, device: Device) -> None:
+        """Store the compiled step's new value of a slot."""
+        _put(kind, where, array if kind == "param" else Tensor._make(array, device))
+
+
+def _get(kind: str, where: Any) -> Any:
+    if kind == "param":
+        return where._data
+    if kind == "lr":
+        return where["lr"]
+    table, name = where
+    return (table._buffers if kind == "buffer" else table)[name]
+
+
+def _put(kind: str, where: Any, value: Any) -> None:
+    if kind == "param":
+        where._data = value
+    elif kind == "lr":
+        where["lr"] = value
+    else:
+        table, name = where
+        (table._buffers if kind == "buffer" else table)[name] = value
+
+
+# ---------------------------------------------------------------------- small pieces
+def _signature(t: Any) -> Any:
+    if isinstance(t, Tensor):
+        return (t.shape, t.dtype, t.requires_grad)
+    if hasattr(t, "shape") and hasattr(t, "dtype"):  # a native array
+        return (tuple(t.shape), t.dtype)
+    return _hashable(t)
+
+
+def _grad_signature(params: tuple[Parameter, ...]) -> tuple[Any, ...]:
+    grads = [_RAW_GRAD.__get__(p) for p in params]
+    return tuple(None if g is None else (g.shape, g.dtype) for g in grads)
+
+
+def _rebuild(template: Tensor, array: Any, device: Device) -> Tensor:
+    t = Tensor._make(array, device)
+    if template.requires_grad:
+        t.requires_grad_()
+    return t
+
+
+def _hashable(v: Any) -> Hashable:
+    if isinstance(v, (list, tuple)):
+        return tuple(_hashable(x) for x in v)
+    if isinstance(v, dict):
+        return tuple(sorted((k, _hashable(x)) for k, x in v.items()))
+    try:
+        hash(v)
+    except TypeError:
+        raise CompileError(
+            f"compile: an argument or setting of type {type(v).__name__} is neither a tensor nor hashable; "
+            "pass tensors, numbers, strings or tuples"
+        ) from None
+    if isinstance(v, float) and math.isnan(v):
+        return "nan"
+    return (type(v).__name__, v)
+
+
+def _flatten(obj: Any) -> tuple[list[Any], Any]:
+    """Leaves (tensors and other values) and a hashable structure; tensors are placeholders in
+    the structure, other leaves are part of it (a new value is a new signature)."""
+    leaves: list[Any] = []
+
+    def go(o: Any) -> Any:
+        if isinstance(o, (list, tuple)):
+            return (type(o).__name__, tuple(go(x) for x in o))
+        if isinstance(o, dict):
+            return ("dict", tuple((k, go(o[k])) for k in o))
+        leaves.append(o)
+        return ("tensor",) if isinstance(o, Tensor) else ("leaf", _hashable(o))
+
+    return leaves, go(obj)
+
+
+def _unflatten(tree: Any, leaves: list[Any]) -> Any:
+    it = iter(leaves)
+
+    def go(t: Any) -> Any:
+        kind = t[0]
+        if kind in ("tensor", "leaf"):
+            return next(it)
+        if kind == "dict":
+            return {k: go(v) for k, v in t[1]}
+        items = [go(x) for x in t[1]]
+        return items if kind == "list" else tuple(items)
+
+    return go(tree)
+
+
+def _walk(obj: Any) -> Any:
+    """Objects inside nested lists, tuples and dicts."""
+    if isinstance(obj, (list, tuple)):
+        for x in obj:
+            yield from _walk(x)
+    elif isinstance(obj, dict):
+        for x in obj.values():
+            yield from _walk(x)
+    else:
+        yield obj
+
+
+def _referenced(fn: Callable[..., Any]) -> list[Any]:
+    """What a function can reach without arguments: its closure, the globals its code names, and
+    for a bound method its object and that object's attributes."""
+    found: list[Any] = []
+    target = getattr(fn, "__func__", fn)
+    owner = getattr(fn, "__self__", None)
+    if owner is not None:
+        found.append(owner)
+        found.extend(getattr(owner, "__dict__", {}).values())
+    code = getattr(target, "__code__", None)
+    if code is not None:
+        for cell in getattr(target, "__closure__", None) or ():
+            try:
+                found.extend(_walk(cell.cell_contents))
+            except ValueError:  # an empty cell
+                pass
+        names = set(code.co_names)
+        g = getattr(target, "__globals__", {})
+        found.extend(_walk([g[n] for n in names if n in g]))
+    return found

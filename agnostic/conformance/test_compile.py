@@ -1,0 +1,219 @@
+"""`agnostic.compile` on a backend: a compiled step gives the eager step's numbers, changes the same
+state (parameters, gradients, buffers, optimizer state, the seed stream), and is compiled once per
+signature. A backend without a compiler (`Backend.compiler is None`) runs the step eagerly and
+compiles nothing; one with a compiler is checked through `Backend.trace` / `compile_traced`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+import agnostic as ag
+from agnostic import nn, optim
+from agnostic.conformance.support import rng
+
+COVERS: set[str] = set()  # the compiler hooks are not op-set entries; the ops run are covered elsewhere
+
+RTOL, ATOL = 2e-5, 1e-6  # float32; XLA may fuse and reorder within rounding
+
+
+def _has_compiler(backend: ag.Device) -> bool:
+    return backend.ops.compiler is not None
+
+
+def _model(backend: ag.Device) -> nn.Module:
+    """No bias before the batch norm: its gradient would be rounding noise, which Adam amplifies."""
+    ag.manual_seed(0)
+    return nn.Sequential(
+        nn.Linear(6, 16, bias=False),
+        nn.BatchNorm1d(16),
+        nn.ReLU(),
+        nn.Dropout(0.2),
+        nn.Linear(16, 3),
+        backend=backend,
+    )
+
+
+def _data(backend: ag.Device, n: int = 12) -> tuple[ag.Tensor, ag.Tensor]:
+    r = rng(3)
+    return backend.tensor(r.standard_normal((n, 6)).astype(np.float32)), backend.tensor(r.integers(0, 3, n))
+
+
+def _train(backend: ag.Device, compiled: bool, make_opt: Callable[[Any], Any], steps: int = 4) -> dict:
+    """Train the same seeded model eagerly or compiled; everything a step changes, on the host."""
+    model = _model(backend)
+    opt = make_opt(model.parameters())
+    x, y = _data(backend)
+
+    def step(x: ag.Tensor, y: ag.Tensor) -> tuple[ag.Tensor, ag.Tensor]:
+        opt.zero_grad()
+        logits = model(x)
+        loss = ag.cross_entropy(logits, y)
+        loss.backward()
+        opt.step()
+        return loss, logits.argmax(axis=1)
+
+    fn = ag.compile(step) if compiled else step
+    ag.manual_seed(7)  # the dropout masks come from here, in the same order
+    losses = [fn(x, y)[0].item() for _ in range(steps)]
+    state = opt.state_dict()["state"]
+    return {
+        "losses": np.array(losses),
+        "params": {k: v.numpy() for k, v in model.state_dict().items()},
+        "grads": [p.grad.numpy() for p in model.parameters()],
+        "opt": {
+            (i, k): np.asarray(v.numpy() if hasattr(v, "numpy") else v)
+            for i, s in state.items()
+            for k, v in s.items()
+        },
+        "next_seed": ag.random.default_generator.next_seed(),
+        "fn": fn,
+    }
+
+
+def _assert_same(eager: dict, compiled: dict) -> None:
+    np.testing.assert_allclose(compiled["losses"], eager["losses"], rtol=RTOL, atol=ATOL)
+    for k, v in eager["params"].items():
+        np.testing.assert_allclose(compiled["params"][k], v, rtol=RTOL, atol=ATOL, err_msg=k)
+    for a, b in zip(compiled["grads"], eager["grads"]):
+        np.testing.assert_allclose(a, b, rtol=RTOL, atol=ATOL, err_msg="gradients")
+    assert compiled["opt"].keys() == eager["opt"].keys()
+    for k, v in eager["opt"].items():
+        np.testing.assert_allclose(
+            compiled["opt"][k], v, rtol=RTOL, atol=ATOL, err_msg=f"optimizer state {k}"
+        )
+    assert compiled["next_seed"] == eager["next_seed"], "the compiled step moved the seed stream differently"
+
+
+@pytest.mark.parametrize(
+    "make_opt",
+    [
+        lambda ps: optim.Adam(ps, lr=0.01),
+        lambda ps: optim.AdamW(ps, lr=0.01, amsgrad=True),
+        lambda ps: optim.SGD(ps, lr=0.05, momentum=0.9, nesterov=True),
+        lambda ps: optim.RMSprop(ps, lr=0.01, centered=True),
+        lambda ps: optim.Adagrad(ps, lr=0.1, lr_decay=0.01),
+    ],
+    ids=["adam", "adamw-amsgrad", "sgd-nesterov", "rmsprop", "adagrad"],
+)
+def test_compiled_training_step_matches_the_eager_one(
+    backend: ag.Device, make_opt: Callable[[Any], Any]
+) -> None:
+    """Dropout, batch norm's running statistics, gradients and the optimizer's state included."""
+    eager = _train(backend, False, make_opt)
+    compiled = _train(backend, True, make_opt)
+    _assert_same(eager, compiled)
+    fn = compiled["fn"]
+    if _has_compiler(backend):
+        assert 1 <= fn.compilations <= 2, fn.compilations  # SGD's momentum buffer appears after step 1
+    else:
+        assert fn.compilations == 0 and fn.traces == 0
+
+
+def test_compiles_once_per_shape_and_dtype(backend: ag.Device) -> None:
+    model = _model(backend).eval()
+    fn = ag.compile(lambda x: model(x))
+    r = rng(4)
+    a, b = (backend.tensor(r.standard_normal(s).astype(np.float32)) for s in ((5, 6), (7, 6)))
+    for x in (a, a, b, a, b):
+        np.testing.assert_allclose(fn(x).numpy(), model(x).numpy(), rtol=RTOL, atol=ATOL)
+    expected = 2 if _has_compiler(backend) else 0
+    assert fn.compilations == expected
+    fn(a.astype(ag.float64))  # a new dtype: one more
+    assert fn.compilations == (3 if _has_compiler(backend) else 0)
+    model.train()  # another mode is another program
+    fn(a)
+    assert fn.compilations == (4 if _has_compiler(backend) else 0)
+
+
+def _scheduled(backend: ag.Device, compiled: bool) -> tuple[np.ndarray, Any]:
+    model = _model(backend)
+    opt = optim.Adam(model.parameters(), lr=0.05)
+    sched = optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    x, y = _data(backend)
+
+    def step(x: ag.Tensor, y: ag.Tensor) -> ag.Tensor:
+        opt.zero_grad()
+        loss = ag.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    fn = ag.compile(step) if compiled else step
+    ag.manual_seed(1)
+    for _ in range(4):
+        fn(x, y)
+        sched.step()
+    return model[0].weight.numpy(), fn
+
+
+def test_a_learning_rate_schedule_does_not_recompile(backend: ag.Device) -> None:
+    (eager, _), (compiled, fn) = _scheduled(backend, False), _scheduled(backend, True)
+    np.testing.assert_allclose(compiled, eager, rtol=RTOL, atol=ATOL)
+    assert fn.compilations == (1 if _has_compiler(backend) else 0)
+
+
+def _accumulated(backend: ag.Device, compiled: bool) -> tuple[list[np.ndarray], Any]:
+    model = _model(backend)
+    x, y = _data(backend)
+
+    def accumulate(x: ag.Tensor, y: ag.Tensor) -> None:
+        ag.cross_entropy(model(x), y).backward()
+
+    fn = ag.compile(accumulate) if compiled else accumulate
+    ag.manual_seed(2)
+    for _ in range(3):
+        fn(x, y)
+    return [p.grad.numpy() for p in model.parameters()], fn
+
+
+def test_gradients_accumulate_across_compiled_calls(backend: ag.Device) -> None:
+    """A step that only adds to .grad reads the incoming gradient: it becomes an input."""
+    (eager, _), (compiled, fn) = _accumulated(backend, False), _accumulated(backend, True)
+    for a, b in zip(compiled, eager):
+        np.testing.assert_allclose(a, b, rtol=RTOL, atol=ATOL)
+    # the first call had no gradient to read, the next ones had one: two programs
+    assert fn.compilations == (2 if _has_compiler(backend) else 0)
+
+
+def test_results_are_fresh_tensors_without_a_graph(backend: ag.Device) -> None:
+    w = nn.Parameter(backend.tensor(np.ones((2, 2), np.float32)))
+    fn = ag.compile(lambda x: {"y": (x @ w).sum(), "same": x, "n": 3})
+    out = fn(backend.tensor(np.eye(2, dtype=np.float32)))
+    assert out["n"] == 3 and out["y"].item() == pytest.approx(4.0)
+    if _has_compiler(backend):  # eagerly the function's own results come back as they are
+        assert out["y"].grad_fn is None and not out["y"].requires_grad
+    np.testing.assert_array_equal(out["same"].numpy(), np.eye(2))
+
+
+def test_reading_a_value_inside_a_compiled_step_is_an_error(backend: ag.Device) -> None:
+    if not _has_compiler(backend):
+        pytest.skip(f"{backend.name} runs compiled steps eagerly: .item() works there")
+    x = backend.tensor(np.ones(3, np.float32))
+    fn = ag.compile(lambda t: t * t.sum().item())
+    with pytest.raises(ag.CompileError, match=r"values are symbolic.*\.item\(\)"):
+        fn(x)
+
+
+def test_bad_uses_are_named(backend: ag.Device) -> None:
+    with pytest.raises(TypeError, match="compile: expected a function"):
+        ag.compile(3)
+    other = next((n for n in ("numpy", "torch", "jax") if n != backend.name and _available(n)), None)
+    if other is None:
+        pytest.skip("a second backend is needed to mix two")
+    a, b = backend.tensor(np.ones(2, np.float32)), ag.backend(other).tensor(np.ones(2, np.float32))
+    with pytest.raises(ag.CompileError, match="several backends"):
+        ag.compile(lambda u, v: u)(a, b)
+    with pytest.raises(ag.CompileError, match="neither a tensor nor hashable"):
+        ag.compile(lambda u, v: u)(a, [{1}])
+
+
+def _available(name: str) -> bool:
+    try:
+        ag.backend(name)
+    except Exception:
+        return False
+    return True
