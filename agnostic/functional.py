@@ -22,7 +22,7 @@ from agnostic.tensor import Tensor
 
 __all__ = [
     "group_norm", "rms_norm", "adaptive_avg_pool", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
-    "relu", "gelu", "silu", "sigmoid", "tanh", "leaky_relu", "elu", "softplus", "softmax",
+    "linear", "relu", "gelu", "silu", "sigmoid", "tanh", "leaky_relu", "elu", "softplus", "softmax",
     "log_softmax", "dropout", "layer_norm", "batch_norm", "cross_entropy", "mse_loss",
     "nll_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "binary_cross_entropy",
     "binary_cross_entropy_with_logits", "kl_div",
@@ -40,6 +40,21 @@ one_hot = O.one_hot
 def _float(x: Any, op: str) -> Tensor:
     x = O._tensor(x, op)
     return x if x.dtype.is_floating else P.cast(x, dtypes.default_float)
+
+
+# ====================================================================== linear
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """x @ weight.T + bias over the last axis of x (torch's linear): weight (out, in), bias (out,)."""
+    x = _float(x, "linear")
+    weight = O._tensor(weight, "linear")
+    if weight.ndim != 2 or x.ndim == 0 or x.shape[-1] != weight.shape[1]:
+        raise ValueError(
+            f"linear: input of shape {x.shape} and weight of shape {weight.shape}: the weight must be "
+            "(out_features, in_features) and the input end in in_features"
+        )
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise ValueError(f"linear: bias has shape {bias.shape}, expected ({weight.shape[0]},)")
+    return P.linear(x, _same_dtype(x, weight), _same_dtype(x, bias))
 
 
 # ====================================================================== activations

@@ -903,6 +903,24 @@ def composite(name: str, args: tuple[Any, ...], kwargs: dict[str, Any], rule: Ru
     return out
 
 
+def linear(x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
+    """x @ w.T + b. The weight's gradient is g.T @ x over the flattened batch: (out, in), laid out
+    as the weight is, as torch computes it (the transpose of x.T @ g would be a strided view)."""
+
+    def rule(g: Tensor, y: Tensor) -> tuple[Tensor, ...]:
+        grads = []
+        if x.requires_grad:
+            grads.append(matmul(g, w))
+        if w.requires_grad:
+            n_out, n_in = w.shape
+            grads.append(matmul(_mt(reshape(g, (-1, n_out))), reshape(x, (-1, n_in))))
+        if b is not None and b.requires_grad:
+            grads.append(sum(g, tuple(range(g.ndim - 1)), False))
+        return tuple(grads)
+
+    return composite("linear", (x, w, b), {}, rule)
+
+
 def softmax(x: Tensor, axis: int) -> Tensor:
     def rule(g: Tensor, y: Tensor) -> tuple[Tensor]:
         return (mul(y, sub(g, sum(mul(g, y), (axis,), True))),)

@@ -381,6 +381,11 @@ class Backend(abc.ABC):
     # ================================================================== composites
     # Defaults use only primitives through `self`, so they also run on Tensors for autodiff.
 
+    def linear(self, x: Array, w: Array, b: Array | None) -> Array:
+        """x @ w.T + b over the last axis of x (torch's linear): w is (out, in), b (out,)."""
+        y = self.matmul(x, self.permute(w, (1, 0)))
+        return y if b is None else self.add(y, b)
+
     def logsumexp(self, a: Array, axes: Axes, keepdims: bool) -> Array:
         """log(sum(exp(a))) over `axes`, shifted by the maximum for stability."""
         if math.prod(self.shape(a)) == 0:  # max() has no identity; the direct formula gives -inf
@@ -601,7 +606,7 @@ PRIMITIVES: tuple[str, ...] = tuple(sorted(Backend.__abstractmethods__))
 """Every abstract primitive a backend must implement."""
 
 COMPOSITES: tuple[str, ...] = (
-    "logsumexp", "softmax", "log_softmax", "relu", "gelu", "silu", "one_hot", "layer_norm",
+    "linear", "logsumexp", "softmax", "log_softmax", "relu", "gelu", "silu", "one_hot", "layer_norm",
     "batch_norm", "cross_entropy", "scaled_dot_product_attention", "adam_step",
 )  # fmt: skip
 """Ops with a default here that a backend may override with a fused native call."""

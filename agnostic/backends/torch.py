@@ -434,6 +434,9 @@ class TorchBackend(Backend):
         return traced if mode is None else torch.compile(traced, mode=mode, fullgraph=True)
 
     # ------------------------------------------------------------------ fused composites
+    def linear(self, x: Array, w: Array, b: Array | None) -> Array:
+        return F.linear(x, w, b)
+
     def softmax(self, a: Array, axis: int) -> Array:
         return torch.softmax(a, dim=axis)
 
@@ -486,8 +489,9 @@ class TorchBackend(Backend):
         """torch.optim's fused Adam/AdamW kernel (one pass per tensor), one call per dtype. It
         works in place, so it gets contiguous copies of the parameters (they are never written)
         and the moments the optimizer owns; it reads memory linearly, so every operand must be
-        contiguous."""
-        if self._torch_device.type not in _fused_kernel_devices() or not self._numbers(lr, steps):
+        contiguous. A compiled step's 0-d step counts and learning rate go in as tensors (the
+        kernel's tensor-lr form), so the traced graph keeps the one fused call."""
+        if self._torch_device.type not in _fused_kernel_devices():
             return super().adam_step(
                 params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, lr, beta1, beta2, eps,
                 weight_decay, decoupled, maximize,
@@ -506,7 +510,12 @@ class TorchBackend(Backend):
             by_dtype.setdefault(p.dtype, []).append(i)
         for index in by_dtype.values():
             p, g, m, v, vmax = ([lst[i] for i in index] if lst else [] for lst in lists)
-            counts = [torch.tensor(float(steps[i]), device=self._torch_device) for i in index]
+            counts = [
+                steps[i].to(torch.float32)  # the kernel's step type (exact to 2**24 steps)
+                if isinstance(steps[i], torch.Tensor)
+                else torch.tensor(float(steps[i]), device=self._torch_device)
+                for i in index
+            ]
             fused(
                 p, g, m, v, vmax, counts, lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay,
                 eps=eps, amsgrad=amsgrad, maximize=maximize,

@@ -439,6 +439,10 @@ def _composite_cases(backend: ag.Device) -> dict:
 
     hyper = dict(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8)
     return {
+        "linear": [
+            (nat(x), nat(r.standard_normal((3, 5))), nat(r.standard_normal(3))),
+            (nat(x[0, 0]), nat(r.standard_normal((2, 5))), None),
+        ],
         "logsumexp": [(nat(x), (1, 2), False), (nat(x), (0,), True)],
         "softmax": [(nat(x), 1), (nat(x), 2)],
         "log_softmax": [(nat(x), 2), (nat(x), 0)],

@@ -14,7 +14,7 @@ F = ag.functional
 
 COVERS = {
     "conv", "conv_input_grad", "conv_weight_grad", "max_pool", "avg_pool", "avg_pool_grad",
-    "softmax", "log_softmax", "logsumexp", "relu", "gelu", "silu", "layer_norm", "batch_norm",
+    "linear", "softmax", "log_softmax", "logsumexp", "relu", "gelu", "silu", "layer_norm", "batch_norm",
     "cross_entropy", "scaled_dot_product_attention", "one_hot", "sigmoid", "tanh", "erf",
     "scatter_add", "take_along_axis", "take", "matmul", "where", "expm1", "log1p", "mean", "var", "ne",
 }  # fmt: skip
@@ -254,6 +254,12 @@ def test_dropout_gradient_is_the_scaled_mask(backend):
 
 
 # ---------------------------------------------------------------------- normalization
+def test_linear_gradient(backend):
+    """The weight's gradient has its own rule (g.T @ x): batched, 1-D and bias-free inputs."""
+    support.check_grad(backend, F.linear, _data((2, 3, 4), 1), _data((5, 4), 2), _data((5,), 3))
+    support.check_grad(backend, lambda x, w: F.linear(x, w), _data((4,), 4), _data((2, 4), 5))
+
+
 def test_layer_norm_gradient(backend):
     x = _data((2, 3, 4), 1)
     support.check_grad(backend, lambda a: F.layer_norm(a, 4), x)

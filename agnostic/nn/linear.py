@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import agnostic.functional as F
 import agnostic.ops as ops
 from agnostic.tensor import Tensor
 
@@ -31,8 +32,7 @@ class Linear(Module):
             raise ValueError(
                 f"Linear: input of shape {x.shape} does not end in in_features={self.in_features}"
             )
-        y = ops.matmul(x, self.weight.mT)
-        return y if self.bias is None else y + self.bias
+        return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
         return (
