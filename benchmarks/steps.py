@@ -58,6 +58,9 @@ def jax_adam_case(params: Any, loss_fn: Callable[[Any], Any]) -> Case:
     import jax
     import optax
 
+    kinds = {leaf.dtype.name for leaf in jax.tree.leaves(params)}
+    if kinds != {"float32"}:  # x64 is on (agnostic's JAX backend): a NumPy float64 scalar promotes
+        raise TypeError(f"the native JAX reference must be float32 throughout, got {sorted(kinds)}")
     tx = optax.adam(LR)
     state = [params, tx.init(params)]
 

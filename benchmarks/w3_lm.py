@@ -6,6 +6,7 @@ jax.jit with optax."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -78,7 +79,7 @@ def _jax() -> Case:
     keys = iter(jax.random.split(jax.random.PRNGKey(0), 4 + 4 * LAYERS))
 
     def dense(n_out: int, n_in: int) -> tuple[Any, Any]:
-        return jax.random.normal(next(keys), (n_out, n_in), F32) / np.sqrt(n_in), jnp.zeros(n_out, F32)
+        return jax.random.normal(next(keys), (n_out, n_in), F32) / math.sqrt(n_in), jnp.zeros(n_out, F32)
 
     params = {
         "tok": jax.random.normal(next(keys), (VOCAB, D), F32),
@@ -110,7 +111,7 @@ def _jax() -> Case:
         q, k, v = jnp.split(linear(h, p["qkv"]), 3, axis=-1)
         heads = lambda t: t.reshape(BATCH, SEQ, HEADS, D // HEADS).transpose(0, 2, 1, 3)  # noqa: E731
         q, k, v = heads(q), heads(k), heads(v)
-        scores = jnp.where(causal, q @ k.transpose(0, 1, 3, 2) / np.sqrt(D // HEADS), -jnp.inf)
+        scores = jnp.where(causal, q @ k.transpose(0, 1, 3, 2) / math.sqrt(D // HEADS), -jnp.inf)
         out = (jax.nn.softmax(scores, axis=-1) @ v).transpose(0, 2, 1, 3).reshape(BATCH, SEQ, D)
         return linear(out, p["out"])
 

@@ -193,9 +193,7 @@ class MultiheadAttention(Module):
         (wq, wk, wv), (bq, bk, bv) = self._projections()
         heads = []
         for x, w, b, length in ((q, wq, bq, tgt_len), (k, wk, bk, src_len), (v, wv, bv, src_len)):
-            y = ops.matmul(x, w.mT)
-            if b is not None:
-                y = y + b
+            y = F.linear(x, w, b)
             heads.append(ops.permute(ops.reshape(y, (n, length, h, hd)), (0, 2, 1, 3)))  # (N, H, len, hd)
         qh, kh, vh = heads
 
