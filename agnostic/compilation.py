@@ -215,7 +215,7 @@ class CompiledFunction:
             inputs = self._inputs(entry, state, tensors, device, tracing=True)
             self.traces += 1
             try:
-                traced = device.ops.trace(pure, inputs)
+                traced = device.ops.trace(pure, inputs, self.mode)
             except TraceError as exc:
                 raise CompileError(
                     f"compile: {self.__name__} cannot be traced on {device.name}: {exc}. Inside a compiled "

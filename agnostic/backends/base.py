@@ -367,10 +367,10 @@ class Backend(abc.ABC):
         """The gradient of `avg_pool` with respect to its input (the adjoint of avg_pool)."""
 
     # ------------------------------------------------------------------ compilation
-    def trace(self, fn: Callable[..., list[Array]], inputs: list[Array]) -> Any:
+    def trace(self, fn: Callable[..., list[Array]], inputs: list[Array], mode: str | None) -> Any:
         """Trace `fn(*inputs)`, a pure function of native arrays returning a list of them, into
         this library's program form (without running it); raise TraceError when `fn` reads a
-        traced value on the host."""
+        traced value on the host. `mode` is what `compile_traced` will get."""
         raise NotImplementedError(f"backend {self.name!r} has no compiler")
 
     def compile_traced(self, traced: Any, mode: str | None) -> Callable[..., list[Array]]:

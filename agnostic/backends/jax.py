@@ -363,7 +363,7 @@ class JaxBackend(Backend):
         )  # fmt: skip
 
     # ------------------------------------------------------------------ compilation
-    def trace(self, fn: Any, inputs: list[Array]) -> Any:
+    def trace(self, fn: Any, inputs: list[Array], mode: str | None) -> Any:
         """jax.jit's trace and lowering to XLA (compiled by `compile_traced`)."""
         try:
             return jax.jit(fn).lower(*inputs)

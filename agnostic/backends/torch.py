@@ -416,11 +416,12 @@ class TorchBackend(Backend):
         return gx
 
     # ------------------------------------------------------------------ compilation
-    def trace(self, fn: Any, inputs: list[Array]) -> Any:
+    def trace(self, fn: Any, inputs: list[Array], mode: str | None) -> Any:
         """The ATen ops `fn` runs, as a torch.fx graph: traced with fake tensors (no data, nothing
         computed), so the Python of agnostic's layers, autodiff and optimizers is gone from it."""
         from torch.fx.experimental.proxy_tensor import make_fx
 
+        _for_inductor[0] = mode is not None
         try:
             return make_fx(fn, tracing_mode="fake", _allow_non_fake_inputs=True)(*inputs)
         except Exception as exc:
@@ -428,6 +429,8 @@ class TorchBackend(Backend):
             if not any(s in said for s in _HOST_READ_ERRORS):
                 raise
             raise TraceError(said.split("\n")[0]) from exc
+        finally:
+            _for_inductor[0] = False
 
     def compile_traced(self, traced: Any, mode: str | None) -> Any:
         """The graph as it is, or, given a mode, torch.compile's (inductor) build of it."""
@@ -491,7 +494,9 @@ class TorchBackend(Backend):
         and the moments the optimizer owns; it reads memory linearly, so every operand must be
         contiguous. A compiled step's 0-d step counts and learning rate go in as tensors (the
         kernel's tensor-lr form), so the traced graph keeps the one fused call."""
-        if self._torch_device.type not in _fused_kernel_devices():
+        if self._torch_device.type not in _fused_kernel_devices() or (
+            _for_inductor[0] and not self._numbers(lr, steps)
+        ):  # inductor has no kernel for the fused op's tensor-lr form: it fuses the default itself
             return super().adam_step(
                 params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, lr, beta1, beta2, eps,
                 weight_decay, decoupled, maximize,
@@ -523,6 +528,9 @@ class TorchBackend(Backend):
         new_p, _, new_m, new_v, new_max = lists
         return new_p, new_m, new_v, (new_max if amsgrad else None)
 
+
+_for_inductor = [False]
+"""Set while a step is traced for torch.compile (a mode was given), not to run as a plain graph."""
 
 _HOST_READ_ERRORS = ("DataDependent", "data-dependent", "tensor subclasses", "FakeTensor", "fake tensor")
 """How torch says, in a fake-tensor trace, that Python asked for a value (`.item()`, `.numpy()`...)."""
