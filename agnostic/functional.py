@@ -146,7 +146,7 @@ def layer_norm(
         if t is not None and t.shape != shape:
             raise ValueError(f"layer_norm: {name} has shape {t.shape}, expected {shape}")
     weight, bias = _same_dtype(x, weight), _same_dtype(x, bias)
-    return P.composite("layer_norm", (x, len(shape), weight, bias, float(eps)), {})
+    return P.layer_norm(x, len(shape), weight, bias, float(eps))
 
 
 def _same_dtype(x: Tensor, t: Tensor | None) -> Tensor | None:
@@ -473,10 +473,8 @@ def scaled_dot_product_attention(
         O._broadcast_shapes("scaled_dot_product_attention (mask)", mask.shape, q.shape[:-1] + (k.shape[-2],))
         if mask.dtype is not dtypes.bool:
             mask = P.cast(mask, q.dtype)
-    return P.composite(
-        "scaled_dot_product_attention",
-        (q, k, v, mask, bool(is_causal), None if scale is None else float(scale)),
-        {},
+    return P.scaled_dot_product_attention(
+        q, k, v, mask, bool(is_causal), None if scale is None else float(scale)
     )
 
 

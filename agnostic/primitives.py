@@ -817,17 +817,30 @@ def max_pool(
     values, idx = x._device.ops.max_pool(x._data, kernel, stride, padding, dilation, ceil_mode)
     out, indices = _make(values, x._device), _make(idx, x._device)
     if mode.enabled and x.requires_grad:
-
-        def vjp(g: Tensor, y: Tensor) -> tuple[Tensor]:
-            # each output's gradient goes to the input position that won its window
-            n, c = x.shape[:2]
-            pooled = (n, c, math.prod(g.shape[2:]))
-            base = _make(g._device.ops.full((n, c, math.prod(x.shape[2:])), 0, g._dtype), g._device)
-            spread = scatter_add(base, 2, reshape(indices, pooled), reshape(g, pooled))
-            return (reshape(spread, x.shape),)
-
-        _record(out, "max_pool", (x,), vjp)
+        args = (kernel, stride, padding, dilation, ceil_mode)
+        _record(out, "max_pool", (x,), lambda g, y: (max_pool_grad(g, x, indices, *args),))
     return out, indices
+
+
+def max_pool_grad(
+    g: Tensor,
+    x: Tensor,
+    indices: Tensor,
+    kernel: Any,
+    stride: Any,
+    padding: Any,
+    dilation: Any,
+    ceil_mode: bool,
+) -> Tensor:
+    def rule(gg: Tensor, out: Tensor) -> tuple[Tensor | None, ...]:
+        # linear in g: its adjoint reads each window's winner; x only gives the shape
+        n, c = x.shape[:2]
+        flat = reshape(gg, (n, c, math.prod(x.shape[2:])))
+        picked = take_along_axis(flat, reshape(indices, (n, c, math.prod(g.shape[2:]))), 2)
+        return _wanted([(g, reshape(picked, g.shape)), (x, None)])
+
+    args = (g, x, indices, kernel, stride, padding, dilation, ceil_mode)
+    return composite("max_pool_grad", args, {}, rule)
 
 
 def avg_pool(
@@ -889,18 +902,48 @@ def composite(name: str, args: tuple[Any, ...], kwargs: dict[str, Any], rule: Ru
     out = _make(getattr(dev.ops, name)(*native, **kwargs), dev)
     tracked = tuple(t for t in tensors if t.requires_grad)
     if mode.enabled and tracked:
-        if rule is None:
-
-            def rule(g: Tensor, y: Tensor) -> tuple[Tensor, ...]:
-                aliases = {id(t): t._alias_for_grad() for t in tracked}
-                call_args = [aliases.get(id(a), a) if isinstance(a, Tensor) else a for a in args]
-                create_graph = mode.enabled
-                with set_grad_enabled(True):
-                    redo = getattr(Backend, name)(TensorOps(dev), *call_args, **kwargs)
-                return gradients(redo, [aliases[id(t)] for t in tracked], g, create_graph=create_graph)
-
-        _record(out, name, tracked, rule)
+        _record(out, name, tracked, rule or _default_rule(name, args, kwargs, tracked, None))
     return out
+
+
+def composite_outputs(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Tensor | None, ...]:
+    """Run a composite that returns several arrays (None where one is not wanted), such as a
+    gradient composite. Each output's own gradient, which only higher derivatives need, is that of
+    the base-class default run on Tensors."""
+    tensors = [a for a in args if isinstance(a, Tensor)]
+    dev = tensors[0]._device
+    native = [a._data if isinstance(a, Tensor) else a for a in args]
+    outs = tuple(None if o is None else _make(o, dev) for o in getattr(dev.ops, name)(*native, **kwargs))
+    tracked = tuple(t for t in tensors if t.requires_grad)
+    if mode.enabled and tracked:
+        for i, out in enumerate(outs):
+            if out is not None:
+                _record(out, name, tracked, _default_rule(name, args, kwargs, tracked, i))
+    return outs
+
+
+def _default_rule(
+    name: str, args: tuple[Any, ...], kwargs: dict[str, Any], tracked: tuple[Tensor, ...], pick: int | None
+) -> Rule:
+    """The gradient of composite `name` (its output `pick` when it has several) by differentiating
+    the base-class default, run again on Tensors."""
+
+    def rule(g: Tensor, y: Tensor) -> tuple[Tensor, ...]:
+        aliases = {id(t): t._alias_for_grad() for t in tracked}
+        call_args = [aliases.get(id(a), a) if isinstance(a, Tensor) else a for a in args]
+        create_graph = mode.enabled
+        with set_grad_enabled(True):
+            redo = getattr(Backend, name)(TensorOps(tracked[0]._device), *call_args, **kwargs)
+        if pick is not None:
+            redo = redo[pick]
+        return gradients(redo, [aliases[id(t)] for t in tracked], g, create_graph=create_graph)
+
+    return rule
+
+
+def _wanted(pairs: Sequence[tuple[Tensor | None, Tensor | None]]) -> tuple[Tensor | None, ...]:
+    """The gradients for the inputs that require one, in order: what a composite's rule returns."""
+    return tuple(grad for t, grad in pairs if isinstance(t, Tensor) and t.requires_grad)
 
 
 def linear(x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
@@ -936,7 +979,38 @@ def log_softmax(x: Tensor, axis: int) -> Tensor:
 
 
 def relu(x: Tensor) -> Tensor:
-    return composite("relu", (x,), {}, lambda g, y: (where(gt(x, 0.0), g, 0.0),))
+    return composite("relu", (x,), {}, lambda g, y: (relu_grad(g, y),))
+
+
+def relu_grad(g: Tensor, y: Tensor) -> Tensor:
+    # linear in g; piecewise constant in y, so y gets no gradient
+    return composite("relu_grad", (g, y), {}, lambda gg, out: _wanted([(g, relu_grad(gg, y)), (y, None)]))
+
+
+def layer_norm(
+    x: Tensor, normalized_ndim: int, weight: Tensor | None, bias: Tensor | None, eps: float
+) -> Tensor:
+    def rule(g: Tensor, y: Tensor) -> tuple[Tensor | None, ...]:
+        grads = composite_outputs("layer_norm_grad", (g, x, normalized_ndim, weight, bias, eps), {})
+        return _wanted(list(zip((x, weight, bias), grads)))
+
+    return composite("layer_norm", (x, normalized_ndim, weight, bias, eps), {}, rule)
+
+
+def scaled_dot_product_attention(
+    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, is_causal: bool, scale: float | None
+) -> Tensor:
+    args = (q, k, v, mask, is_causal, scale)
+    if mask is not None and mask.requires_grad:  # the gradient composite has none for the mask
+        return composite("scaled_dot_product_attention", args, {})
+
+    def rule(g: Tensor, y: Tensor) -> tuple[Tensor | None, ...]:
+        grads = composite_outputs(
+            "scaled_dot_product_attention_grad", (g, q, k, v, y, mask, is_causal, scale), {}
+        )
+        return _wanted(list(zip((q, k, v), grads)))
+
+    return composite("scaled_dot_product_attention", args, {}, rule)
 
 
 _PRIMITIVES: dict[str, Callable[..., Any]] = {

@@ -410,6 +410,10 @@ class Backend(abc.ABC):
         """max(a, 0)."""
         return self.maximum(a, 0.0)
 
+    def relu_grad(self, g: Array, y: Array) -> Array:
+        """relu's gradient from its output `y`: g where y > 0, else 0 (torch's threshold_backward)."""
+        return self.where(self.gt(y, 0.0), g, 0.0)
+
     def gelu(self, a: Array, approximate: str) -> Array:
         """x * Phi(x), exact ('none') or with the tanh approximation ('tanh')."""
         if approximate == "tanh":
@@ -445,6 +449,26 @@ class Backend(abc.ABC):
             out = self.add(out, bias)
         return out
 
+    def layer_norm_grad(
+        self, g: Array, a: Array, normalized_ndim: int, weight: Array | None, bias: Array | None, eps: float
+    ) -> tuple[Array, Array | None, Array | None]:
+        """The gradients of `layer_norm` for its input, weight and bias (None for an absent
+        weight or bias), in closed form: gx = rstd * (gh - mean(gh) - xhat * mean(gh * xhat)) with
+        gh = g * weight, the normalized axes' means."""
+        nd = len(self.shape(a))
+        axes = tuple(range(nd - normalized_ndim, nd))
+        lead = tuple(range(nd - normalized_ndim))
+        mean = self.mean(a, axes, True)
+        centered = self.sub(a, mean)
+        rstd = self.rsqrt(self.add(self.mean(self.mul(centered, centered), axes, True), eps))
+        xhat = self.mul(centered, rstd)
+        gh = g if weight is None else self.mul(g, weight)
+        inner = self.add(self.mean(gh, axes, True), self.mul(xhat, self.mean(self.mul(gh, xhat), axes, True)))
+        gx = self.mul(self.sub(gh, inner), rstd)
+        gw = None if weight is None else self.sum(self.mul(g, xhat), lead, False)
+        gb = None if bias is None else self.sum(g, lead, False)
+        return gx, gw, gb
+
     def batch_norm(
         self, a: Array, mean: Array, var: Array, weight: Array | None, bias: Array | None, eps: float
     ) -> Array:
@@ -461,6 +485,19 @@ class Backend(abc.ABC):
         if bias is not None:
             out = self.add(out, channel(bias))
         return out
+
+    def max_pool_grad(
+        self, g: Array, x: Array, indices: Array, kernel: Shape, stride: Shape, padding: Shape,
+        dilation: Shape, ceil_mode: bool,
+    ) -> Array:  # fmt: skip
+        """The gradient of `max_pool` for its input `x`: each output's gradient added at the input
+        position that won its window (`indices`, flat over the spatial axes, as max_pool gives)."""
+        x_shape, g_shape = self.shape(x), self.shape(g)
+        n, c = x_shape[:2]
+        pooled = (n, c, math.prod(g_shape[2:]))
+        base = self.full((n, c, math.prod(x_shape[2:])), 0, self.dtype_of(g))
+        spread = self.scatter_add(base, 2, self.reshape(indices, pooled), self.reshape(g, pooled))
+        return self.reshape(spread, x_shape)
 
     def cross_entropy(
         self, logits: Array, target: Array, weight: Array | None, ignore_index: int,
@@ -508,6 +545,33 @@ class Backend(abc.ABC):
         """softmax(q k^T * scale + mask) v over (..., L, E) queries and (..., S, E) keys. A bool mask
         keeps True positions; a float mask is added; `is_causal` keeps j <= i. A query whose keys are
         all masked attends to nothing and gives zeros (as torch), not NaN."""
+        weights = Backend._attention_weights(self, q, k, mask, is_causal, scale)
+        return self.matmul(weights, v)
+
+    def scaled_dot_product_attention_grad(
+        self, g: Array, q: Array, k: Array, v: Array, out: Array, mask: Array | None, is_causal: bool,
+        scale: float | None,
+    ) -> tuple[Array, Array, Array]:  # fmt: skip
+        """The gradients of `scaled_dot_product_attention` for q, k and v (each in its own shape)
+        given the output's gradient `g` and the output `out`: with P the attention weights,
+        gv = P^T g, dS = P * (g v^T - rowsum(g * out)), gq = dS k * scale, gk = dS^T q * scale."""
+        nd = len(self.shape(q))
+        if scale is None:
+            scale = 1.0 / math.sqrt(self.shape(q)[-1])
+        perm = tuple(range(nd - 2)) + (nd - 1, nd - 2)
+        weights = Backend._attention_weights(self, q, k, mask, is_causal, scale)
+        gv = self.matmul(self.permute(weights, perm), g)
+        rows = self.sum(self.mul(g, out), (nd - 1,), True)
+        ds = self.mul(weights, self.sub(self.matmul(g, self.permute(v, perm)), rows))
+        gq = self.mul(self.matmul(ds, k), scale)
+        gk = self.mul(self.matmul(self.permute(ds, perm), q), scale)
+        return tuple(Backend._sum_to(self, grad, self.shape(x)) for grad, x in ((gq, q), (gk, k), (gv, v)))  # type: ignore[return-value]
+
+    def _attention_weights(
+        self, q: Array, k: Array, mask: Array | None, is_causal: bool, scale: float | None
+    ) -> Array:
+        """softmax(q k^T * scale + mask) with the masks applied; a row with every key masked is
+        all zeros, not NaN."""
         q_shape, k_shape = self.shape(q), self.shape(k)
         nd = len(q_shape)
         if scale is None:
@@ -526,8 +590,18 @@ class Backend(abc.ABC):
         m = self.max(scores, (nd - 1,), True)
         e = self.exp(self.sub(scores, self.where(self.isfinite(m), m, 0.0)))
         total = self.sum(e, (nd - 1,), True)
-        weights = self.div(e, self.where(self.eq(total, 0.0), 1.0, total))
-        return self.matmul(weights, v)
+        return self.div(e, self.where(self.eq(total, 0.0), 1.0, total))
+
+    def _sum_to(self, a: Array, shape: Shape) -> Array:
+        """`a` summed down to `shape` over the axes broadcasting had stretched."""
+        have = self.shape(a)
+        if have == tuple(shape):
+            return a
+        lead = len(have) - len(shape)
+        axes = tuple(range(lead)) + tuple(
+            i + lead for i, n in enumerate(shape) if n == 1 and have[i + lead] != 1
+        )
+        return self.reshape(self.sum(a, axes, False), tuple(shape))
 
     def adam_step(
         self, params: Sequence[Array], grads: Sequence[Array], exp_avgs: Sequence[Array],
@@ -606,10 +680,12 @@ PRIMITIVES: tuple[str, ...] = tuple(sorted(Backend.__abstractmethods__))
 """Every abstract primitive a backend must implement."""
 
 COMPOSITES: tuple[str, ...] = (
-    "linear", "logsumexp", "softmax", "log_softmax", "relu", "gelu", "silu", "one_hot", "layer_norm",
-    "batch_norm", "cross_entropy", "scaled_dot_product_attention", "adam_step",
+    "linear", "logsumexp", "softmax", "log_softmax", "relu", "relu_grad", "gelu", "silu", "one_hot",
+    "layer_norm", "layer_norm_grad", "batch_norm", "max_pool_grad", "cross_entropy",
+    "scaled_dot_product_attention", "scaled_dot_product_attention_grad", "adam_step",
 )  # fmt: skip
-"""Ops with a default here that a backend may override with a fused native call."""
+"""Ops with a default here that a backend may override with a fused native call. The `*_grad`
+ones are gradients, which backward runs: a backend with a fused backward kernel gives it there."""
 
 DEFAULTS: tuple[str, ...] = (
     "std", "topk", "nonzero", "random_uniform", "random_normal", "random_bernoulli",

@@ -404,6 +404,19 @@ class TorchBackend(Backend):
         fn = (F.avg_pool1d, F.avg_pool2d, F.avg_pool3d)[len(kernel) - 1]
         return fn(x, kernel, stride, padding, ceil_mode, count_include_pad)
 
+    def max_pool_grad(
+        self, g: Array, x: Array, indices: Array, kernel: Shape, stride: Shape, padding: Shape,
+        dilation: Shape, ceil_mode: bool,
+    ) -> Array:  # fmt: skip
+        if len(kernel) == 1:  # torch pools 1-d as 2-d with a unit first axis
+            g, x, indices = g.unsqueeze(2), x.unsqueeze(2), indices.unsqueeze(2)
+            as_2d = ((1, *kernel), (1, *stride), (0, *padding), (1, *dilation))
+            return self.max_pool_grad(g, x, indices, *as_2d, ceil_mode).squeeze(2)
+        fn = torch.ops.aten.max_pool2d_with_indices_backward
+        if len(kernel) == 3:
+            fn = torch.ops.aten.max_pool3d_with_indices_backward
+        return fn(g, x, list(kernel), list(stride), list(padding), list(dilation), ceil_mode, indices)
+
     def avg_pool_grad(
         self, gy: Array, input_shape: Shape, kernel: Shape, stride: Shape, padding: Shape,
         ceil_mode: bool, count_include_pad: bool,
@@ -449,6 +462,9 @@ class TorchBackend(Backend):
     def relu(self, a: Array) -> Array:
         return torch.relu(a)
 
+    def relu_grad(self, g: Array, y: Array) -> Array:
+        return torch.ops.aten.threshold_backward(g, y, 0)
+
     def gelu(self, a: Array, approximate: str) -> Array:
         return F.gelu(a, approximate=approximate)
 
@@ -459,6 +475,14 @@ class TorchBackend(Backend):
         self, a: Array, normalized_ndim: int, weight: Array | None, bias: Array | None, eps: float
     ) -> Array:
         return F.layer_norm(a, tuple(a.shape[a.ndim - normalized_ndim :]), weight, bias, eps)
+
+    def layer_norm_grad(
+        self, g: Array, a: Array, normalized_ndim: int, weight: Array | None, bias: Array | None, eps: float
+    ) -> tuple[Array, Array | None, Array | None]:
+        shape = list(a.shape[a.ndim - normalized_ndim :])
+        _, mean, rstd = torch.ops.aten.native_layer_norm(a, shape, weight, bias, eps)
+        wanted = [True, weight is not None, bias is not None]
+        return torch.ops.aten.native_layer_norm_backward(g, a, shape, mean, rstd, weight, bias, wanted)
 
     def batch_norm(
         self, a: Array, mean: Array, var: Array, weight: Array | None, bias: Array | None, eps: float
@@ -482,6 +506,18 @@ class TorchBackend(Backend):
             mask = mask & causal if mask.dtype == torch.bool else mask.masked_fill(~causal, -math.inf)
             is_causal = False
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal, scale=scale)
+
+    def scaled_dot_product_attention_grad(
+        self, g: Array, q: Array, k: Array, v: Array, out: Array, mask: Array | None, is_causal: bool,
+        scale: float | None,
+    ) -> tuple[Array, Array, Array]:  # fmt: skip
+        """torch's own attention backward (the fused flash kernel where torch picks it): the
+        forward runs again under autograd, since the fused backward needs what that forward keeps
+        (the rows' logsumexp), which the composite's single output does not carry."""
+        with torch.enable_grad():
+            qkv = [t.detach().requires_grad_() for t in (q, k, v)]
+            y = self.scaled_dot_product_attention(*qkv, mask, is_causal, scale)
+            return torch.autograd.grad(y, qkv, g)
 
     def adam_step(
         self, params: Sequence[Array], grads: Sequence[Array], exp_avgs: Sequence[Array],

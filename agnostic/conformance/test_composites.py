@@ -1,6 +1,6 @@
 """Composites through the public API: softmax / log_softmax / logsumexp, relu / gelu / silu and the
 other activations, one_hot, layer_norm, batch_norm, cross_entropy, scaled_dot_product_attention,
-mse_loss, dropout and the fused Adam update (`adam_step`). References are float64 NumPy, or
+mse_loss, dropout and the fused Adam update (`adam_step`); the gradient composites (`*_grad`). References are float64 NumPy, or
 torch.nn.functional in float64 for gelu, the norms, cross_entropy and attention (those tests skip,
 with the reason, when torch is missing). Every backend override of a composite is checked against
 the base-class default."""
@@ -438,6 +438,20 @@ def _composite_cases(backend: ag.Device) -> dict:
         return noncontiguous(backend, a).data
 
     hyper = dict(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8)
+    ops = backend.ops
+
+    def pooled(shape: tuple, *window: tuple) -> tuple:
+        """(g, x, indices, *window): a max_pool_grad case from the backend's own max_pool."""
+        xs = nat(r.standard_normal(shape))
+        values, indices = ops.max_pool(xs, *window, False)
+        return (nat(r.standard_normal(ops.shape(values))), xs, indices, *window, False)
+
+    def attended(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: Any, causal: bool, scale: Any) -> tuple:
+        """(g, q, k, v, out, mask, is_causal, scale): a scaled_dot_product_attention_grad case."""
+        args = (nat(q), nat(k), nat(v), None if mask is None else nat(mask), causal, scale)
+        out = ops.scaled_dot_product_attention(*args)
+        return (nat(r.standard_normal(ops.shape(out))), *args[:3], out, *args[3:])
+
     return {
         "linear": [
             (nat(x), nat(r.standard_normal((3, 5))), nat(r.standard_normal(3))),
@@ -447,12 +461,31 @@ def _composite_cases(backend: ag.Device) -> dict:
         "softmax": [(nat(x), 1), (nat(x), 2)],
         "log_softmax": [(nat(x), 2), (nat(x), 0)],
         "relu": [(nat(x),)],
+        "relu_grad": [(nat(r.standard_normal(x.shape)), nat(np.maximum(x, 0.0)))],
+        "max_pool_grad": [
+            pooled((2, 3, 6, 6), (2, 2), (2, 2), (0, 0), (1, 1)),
+            pooled((2, 2, 7, 6), (3, 3), (1, 2), (1, 1), (1, 1)),  # overlapping windows add up
+            pooled((2, 3, 9), (3,), (2,), (1,), (2,)),
+            pooled((1, 2, 4, 5, 4), (2, 2, 2), (2, 1, 2), (0, 1, 0), (1, 1, 1)),
+        ],
         "gelu": [(nat(x), "tanh"), (nat(x), "none")],
         "silu": [(nat(x),)],
         "one_hot": [(nat(np.array([0, 3, 1])), 4, ag.float32), (nat(np.array([[2], [0]])), 3, ag.int64)],
         "layer_norm": [
             (nat(x), 1, nat(r.standard_normal(5)), nat(r.standard_normal(5)), 1e-5),
             (nat(x), 2, None, None, 1e-3),
+        ],
+        "layer_norm_grad": [
+            (
+                nat(r.standard_normal(x.shape)),
+                nat(x),
+                1,
+                nat(r.standard_normal(5)),
+                nat(r.standard_normal(5)),
+                1e-5,
+            ),
+            (nat(r.standard_normal(x.shape)), nat(x), 2, None, None, 1e-3),
+            (nat(r.standard_normal(x.shape)), nat(x), 1, nat(r.standard_normal(5)), None, 1e-5),
         ],
         "batch_norm": [
             (nat(x), nat(r.standard_normal(4)), nat(r.uniform(1, 2, 4)), None, None, 1e-5),
@@ -475,6 +508,12 @@ def _composite_cases(backend: ag.Device) -> dict:
             (nat(q), nat(k), nat(v), nat(m), False, 0.5),
             (nat(q), nat(k), nat(v), nat(m & (np.arange(4)[:, None] != 2)), False, None),
             (nat(q), nat(k), nat(v), nat(r.standard_normal((4, 5))), False, None),
+        ],
+        "scaled_dot_product_attention_grad": [
+            attended(q, k, v, None, True, None),
+            attended(q, k, v, m, False, 0.5),
+            attended(q, k, v, m & (np.arange(4)[:, None] != 2), False, None),  # a fully masked row
+            attended(q, k, v, r.standard_normal((4, 5)), True, None),
         ],
         "adam_step": [
             (*lists()[:4], None, [1, 1, 1], *hyper.values(), 0.0, False, False),

@@ -397,6 +397,9 @@ def test_attention_gradient_plain(backend):
     support.check_grad(backend, lambda a, b, c: F.scaled_dot_product_attention(a, b, c, scale=0.3), q, k, v)
     support.check_grad(backend, F.scaled_dot_product_attention, *_qkv(batch=(2, 2), lq=2, s=3))
     support.check_grad(backend, F.scaled_dot_product_attention, *_qkv(batch=(), lq=2, s=2, ev=1))
+    # self-attention (one tensor as query, key and value) and keys shared across a broadcast batch
+    support.check_grad(backend, lambda a: F.scaled_dot_product_attention(a, a, a), _data((2, 3, 3), 4))
+    support.check_grad(backend, F.scaled_dot_product_attention, q, *_qkv(batch=(1,))[1:])
 
 
 def test_attention_gradient_causal(backend):
