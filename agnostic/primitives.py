@@ -896,11 +896,8 @@ class TensorOps:
 def composite(name: str, args: tuple[Any, ...], kwargs: dict[str, Any], rule: Rule | None = None) -> Tensor:
     """Run composite `name` with the backend's implementation (fused or default). Its gradient is
     `rule(g, out)` when given, else the gradient of the base-class default run on Tensors."""
-    tensors = [a for a in args if isinstance(a, Tensor)]
-    dev = tensors[0]._device
-    native = [a._data if isinstance(a, Tensor) else a for a in args]
-    out = _make(getattr(dev.ops, name)(*native, **kwargs), dev)
-    tracked = tuple(t for t in tensors if t.requires_grad)
+    dev, result, tracked = _run_composite(name, args, kwargs)
+    out = _make(result, dev)
     if mode.enabled and tracked:
         _record(out, name, tracked, rule or _default_rule(name, args, kwargs, tracked, None))
     return out
@@ -910,16 +907,24 @@ def composite_outputs(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) 
     """Run a composite that returns several arrays (None where one is not wanted), such as a
     gradient composite. Each output's own gradient, which only higher derivatives need, is that of
     the base-class default run on Tensors."""
-    tensors = [a for a in args if isinstance(a, Tensor)]
-    dev = tensors[0]._device
-    native = [a._data if isinstance(a, Tensor) else a for a in args]
-    outs = tuple(None if o is None else _make(o, dev) for o in getattr(dev.ops, name)(*native, **kwargs))
-    tracked = tuple(t for t in tensors if t.requires_grad)
+    dev, results, tracked = _run_composite(name, args, kwargs)
+    outs = tuple(None if o is None else _make(o, dev) for o in results)
     if mode.enabled and tracked:
         for i, out in enumerate(outs):
             if out is not None:
                 _record(out, name, tracked, _default_rule(name, args, kwargs, tracked, i))
     return outs
+
+
+def _run_composite(
+    name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[Device, Any, tuple[Tensor, ...]]:
+    """The backend's result for composite `name` on the args' arrays, with the device and the
+    tensor args that require grad."""
+    tensors = [a for a in args if isinstance(a, Tensor)]
+    dev = tensors[0]._device
+    native = [a._data if isinstance(a, Tensor) else a for a in args]
+    return dev, getattr(dev.ops, name)(*native, **kwargs), tuple(t for t in tensors if t.requires_grad)
 
 
 def _default_rule(
