@@ -561,9 +561,13 @@ def conv(
                 f"{op}: input spatial size {x.shape[2:]} (padded by {pads}) is smaller than the kernel "
                 f"{w.shape[2:]} with dilation {dilation_}"
             )
-    out = P.conv(x, w, stride_, pads, dilation_, groups)
-    if bias is not None:
-        out = P.add(out, P.reshape(_same_dtype(x, bias), (1, w.shape[0]) + (1,) * d))
+    if bias is None:
+        out = P.conv(x, w, stride_, pads, dilation_, groups)
+    else:
+        bias = _same_dtype(x, bias)
+        if bias.shape != (w.shape[0],):
+            raise ValueError(f"{op}: bias has shape {bias.shape}, expected ({w.shape[0]},) (out_channels)")
+        out = P.conv_bias(x, w, bias, stride_, pads, dilation_, groups)
     return P.squeeze(out, (0,)) if unbatched else out
 
 

@@ -768,6 +768,24 @@ def conv(x: Tensor, w: Tensor, stride: Any, padding: Any, dilation: Any, groups:
     return out
 
 
+def conv_bias(
+    x: Tensor, w: Tensor, b: Tensor, stride: Any, padding: Any, dilation: Any, groups: int
+) -> Tensor:
+    args = (stride, padding, dilation, groups)
+
+    def rule(g: Tensor, y: Tensor) -> list[Tensor]:
+        grads = []
+        if x.requires_grad:
+            grads.append(conv_input_grad(g, w, x.shape, *args))
+        if w.requires_grad:
+            grads.append(conv_weight_grad(x, g, w.shape, *args))
+        if b.requires_grad:
+            grads.append(sum(g, (0, *range(2, g.ndim)), False))
+        return grads
+
+    return composite("conv_bias", (x, w, b, *args), {}, rule)
+
+
 def _conv_to(like: Tensor, x: Tensor, w: Tensor, args: tuple) -> Tensor:
     """conv(x, w) cut to `like`'s spatial shape: a transposed convolution with output_padding has
     more outputs than the gradient it came from, and the extra ones never reached it."""

@@ -386,6 +386,15 @@ class Backend(abc.ABC):
         y = self.matmul(x, self.permute(w, (1, 0)))
         return y if b is None else self.add(y, b)
 
+    def conv_bias(
+        self, x: Array, w: Array, b: Array, stride: Shape, padding: Pairs, dilation: Shape, groups: int
+    ) -> Array:
+        """conv(x, w) plus the bias b (out_channels,) on every output position (torch's conv{N}d
+        with a bias): one fused call where the library has it."""
+        y = self.conv(x, w, stride, padding, dilation, groups)
+        w_shape = self.shape(w)
+        return self.add(y, self.reshape(b, (1, w_shape[0]) + (1,) * (len(w_shape) - 2)))
+
     def logsumexp(self, a: Array, axes: Axes, keepdims: bool) -> Array:
         """log(sum(exp(a))) over `axes`, shifted by the maximum for stability."""
         if math.prod(self.shape(a)) == 0:  # max() has no identity; the direct formula gives -inf
@@ -680,7 +689,7 @@ PRIMITIVES: tuple[str, ...] = tuple(sorted(Backend.__abstractmethods__))
 """Every abstract primitive a backend must implement."""
 
 COMPOSITES: tuple[str, ...] = (
-    "linear", "logsumexp", "softmax", "log_softmax", "relu", "relu_grad", "gelu", "silu", "one_hot",
+    "linear", "conv_bias", "logsumexp", "softmax", "log_softmax", "relu", "relu_grad", "gelu", "silu", "one_hot",
     "layer_norm", "layer_norm_grad", "batch_norm", "max_pool_grad", "cross_entropy",
     "scaled_dot_product_attention", "scaled_dot_product_attention_grad", "adam_step",
 )  # fmt: skip

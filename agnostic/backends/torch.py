@@ -351,11 +351,16 @@ class TorchBackend(Backend):
         return all(lo == hi for lo, hi in padding)
 
     def conv(self, x: Array, w: Array, stride: Shape, padding: Pairs, dilation: Shape, groups: int) -> Array:
+        return self.conv_bias(x, w, None, stride, padding, dilation, groups)
+
+    def conv_bias(
+        self, x: Array, w: Array, b: Array | None, stride: Shape, padding: Pairs, dilation: Shape, groups: int
+    ) -> Array:
         fn = (F.conv1d, F.conv2d, F.conv3d)[w.ndim - 3]
         if self._symmetric(padding):
-            return fn(x, w, None, stride, tuple(lo for lo, _ in padding), dilation, groups)
+            return fn(x, w, b, stride, tuple(lo for lo, _ in padding), dilation, groups)
         x = F.pad(x, [p for pair in reversed(padding) for p in pair])
-        return fn(x, w, None, stride, 0, dilation, groups)
+        return fn(x, w, b, stride, 0, dilation, groups)
 
     def conv_input_grad(
         self, gy: Array, w: Array, input_shape: Shape, stride: Shape, padding: Pairs,

@@ -457,6 +457,26 @@ def _composite_cases(backend: ag.Device) -> dict:
             (nat(x), nat(r.standard_normal((3, 5))), nat(r.standard_normal(3))),
             (nat(x[0, 0]), nat(r.standard_normal((2, 5))), None),
         ],
+        "conv_bias": [
+            (
+                nat(r.standard_normal((2, 4, 6, 5))),
+                nat(r.standard_normal((6, 2, 3, 2))),
+                nat(r.standard_normal(6)),
+                (1, 2),
+                ((1, 1), (0, 0)),
+                (1, 1),
+                2,
+            ),
+            (
+                nat(r.standard_normal((2, 3, 7))),
+                nat(r.standard_normal((4, 3, 3))),
+                nat(r.standard_normal(4)),
+                (2,),
+                ((2, 1),),
+                (2,),
+                1,
+            ),  # uneven padding
+        ],
         "logsumexp": [(nat(x), (1, 2), False), (nat(x), (0,), True)],
         "softmax": [(nat(x), 1), (nat(x), 2)],
         "log_softmax": [(nat(x), 2), (nat(x), 0)],
