@@ -488,6 +488,8 @@ class TorchBackend(Backend):
     def layer_norm_grad(
         self, g: Array, a: Array, normalized_ndim: int, weight: Array | None, bias: Array | None, eps: float
     ) -> tuple[Array, Array | None, Array | None]:
+        # the forward again, for the mean and 1/std the fused backward reads (the composite's
+        # single output does not carry them)
         shape = list(a.shape[a.ndim - normalized_ndim :])
         _, mean, rstd = torch.ops.aten.native_layer_norm(a, shape, weight, bias, eps)
         wanted = [True, weight is not None, bias is not None]

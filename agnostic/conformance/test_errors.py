@@ -436,6 +436,8 @@ def test_conv_other_errors(backend):
         F.conv1d(backend.ones((1, 1, 5)), backend.ones((1, 1, 3, 3)))
     with pytest.raises(ValueError, match=r"conv2d: stride and dilation must be positive, got \(0, 0\)"):
         F.conv2d(backend.ones((1, 1, 5, 5)), backend.ones((1, 1, 3, 3)), stride=0)
+    with pytest.raises(ValueError, match=r"conv2d: bias has shape \(3,\), expected \(2,\) \(out_channels\)"):
+        F.conv2d(backend.ones((1, 1, 5, 5)), backend.ones((2, 1, 3, 3)), backend.ones(3))
     with pytest.raises(
         ValueError, match=r"conv_transpose1d: output_padding \(2,\) must be smaller than stride or dilation"
     ):
