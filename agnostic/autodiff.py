@@ -160,16 +160,33 @@ def _accumulate(grads: dict[int, Any], key: int, c: Any) -> None:
         grads[key] = prev + c
 
 
+def _freed(g: Tensor, out: Tensor) -> Sequence[Any]:
+    raise RuntimeError(
+        "backward: this part of the graph was already differentiated and its saved tensors freed; "
+        "pass retain_graph=True to the first backward (or ag.gradients) to differentiate it again"
+    )
+
+
 def _propagate(
-    roots: Sequence[Tensor], cotangents: Sequence[Tensor], stop: set[int], create_graph: bool
+    roots: Sequence[Tensor],
+    cotangents: Sequence[Tensor],
+    stop: set[int],
+    create_graph: bool,
+    retain_graph: bool,
 ) -> dict[int, tuple[Tensor, Tensor]]:
-    """(tensor, cotangent) of every tensor reached that has no node (a leaf) or is in `stop`, by id."""
+    """(tensor, cotangent) of every tensor reached that has no node (a leaf) or is in `stop`, by id.
+
+    Unless `retain_graph`, each node is dropped as soon as its rule has run, as torch's autograd
+    frees saved tensors: the activations only the graph holds go back to the allocator during the
+    backward pass, not after it (a smaller peak, and memory the next step reuses)."""
     grads: dict[int, Tensor] = {}
     for r, c in zip(roots, cotangents):
         grads[id(r)] = grads[id(r)] + c if id(r) in grads else c
     results: dict[int, tuple[Tensor, Tensor]] = {}
+    order = _topological(roots, stop)
     with set_grad_enabled(create_graph):
-        for t in reversed(_topological(roots, stop)):
+        while order:
+            t = order.pop()
             g = grads.pop(id(t), None)
             if g is None:
                 continue
@@ -179,10 +196,13 @@ def _propagate(
             if node is None or id(t) in stop:
                 results[id(t)] = (t, g)
                 continue
+            if not retain_graph:
+                t._node = Node(node.name, (), _freed)
             for inp, c in zip(node.inputs, node.vjp(g, t)):
                 if c is None or not inp.requires_grad:
                     continue
                 _accumulate(grads, id(inp), c)
+            del node, g
     return results
 
 
@@ -204,8 +224,13 @@ def _check_output(t: Tensor, op: str) -> None:
         )
 
 
-def backward(t: Tensor, gradient: Tensor | None = None, create_graph: bool = False) -> None:
-    """Accumulate d(t)/d(leaf) into `.grad` of every leaf that requires grad (Tensor.backward)."""
+def backward(
+    t: Tensor, gradient: Tensor | None = None, retain_graph: bool | None = None, create_graph: bool = False
+) -> None:
+    """Accumulate d(t)/d(leaf) into `.grad` of every leaf that requires grad (Tensor.backward).
+
+    As in torch, the graph is freed on the way unless `retain_graph` (default: `create_graph`):
+    a second backward through it raises."""
     _check_output(t, "backward")
     if not t.requires_grad:
         raise RuntimeError(
@@ -221,7 +246,8 @@ def backward(t: Tensor, gradient: Tensor | None = None, create_graph: bool = Fal
         gradient = t._like_full(1.0)
     else:
         gradient = _cotangent(t, gradient, "backward")
-    for leaf, g in _propagate([t], [gradient], set(), create_graph).values():
+    retain = create_graph if retain_graph is None else retain_graph
+    for leaf, g in _propagate([t], [gradient], set(), create_graph, retain).values():
         if not create_graph:
             g = g.detach()
         leaf.grad = g if leaf.grad is None else leaf.grad + g
@@ -243,9 +269,11 @@ def gradients(
     outputs: Tensor | Sequence[Tensor],
     inputs: Tensor | Sequence[Tensor],
     grad_outputs: Tensor | Sequence[Tensor] | None = None,
+    retain_graph: bool | None = None,
     create_graph: bool = False,
 ) -> tuple[Tensor, ...]:
-    """d(outputs)/d(inputs) as a tuple, one per input (zeros where unused); like torch.autograd.grad."""
+    """d(outputs)/d(inputs) as a tuple, one per input (zeros where unused); like torch.autograd.grad,
+    the graph above `inputs` is freed unless `retain_graph` (default: `create_graph`)."""
     outs = [outputs] if not isinstance(outputs, (list, tuple)) else list(outputs)
     ins = [inputs] if not isinstance(inputs, (list, tuple)) else list(inputs)
     if grad_outputs is None:
@@ -263,7 +291,8 @@ def gradients(
     for o in outs:
         _check_output(o, "gradients")
     live = [(o, c) for o, c in zip(outs, cots) if o.requires_grad]
-    found = _propagate([o for o, _ in live], [c for _, c in live], {id(i) for i in ins}, create_graph)
+    retain = create_graph if retain_graph is None else retain_graph
+    found = _propagate([o for o, _ in live], [c for _, c in live], {id(i) for i in ins}, create_graph, retain)
     result = []
     for i in ins:
         hit = found.get(id(i))
@@ -423,8 +452,12 @@ def vjp(f: Callable[..., Tensor], *primals: Tensor) -> tuple[Tensor, Callable[[T
     outer = mode.enabled and (any(p.requires_grad for p in primals) or _reaches_outer(out, inputs))
 
     def pullback(cotangent: Tensor) -> tuple[Tensor, ...]:
-        return gradients(
-            out, inputs, cotangent, create_graph=outer or (mode.enabled and cotangent.requires_grad)
+        return gradients(  # the pullback may be called again: the graph stays
+            out,
+            inputs,
+            cotangent,
+            retain_graph=True,
+            create_graph=outer or (mode.enabled and cotangent.requires_grad),
         )
 
     return (out if outer else out.detach()), pullback

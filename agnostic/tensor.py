@@ -212,9 +212,12 @@ class Tensor:
         """The same values cut from the graph."""
         return Tensor._make(self._data, self._device)
 
-    def backward(self, gradient: Any = None, create_graph: bool = False) -> None:
-        """Accumulate gradients of this tensor into `.grad` of the leaves it depends on."""
-        autodiff.backward(self, gradient, create_graph)
+    def backward(
+        self, gradient: Any = None, retain_graph: bool | None = None, create_graph: bool = False
+    ) -> None:
+        """Accumulate gradients of this tensor into `.grad` of the leaves it depends on; the graph
+        is freed on the way unless `retain_graph` (default: `create_graph`), as in torch."""
+        autodiff.backward(self, gradient, retain_graph, create_graph)
 
     def _alias_for_grad(self) -> Tensor:
         """A differentiation input for `ag.grad`: same values, tied to `self` when `self` is tracked."""

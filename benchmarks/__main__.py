@@ -3,6 +3,7 @@
 python -m benchmarks                          # every backend that runs here
 python -m benchmarks --backends torch --windows 11
 python -m benchmarks --only w1,ops                # some of w1, w2, w3, ops
+python -m benchmarks --malloc default             # glibc's own thresholds (see harness.py)
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 import platform
 
 from benchmarks import op_overhead, w1_mlp, w2_cnn, w3_lm
-from benchmarks.harness import format_time, measure
+from benchmarks.harness import fix_malloc_thresholds, format_time, measure
 
 
 def machine() -> str:
@@ -53,13 +54,22 @@ def main() -> None:
     parser.add_argument("--windows", type=int, default=7)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--only", default="w1,w2,w3,ops", help="comma-separated: w1, w2, w3, ops")
+    parser.add_argument(
+        "--malloc",
+        choices=("fixed", "default"),
+        default="fixed",
+        help="fixed: the same glibc malloc thresholds for every case (no heap history between cases)",
+    )
     args = parser.parse_args()
+    malloc = "glibc defaults"
+    if args.malloc == "fixed":
+        malloc = "fixed thresholds" if fix_malloc_thresholds() else "defaults (no glibc mallopt here)"
     only = set(args.only.split(","))
     unknown = only - {"w1", "w2", "w3", "ops"}
     if unknown:
         parser.error(f"--only: unknown {sorted(unknown)}; choose from w1, w2, w3, ops")
     backends = available(args.backends.split(","))
-    print(f"Machine: {machine()}\n")
+    print(f"Machine: {machine()}; malloc: {malloc}\n")
     workloads = [
         (title, module)
         for key, title, module in (
@@ -71,8 +81,8 @@ def main() -> None:
     ]
     print("One full training step (forward, backward, Adam), median of windows. Where the backend")
     print("has a compiler, the same step also runs through `ag.compile`:\n")
-    print("| workload | backend | agnostic | native | native is | agnostic / native |")
-    print("|---|---|---|---|---|---|")
+    print("| workload | backend | agnostic | native | native is | agnostic / native | page faults / step |")
+    print("|---|---|---|---|---|---|---|")
     for title, module in workloads:
         for b in backends:
             import agnostic as ag
@@ -85,11 +95,14 @@ def main() -> None:
             for case in ours:
                 what = f"{b}, compiled" if case.name.endswith("compiled") else b
                 if native is None:
-                    print(f"| {title} | {what} | {format_time(case.median)} | - | no native reference | - |")
+                    print(
+                        f"| {title} | {what} | {format_time(case.median)} | - | no native reference | - | {case.median_faults:.0f} |"
+                    )
                 else:
                     ratio = case.median / native.median
+                    faults = f"{case.median_faults:.0f} / {native.median_faults:.0f}"
                     print(
-                        f"| {title} | {what} | {format_time(case.median)} | {format_time(native.median)} | {native.name} | {ratio:.2f} |"
+                        f"| {title} | {what} | {format_time(case.median)} | {format_time(native.median)} | {native.name} | {ratio:.2f} | {faults} |"
                     )
     if "ops" not in only:
         return

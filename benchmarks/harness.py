@@ -1,14 +1,25 @@
 """Interleaved timing: every case runs one window in turn, so drift in the machine's speed (other
 load, frequency scaling) hits agnostic and the native code alike; the figure is the median over
-windows of the time per step, after warm-up steps that absorb compilation and allocation."""
+windows of the time per step, after warm-up steps that absorb compilation and allocation.
+
+The cases share one process, and so one C heap. glibc's malloc serves a large block from fresh
+pages (mmap, or heap grown again after a trim) depending on what earlier frees left behind, so the
+page faults one case pays depend on which case ran before it. `fix_malloc_thresholds` takes that
+history away: fixed thresholds, no trimming, the same allocator for every case. Each case also
+records its minor page faults per step, so a run shows whether faults differ."""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import resource
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
 
 
 @dataclass
@@ -20,26 +31,51 @@ class Case:
     step: Callable[[], Any]
     sync: Callable[[Any], Any] = lambda result: result
     seconds: list[float] = field(default_factory=list)
+    faults: list[float] = field(default_factory=list)  # minor page faults per step, per window
 
     @property
     def median(self) -> float:
         return statistics.median(self.seconds)
 
+    @property
+    def median_faults(self) -> float:
+        return statistics.median(self.faults)
+
+
+def fix_malloc_thresholds(mmap_bytes: int = 1 << 30, trim_bytes: int = 1 << 34) -> bool:
+    """Serve every block below `mmap_bytes` from the heap and never give the heap back below
+    `trim_bytes` (glibc; False where there is no glibc mallopt, e.g. macOS or musl)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    except (OSError, TypeError):
+        return False
+    if not hasattr(libc, "gnu_get_libc_version"):  # mallopt's parameters are glibc's
+        return False
+    return bool(libc.mallopt(_M_MMAP_THRESHOLD, mmap_bytes)) and bool(
+        libc.mallopt(_M_TRIM_THRESHOLD, trim_bytes)
+    )
+
+
+def _minor_faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
 
 def measure(cases: list[Case], warmup: int = 5, windows: int = 7, steps: int = 10) -> list[Case]:
     """Warm every case up, then time `windows` rounds of `steps` steps each, the cases interleaved;
-    each case keeps one per-step time per window."""
+    each case keeps one per-step time (and page-fault count) per window."""
     for case in cases:
         for _ in range(warmup):
             case.sync(case.step())
     for _ in range(windows):
         for case in cases:
             result = None
+            faults = _minor_faults()
             start = time.perf_counter()
             for _ in range(steps):
                 result = case.step()
             case.sync(result)
             case.seconds.append((time.perf_counter() - start) / steps)
+            case.faults.append((_minor_faults() - faults) / steps)
     return cases
 
 

@@ -57,7 +57,7 @@ _UNARY = {
     "signbit": "signbit", "logical_not": "logical_not", "bitwise_invert": "invert",
 }  # fmt: skip
 _BINARY = {
-    "add": "add", "sub": "subtract", "mul": "multiply", "div": "true_divide",
+    "add": "add", "sub": "subtract", "mul": "multiply",
     "remainder": "remainder", "pow": "power", "maximum": "maximum", "minimum": "minimum",
     "atan2": "arctan2", "logaddexp": "logaddexp", "hypot": "hypot", "copysign": "copysign",
     "eq": "equal", "ne": "not_equal", "lt": "less", "le": "less_equal", "gt": "greater",
@@ -203,6 +203,9 @@ class JaxBackend(Backend):
 
     def erf(self, a: Array) -> Array:
         return lax.erf(a)
+
+    def div(self, a: Array | int | float, b: Array | int | float) -> Array:
+        return _div(a, b)
 
     def floor_divide(self, a: Array | int | float, b: Array | int | float) -> Array:
         out = jnp.floor_divide(a, b)
@@ -647,6 +650,19 @@ def _adam(
     return new_p, new_m, new_v, (new_max if max_exp_avg_sqs is not None else None)
 
 
+def _true_divide(a: Array, b: Array) -> Array:
+    """a / b, exact where XLA is not: it rewrites a division by a broadcast divisor into a
+    multiplication by its reciprocal, which is subnormal, so flushed to zero, once |b| > 2**126 in
+    float32 (8.5e31 / 8.6e37 gave 0, not 1e-6). Both operands of such a division are scaled by 1/4
+    first: exact (a power of two), and a runtime factor, so XLA cannot cancel it again."""
+    q = jnp.true_divide(a, b)
+    if not jnp.issubdtype(q.dtype, jnp.floating):
+        return q
+    b = jnp.asarray(b, q.dtype)
+    scale = jnp.where(jnp.abs(b) > 2.0 ** (jnp.finfo(q.dtype).maxexp - 3), 0.25, 1.0).astype(q.dtype)
+    return jnp.true_divide(jnp.multiply(a, scale), jnp.multiply(b, scale))
+
+
 def _matmul_highest(a: Array, b: Array) -> Array:
     """jnp.matmul at full float32 precision: no TF32 or bfloat16 passes on GPUs."""
     return jnp.matmul(a, b, precision=lax.Precision.HIGHEST)
@@ -697,6 +713,7 @@ def _accumulation(fn: Any) -> Any:
 
 if _IMPORT_ERROR is None:
     _matmul = jax.jit(_matmul_highest, inline=True)  # a static `precision` costs jnp.matmul a lookup per call
+    _div = jax.jit(_true_divide, inline=True)
     for _table, _make in (
         (_UNARY, _unary),
         (_BINARY, _binary),

@@ -68,18 +68,70 @@ def test_backward_accumulates_across_calls(backend):
     support.assert_close(x.grad, np.exp([1.0, 2.0]), dtype=ag.float64)
 
 
-def test_backward_twice_through_one_graph(backend):
+def test_backward_twice_through_one_graph_with_retain_graph(backend):
     x = _t(backend, [1.0, 2.0], requires_grad=True)
     y = (ag.sin(x) * x).sum()
-    y.backward()
+    y.backward(retain_graph=True)
     y.backward()
     support.assert_close(x.grad, 2 * (np.cos([1.0, 2.0]) * [1.0, 2.0] + np.sin([1.0, 2.0])), dtype=ag.float64)
+
+
+def test_backward_frees_the_graph_so_a_second_one_is_an_error(backend):
+    x = _t(backend, [1.0, 2.0], requires_grad=True)
+    h = ag.sin(x)
+    y = (h * x).sum()
+    y.backward()
+    assert y.grad_fn is not None and not y.is_leaf  # still a result of the graph, as in torch
+    with pytest.raises(RuntimeError, match=r"already differentiated.*retain_graph=True"):
+        y.backward()
+    with pytest.raises(RuntimeError, match=r"already differentiated.*retain_graph=True"):
+        (h * 2.0).sum().backward()  # a new output on top of a freed part of the graph
+    z = (ag.cos(x) * x).sum()  # a new graph from the same leaves is fine
+    z.backward()
+    support.assert_close(
+        x.grad,
+        (np.cos([1.0, 2.0]) * [1.0, 2.0] + np.sin([1.0, 2.0]))
+        + (-np.sin([1.0, 2.0]) * [1.0, 2.0] + np.cos([1.0, 2.0])),
+        dtype=ag.float64,
+    )
+
+
+def test_gradients_frees_the_graph_unless_retained(backend):
+    x = _t(backend, [1.0, 2.0], requires_grad=True)
+    y = (x * x * x).sum()
+    (g1,) = ag.gradients(y, x, retain_graph=True)
+    (g2,) = ag.gradients(y, x)
+    support.assert_close(g1, 3 * np.array([1.0, 4.0]), dtype=ag.float64)
+    support.assert_close(g2, 3 * np.array([1.0, 4.0]), dtype=ag.float64)
+    with pytest.raises(RuntimeError, match="retain_graph=True"):
+        ag.gradients(y, x)
+
+
+def test_create_graph_keeps_the_graph(backend):
+    x = _t(backend, [1.0, 2.0], requires_grad=True)
+    y = (x * x * x).sum()
+    (g,) = ag.gradients(y, x, create_graph=True)
+    (again,) = ag.gradients(y, x, retain_graph=True)  # create_graph retained the original graph
+    support.assert_close(again, 3 * np.array([1.0, 4.0]), dtype=ag.float64)
+    (h,) = ag.gradients(g.sum(), x)  # through the first derivative's graph, which shares y's
+    support.assert_close(h, 6 * np.array([1.0, 2.0]), dtype=ag.float64)
+
+
+def test_a_vjp_pullback_can_be_called_again(backend):
+    x = _t(backend, [1.0, 2.0], requires_grad=False)
+    out, pullback = ag.vjp(lambda a: ag.sin(a) * a, x)
+    support.assert_close(out, np.sin([1.0, 2.0]) * [1.0, 2.0], dtype=ag.float64)
+    first = pullback(_t(backend, [1.0, 1.0]))[0]
+    second = pullback(_t(backend, [2.0, 0.0]))[0]
+    d = np.cos([1.0, 2.0]) * [1.0, 2.0] + np.sin([1.0, 2.0])
+    support.assert_close(first, d, dtype=ag.float64)
+    support.assert_close(second, d * [2.0, 0.0], dtype=ag.float64)
 
 
 def test_backward_with_gradient_argument(backend):
     x = _t(backend, [[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
     y = x * x
-    y.backward(gradient=_t(backend, [[1.0, 0.0], [2.0, -1.0]]))
+    y.backward(gradient=_t(backend, [[1.0, 0.0], [2.0, -1.0]]), retain_graph=True)
     support.assert_close(x.grad, [[2.0, 0.0], [12.0, -8.0]], dtype=ag.float64)
     x.grad = None
     y.backward(np.ones((2, 2)))  # host data is accepted as the cotangent

@@ -369,6 +369,20 @@ def test_division_and_power_edge_cases(backend: ag.Device) -> None:
     assert_close(tensor(backend, a) // tensor(backend, b), np.floor_divide(a, b))
 
 
+@pytest.mark.parametrize("dtype", [ag.float32, ag.float64], ids=str)
+def test_division_by_a_huge_broadcast_divisor_is_not_flushed(backend: ag.Device, dtype: dtypes.DType) -> None:
+    # a / broadcast(b) must not become a * (1 / b): the reciprocal of |b| > 2**(maxexp - 2) is
+    # subnormal, which a device that flushes subnormals turns into 0 (XLA did: 8.5e31 / 8.6e37 -> 0)
+    info = np.finfo(dtypes.to_numpy_dtype(dtype))
+    a = np.array([info.max / 2**40, -info.max / 2**60, 1.0], dtype=info.dtype)
+    b = np.array(info.max / 4, dtype=info.dtype) * 3  # above 2**(maxexp - 1)
+    want = a / b
+    for divisor in (b, b.reshape(1), np.full(3, b)):
+        got = tensor(backend, a, dtype) / tensor(backend, divisor, dtype)
+        # normal results, far from the subnormal range: relative error only (an atol would pass 0)
+        np.testing.assert_allclose(got.numpy()[:2], want[:2], rtol=1e-5, atol=0)
+
+
 @pytest.mark.parametrize("dtype", [ag.int8, ag.int16, ag.int32, ag.int64, ag.uint8], ids=str)
 def test_integer_arithmetic(backend: ag.Device, dtype: dtypes.DType) -> None:
     signed = dtype.kind == "i"
