@@ -756,13 +756,12 @@ def conv(x: Tensor, w: Tensor, stride: Any, padding: Any, dilation: Any, groups:
     args = (stride, padding, dilation, groups)
     out = _make(x._device.ops.conv(x._data, w._data, *args), x._device)
     if _tracking(x, w):
-        inputs = tuple(t for t in (x, w) if t.requires_grad)
+        wanted = (x.requires_grad, w.requires_grad, False)
+        inputs = tuple(t for t, want in zip((x, w), wanted) if want)
 
-        def vjp(g: Tensor, y: Tensor) -> list[Tensor]:
-            return [
-                conv_input_grad(g, w, x.shape, *args) if t is x else conv_weight_grad(x, g, w.shape, *args)
-                for t in inputs
-            ]
+        def vjp(g: Tensor, y: Tensor) -> list[Tensor | None]:
+            grads = composite_outputs("conv_bias_grad", (g, x, w, *args, wanted), {})
+            return [c for c, want in zip(grads, wanted) if want]
 
         _record(out, "conv", inputs, vjp)
     return out
@@ -772,18 +771,13 @@ def conv_bias(
     x: Tensor, w: Tensor, b: Tensor, stride: Any, padding: Any, dilation: Any, groups: int
 ) -> Tensor:
     args = (stride, padding, dilation, groups)
-
-    def rule(g: Tensor, y: Tensor) -> list[Tensor]:
-        grads = []
-        if x.requires_grad:
-            grads.append(conv_input_grad(g, w, x.shape, *args))
-        if w.requires_grad:
-            grads.append(conv_weight_grad(x, g, w.shape, *args))
-        if b.requires_grad:
-            grads.append(sum(g, (0, *range(2, g.ndim)), False))
-        return grads
-
-    return composite("conv_bias", (x, w, b, *args), {}, rule)
+    wanted = (x.requires_grad, w.requires_grad, b.requires_grad)  # as recorded: see `composite`
+    return composite(
+        "conv_bias",
+        (x, w, b, *args),
+        {},
+        lambda g, y: composite_outputs("conv_bias_grad", (g, x, w, *args, wanted), {}),
+    )
 
 
 def _conv_to(like: Tensor, x: Tensor, w: Tensor, args: tuple) -> Tensor:
@@ -855,7 +849,7 @@ def max_pool_grad(
         n, c = x.shape[:2]
         flat = reshape(gg, (n, c, math.prod(x.shape[2:])))
         picked = take_along_axis(flat, reshape(indices, (n, c, math.prod(g.shape[2:]))), 2)
-        return _wanted([(g, reshape(picked, g.shape)), (x, None)])
+        return reshape(picked, g.shape), None
 
     args = (g, x, indices, kernel, stride, padding, dilation, ceil_mode)
     return composite("max_pool_grad", args, {}, rule)
@@ -913,12 +907,31 @@ class TensorOps:
 
 def composite(name: str, args: tuple[Any, ...], kwargs: dict[str, Any], rule: Rule | None = None) -> Tensor:
     """Run composite `name` with the backend's implementation (fused or default). Its gradient is
-    `rule(g, out)` when given, else the gradient of the base-class default run on Tensors."""
+    `rule(g, out)` when given, else the gradient of the base-class default run on Tensors.
+
+    `rule` returns one cotangent (or None) per leading argument of `args`, in order (trailing
+    non-tensor arguments may be left out); the node keeps those of the tensors that required grad
+    when it was recorded. (A leaf's requires_grad may change before the backward pass, as `ag.grad`
+    resets its inputs' when it is done; the rule must not be what decides which inputs it feeds.)"""
     dev, result, tracked = _run_composite(name, args, kwargs)
     out = _make(result, dev)
     if mode.enabled and tracked:
-        _record(out, name, tracked, rule or _default_rule(name, args, kwargs, tracked, None))
+        if rule is None:
+            _record(out, name, tracked, _default_rule(name, args, kwargs, tracked, None))
+        else:
+            _record(out, name, tracked, _for_recorded(rule, args))
     return out
+
+
+def _for_recorded(rule: Rule, args: tuple[Any, ...]) -> Rule:
+    """`rule`'s cotangents for the arguments that are a node's inputs (see `composite`)."""
+    where = [i for i, a in enumerate(args) if isinstance(a, Tensor) and a.requires_grad]
+
+    def vjp(g: Tensor, y: Tensor) -> list[Tensor | None]:
+        cots = tuple(rule(g, y))
+        return [cots[i] if i < len(cots) else None for i in where]
+
+    return vjp
 
 
 def composite_outputs(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Tensor | None, ...]:
@@ -964,25 +977,18 @@ def _default_rule(
     return rule
 
 
-def _wanted(pairs: Sequence[tuple[Tensor | None, Tensor | None]]) -> tuple[Tensor | None, ...]:
-    """The gradients for the inputs that require one, in order: what a composite's rule returns."""
-    return tuple(grad for t, grad in pairs if isinstance(t, Tensor) and t.requires_grad)
-
-
 def linear(x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
     """x @ w.T + b. The weight's gradient is g.T @ x over the flattened batch: (out, in), laid out
     as the weight is, as torch computes it (the transpose of x.T @ g would be a strided view)."""
 
-    def rule(g: Tensor, y: Tensor) -> tuple[Tensor, ...]:
-        grads = []
-        if x.requires_grad:
-            grads.append(matmul(g, w))
+    def rule(g: Tensor, y: Tensor) -> tuple[Tensor | None, ...]:
+        gx = matmul(g, w) if x.requires_grad else None
+        gw = None
         if w.requires_grad:
             n_out, n_in = w.shape
-            grads.append(matmul(_mt(reshape(g, (-1, n_out))), reshape(x, (-1, n_in))))
-        if b is not None and b.requires_grad:
-            grads.append(sum(g, tuple(range(g.ndim - 1)), False))
-        return tuple(grads)
+            gw = matmul(_mt(reshape(g, (-1, n_out))), reshape(x, (-1, n_in)))
+        gb = sum(g, tuple(range(g.ndim - 1)), False) if b is not None and b.requires_grad else None
+        return gx, gw, gb
 
     return composite("linear", (x, w, b), {}, rule)
 
@@ -1007,15 +1013,15 @@ def relu(x: Tensor) -> Tensor:
 
 def relu_grad(g: Tensor, y: Tensor) -> Tensor:
     # linear in g; piecewise constant in y, so y gets no gradient
-    return composite("relu_grad", (g, y), {}, lambda gg, out: _wanted([(g, relu_grad(gg, y)), (y, None)]))
+    return composite("relu_grad", (g, y), {}, lambda gg, out: (relu_grad(gg, y), None))
 
 
 def layer_norm(
     x: Tensor, normalized_ndim: int, weight: Tensor | None, bias: Tensor | None, eps: float
 ) -> Tensor:
     def rule(g: Tensor, y: Tensor) -> tuple[Tensor | None, ...]:
-        grads = composite_outputs("layer_norm_grad", (g, x, normalized_ndim, weight, bias, eps), {})
-        return _wanted(list(zip((x, weight, bias), grads)))
+        gx, gw, gb = composite_outputs("layer_norm_grad", (g, x, normalized_ndim, weight, bias, eps), {})
+        return gx, None, gw, gb
 
     return composite("layer_norm", (x, normalized_ndim, weight, bias, eps), {}, rule)
 
@@ -1028,10 +1034,9 @@ def scaled_dot_product_attention(
         return composite("scaled_dot_product_attention", args, {})
 
     def rule(g: Tensor, y: Tensor) -> tuple[Tensor | None, ...]:
-        grads = composite_outputs(
+        return composite_outputs(
             "scaled_dot_product_attention_grad", (g, q, k, v, y, mask, is_causal, scale), {}
         )
-        return _wanted(list(zip((q, k, v), grads)))
 
     return composite("scaled_dot_product_attention", args, {}, rule)
 

@@ -42,7 +42,7 @@ class Case:
         return statistics.median(self.faults)
 
 
-def fix_malloc_thresholds(mmap_bytes: int = 1 << 30, trim_bytes: int = 1 << 34) -> bool:
+def fix_malloc_thresholds(mmap_bytes: int = 1 << 30, trim_bytes: int = (1 << 31) - 1) -> bool:
     """Serve every block below `mmap_bytes` from the heap and never give the heap back below
     `trim_bytes` (glibc; False where there is no glibc mallopt, e.g. macOS or musl)."""
     try:
@@ -51,8 +51,10 @@ def fix_malloc_thresholds(mmap_bytes: int = 1 << 30, trim_bytes: int = 1 << 34) 
         return False
     if not hasattr(libc, "gnu_get_libc_version"):  # mallopt's parameters are glibc's
         return False
-    return bool(libc.mallopt(_M_MMAP_THRESHOLD, mmap_bytes)) and bool(
-        libc.mallopt(_M_TRIM_THRESHOLD, trim_bytes)
+    libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]  # C ints: a larger value would wrap
+    return all(
+        libc.mallopt(param, value)
+        for param, value in ((_M_MMAP_THRESHOLD, mmap_bytes), (_M_TRIM_THRESHOLD, trim_bytes))
     )
 
 

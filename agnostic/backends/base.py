@@ -395,6 +395,18 @@ class Backend(abc.ABC):
         w_shape = self.shape(w)
         return self.add(y, self.reshape(b, (1, w_shape[0]) + (1,) * (len(w_shape) - 2)))
 
+    def conv_bias_grad(
+        self, g: Array, x: Array, w: Array, stride: Shape, padding: Pairs, dilation: Shape, groups: int,
+        wanted: tuple[bool, bool, bool],
+    ) -> tuple[Array | None, Array | None, Array | None]:  # fmt: skip
+        """The gradients of `conv_bias` (or `conv`) for the input, the weight and the bias, each
+        only where `wanted` says (else None): one fused call where the library has it."""
+        args = (stride, padding, dilation, groups)
+        gx = self.conv_input_grad(g, w, self.shape(x), *args) if wanted[0] else None
+        gw = self.conv_weight_grad(x, g, self.shape(w), *args) if wanted[1] else None
+        gb = self.sum(g, (0, *range(2, len(self.shape(g)))), False) if wanted[2] else None
+        return gx, gw, gb
+
     def logsumexp(self, a: Array, axes: Axes, keepdims: bool) -> Array:
         """log(sum(exp(a))) over `axes`, shifted by the maximum for stability."""
         if math.prod(self.shape(a)) == 0:  # max() has no identity; the direct formula gives -inf
@@ -689,7 +701,7 @@ PRIMITIVES: tuple[str, ...] = tuple(sorted(Backend.__abstractmethods__))
 """Every abstract primitive a backend must implement."""
 
 COMPOSITES: tuple[str, ...] = (
-    "linear", "conv_bias", "logsumexp", "softmax", "log_softmax", "relu", "relu_grad", "gelu", "silu", "one_hot",
+    "linear", "conv_bias", "conv_bias_grad", "logsumexp", "softmax", "log_softmax", "relu", "relu_grad", "gelu", "silu", "one_hot",
     "layer_norm", "layer_norm_grad", "batch_norm", "max_pool_grad", "cross_entropy",
     "scaled_dot_product_attention", "scaled_dot_product_attention_grad", "adam_step",
 )  # fmt: skip

@@ -400,6 +400,26 @@ class TorchBackend(Backend):
         )  # fmt: skip
         return gw
 
+    def conv_bias_grad(
+        self, g: Array, x: Array, w: Array, stride: Shape, padding: Pairs, dilation: Shape, groups: int,
+        wanted: tuple[bool, bool, bool],
+    ) -> tuple[Array | None, Array | None, Array | None]:  # fmt: skip
+        # one convolution_backward for all three, as torch's autograd calls it. Uneven padding:
+        # the gradients for the padded input, its gradient cropped back.
+        even = self._symmetric(padding)
+        if not even:
+            x = F.pad(x, [p for pair in reversed(padding) for p in pair])
+        d = w.ndim - 2
+        gx, gw, gb = torch.ops.aten.convolution_backward(
+            g, x, w, [w.shape[0]] if wanted[2] else None, list(stride),
+            [lo if even else 0 for lo, _ in padding], list(dilation), False, [0] * d, groups, list(wanted),
+        )  # fmt: skip
+        if gx is not None and not even:
+            gx = gx[
+                (slice(None), slice(None), *(slice(lo, n - hi) for n, (lo, hi) in zip(gx.shape[2:], padding)))
+            ]
+        return gx, gw, gb
+
     def max_pool(
         self, x: Array, kernel: Shape, stride: Shape, padding: Shape, dilation: Shape, ceil_mode: bool
     ) -> tuple[Array, Array]:

@@ -446,6 +446,13 @@ def _composite_cases(backend: ag.Device) -> dict:
         values, indices = ops.max_pool(xs, *window, False)
         return (nat(r.standard_normal(ops.shape(values))), xs, indices, *window, False)
 
+    def convolved(x_shape: tuple, w_shape: tuple, *window: Any) -> tuple:
+        """(g, x, w, stride, padding, dilation, groups, wanted): a conv_bias_grad case, g shaped
+        as the backend's own conv gives its output."""
+        xs, ws = nat(r.standard_normal(x_shape)), nat(r.standard_normal(w_shape))
+        out = ops.conv(xs, ws, *window[:4])
+        return (nat(r.standard_normal(ops.shape(out))), xs, ws, *window)
+
     def attended(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: Any, causal: bool, scale: Any) -> tuple:
         """(g, q, k, v, out, mask, is_causal, scale): a scaled_dot_product_attention_grad case."""
         args = (nat(q), nat(k), nat(v), None if mask is None else nat(mask), causal, scale)
@@ -476,6 +483,14 @@ def _composite_cases(backend: ag.Device) -> dict:
                 (2,),
                 1,
             ),  # uneven padding
+        ],
+        "conv_bias_grad": [
+            convolved((2, 4, 6, 5), (6, 2, 3, 2), (1, 2), ((1, 1), (0, 0)), (1, 1), 2, (True, True, True)),
+            convolved((2, 3, 7), (4, 3, 3), (2,), ((2, 1),), (2,), 1, (True, True, False)),  # uneven padding
+            convolved((2, 3, 8), (4, 3, 3), (2,), ((0, 2),), (1,), 1, (False, True, True)),
+            convolved(
+                (1, 2, 4, 4, 3), (2, 2, 2, 2, 2), (1, 1, 1), ((0, 0),) * 3, (1, 1, 1), 1, (True, False, False)
+            ),
         ],
         "logsumexp": [(nat(x), (1, 2), False), (nat(x), (0,), True)],
         "softmax": [(nat(x), 1), (nat(x), 2)],

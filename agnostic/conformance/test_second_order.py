@@ -435,3 +435,25 @@ def test_gradient_penalty_of_a_conv_critic(backend):
         return ((gx.reshape(2, 5) ** 2).sum(axis=1) - 1.0).mean() ** 2
 
     support.check_grad(backend, penalty, w, v, rtol=1e-6, atol=1e-8)
+
+
+def test_gradient_penalty_through_fused_layers(backend):
+    """A critic of fused composites (conv with a bias, layer norm, linear): `ag.grad` stops its
+    input requiring grad once it is done, so each composite's rule must feed its inputs as they
+    were recorded, not as they are when the outer backward pass runs."""
+    x = _data((2, 1, 6), seed=5)
+    shapes = [(3, 1, 3), (3,), (4,), (4,), (2, 12), (2,)]
+    params = [_data(s, seed=6 + i) for i, s in enumerate(shapes)]
+    tx = _t(backend, x)
+
+    def penalty(cw, cb, lw, lb, fw, fb):
+        def critic(xx):
+            h = ag.tanh(F.conv1d(xx, cw, cb))  # (2, 3, 4)
+            h = F.layer_norm(h, (4,), lw, lb)
+            h = F.linear(h.reshape(2, 12), fw, fb)  # (2, 2)
+            return (ag.tanh(h) ** 2).sum()
+
+        (gx,) = ag.grad(critic)(tx)
+        return ((gx * gx).sum() - 1.0) ** 2
+
+    support.check_grad(backend, penalty, *params, rtol=1e-6, atol=1e-8)
