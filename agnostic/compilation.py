@@ -32,6 +32,7 @@ from typing import Any
 from agnostic import dtypes, tracing
 from agnostic.backends.base import TraceError
 from agnostic.device import Device
+from agnostic.nn import module as _module
 from agnostic.nn.module import Module
 from agnostic.nn.parameter import Parameter
 from agnostic.optim.optimizer import Optimizer
@@ -89,14 +90,17 @@ class _Draw:
 class _Entry:
     """One compiled signature: what goes in besides the state and the arguments, what comes out."""
 
-    grad_inputs: tuple[Parameter, ...]  # parameters whose incoming gradient the step reads
+    grad_inputs: tuple[int, ...]  # the parameters (positions in the state) whose gradient it reads
     grad_signature: tuple[Any, ...]
     draws: list[_Draw]
     result_leaves: list[Any] = field(default_factory=list)
     result_tree: Any = None
-    written: list[tuple[str, Any]] = field(default_factory=list)  # state slots, after the results
-    grads: list[tuple[Parameter, bool]] = field(default_factory=list)  # gradients set (or cleared)
+    written: list[tuple[Any, ...]] = field(default_factory=list)  # state written, after the results
+    grads: list[tuple[int, bool]] = field(default_factory=list)  # gradients set (or cleared)
+    out_dtypes: list[Any] = field(default_factory=list)  # of every output, in order
     run: Callable[..., Any] | None = None
+    # Everything refers to the state by position, never to a holder's object: the same signature
+    # may come back with other objects in the slots (a loaded optimizer state, a replaced layer).
 
 
 @dataclass
@@ -151,6 +155,7 @@ class CompiledFunction:
         self._holders: dict[int, Any] = {}
         self._cache: dict[Hashable, list[_Entry]] = {}
         self._lr_arrays: dict[float, Any] = {}
+        self._known: _Known | None = None  # the holders' state as last gathered, while it holds
         self.compilations = 0
         """How many signatures were compiled (0 where the backend runs eagerly)."""
         self.traces = 0
@@ -171,10 +176,14 @@ class CompiledFunction:
             return self._fn(*args, **kwargs)
         tensors = [t for t in leaves if isinstance(t, Tensor)]
         for _ in range(_MAX_TRACES):
-            state = _State.gather(list(self._holders.values()), device)
+            state = self._state(device)
             key = (tree, tuple(_signature(t) for t in tensors), state.key)
             entry = next(
-                (e for e in self._cache.get(key, ()) if _grad_signature(e.grad_inputs) == e.grad_signature),
+                (
+                    e
+                    for e in self._cache.get(key, ())
+                    if _grad_signature(state, e.grad_inputs) == e.grad_signature
+                ),
                 None,
             )
             if entry is None:
@@ -185,9 +194,29 @@ class CompiledFunction:
             f"compile: {self.__name__} kept meeting new modules or optimizers ({_MAX_TRACES} traces)"
         )
 
+    def _stamp(self) -> tuple[Any, ...]:
+        """What says cheaply whether the holders' structure may have changed (see `_Known`)."""
+        opts = (h for h in self._holders.values() if isinstance(h, Optimizer))
+        return (_module.changes.count, len(self._holders), *(_optimizer_stamp(o) for o in opts))
+
+    def _state(self, device: Device) -> _State:
+        """The lifted state, gathered again only when the stamp moved or a slot's value no longer
+        fits its signature (gathering walks every module: a noticeable part of a small step)."""
+        known = self._known
+        stamp = self._stamp()
+        if known is not None and known.stamp == stamp and known.state.device is device and known.state.fits():
+            return known.state
+        state = _State.gather(list(self._holders.values()), device)
+        self._known = _Known(self._stamp(), [p.device for p in state.params], state)  # gather adds state
+        return state
+
     def _device(self, leaves: list[Any]) -> Device | None:
         devices = {t.device for t in leaves if isinstance(t, Tensor)}
-        devices |= {p.device for p in _State.parameters(self._holders.values())}
+        known = self._known
+        if known is not None and known.stamp == self._stamp():
+            devices.update(known.devices)
+        else:
+            devices |= {p.device for p in _State.parameters(self._holders.values())}
         if len(devices) > 1:
             names = sorted(f"{d.name}:{d.device}" for d in devices)
             raise CompileError(
@@ -198,7 +227,11 @@ class CompiledFunction:
     def _inputs(
         self, entry: _Entry, state: _State, tensors: list[Tensor], device: Device, tracing: bool = False
     ) -> list[Any]:
-        grads = [_RAW_GRAD.__get__(p).data for p, sig in zip(entry.grad_inputs, entry.grad_signature) if sig]
+        grads = [
+            _RAW_GRAD.__get__(state.params[i]).data
+            for i, sig in zip(entry.grad_inputs, entry.grad_signature)
+            if sig
+        ]
         draws = [d.stand_in() if tracing else d.now() for d in entry.draws]
         return state.inputs(device, self._lr_arrays) + grads + draws + [t.data for t in tensors]
 
@@ -226,13 +259,13 @@ class CompiledFunction:
                 for holder in record.new_holders:
                     self._add_holder(holder)
                 return None
-            read = tuple(record.grads_read.values())
+            read = tuple(state.position(p) for p in record.grads_read.values())
             if read == entry.grad_inputs and record.draws == entry.draws:
                 entry.run = device.ops.compile_traced(traced, self.mode)
                 self.compilations += 1
                 self._cache.setdefault(key, []).append(entry)
                 return entry
-            entry = _Entry(read, _grad_signature(read), record.draws)
+            entry = _Entry(read, _grad_signature(state, read), record.draws)
         raise CompileError(
             f"compile: {self.__name__}: its random draws or gradients kept changing between traces"
         )
@@ -248,8 +281,8 @@ class CompiledFunction:
         saved_grads = [(p, _RAW_GRAD.__get__(p)) for p in state.params]
         for p in state.params:  # a gradient the step reads is an input; the others start empty
             _RAW_GRAD.__set__(p, None)
-        for p, sig in zip(entry.grad_inputs, entry.grad_signature):
-            _RAW_GRAD.__set__(p, Tensor._make(next(arrays_in), device) if sig else None)
+        for i, sig in zip(entry.grad_inputs, entry.grad_signature):
+            _RAW_GRAD.__set__(state.params[i], Tensor._make(next(arrays_in), device) if sig else None)
         record.draw_inputs = [next(arrays_in) for _ in entry.draws]
         call = [_rebuild(t, next(arrays_in), device) if isinstance(t, Tensor) else t for t in leaves]
         args, kwargs = _unflatten(tree, call)
@@ -264,22 +297,25 @@ class CompiledFunction:
             for p, g in saved_grads:
                 _RAW_GRAD.__set__(p, g)
         entry.result_leaves, entry.result_tree = _flatten(result)
-        entry.written = [(kind, where) for kind, where, _ in written]
-        entry.grads = [(p, g is not None) for p, g in grads]
+        entry.written = [ref for ref, _ in written]
+        # a parameter not lifted yet is a new holder: this trace is thrown away and done again
+        entry.grads = [(state.param_ids.get(id(p), -1), g is not None) for p, g in grads]
         outputs = [t.data for t in entry.result_leaves if isinstance(t, Tensor)]
-        outputs += [value for _, _, value in written]
-        return outputs + [g.data for _, g in grads if g is not None]
+        outputs += [value for _, value in written]
+        outputs += [g.data for _, g in grads if g is not None]
+        entry.out_dtypes = [Tensor._make(a, device).dtype for a in outputs]
+        return outputs
 
     def _run(self, entry: _Entry, state: _State, tensors: list[Tensor], device: Device) -> Any:
         assert entry.run is not None
-        out = iter(entry.run(*self._inputs(entry, state, tensors, device)))
-        leaves = [
-            Tensor._make(next(out), device) if isinstance(t, Tensor) else t for t in entry.result_leaves
-        ]
-        for kind, where in entry.written:
-            state.write(kind, where, next(out), device)
-        for p, has in entry.grads:
-            _RAW_GRAD.__set__(p, Tensor._make(next(out), device) if has else None)
+        arrays = entry.run(*self._inputs(entry, state, tensors, device))
+        out = iter([Tensor._of(a, device, d) for a, d in zip(arrays, entry.out_dtypes)])
+        leaves = [next(out) if isinstance(t, Tensor) else t for t in entry.result_leaves]
+        for ref in entry.written:
+            state.write(ref, next(out))
+        for i, has in entry.grads:
+            _RAW_GRAD.__set__(state.params[i], next(out) if has else None)
+        state.remember()
         return _unflatten(entry.result_tree, leaves)
 
 
@@ -302,10 +338,36 @@ class _State:
     slots: list[tuple[str, Any]]
     key: Hashable
     tables: list[dict[str, Any]]  # the optimizers' per-parameter state dicts
+    device: Device
+    signatures: tuple[Any, ...]
+    table_sizes: list[int]  # as gathered: a key added since (SGD's momentum buffer) is a change
+    values: list[Any] = field(default_factory=list)  # each slot's value when last seen
+
+    def remember(self) -> None:
+        """Note each slot's current value (after a call wrote them)."""
+        self.values = [_get(kind, where) for kind, where in self.slots]
+
+    def fits(self) -> bool:
+        """Whether every slot still holds a value of its signature and every state table its keys
+        (a value the compiled step wrote is known to; another is checked)."""
+        for (kind, where), before, sig in zip(self.slots, self.values, self.signatures):
+            now = _get(kind, where)
+            if now is before:
+                if kind == "param" and where.requires_grad != sig[-1]:
+                    return False
+            elif kind == "lr":
+                if not isinstance(now, (int, float)):
+                    return False
+            elif _slot_signature(kind, where) != sig:
+                return False
+        return all(len(table) == n for table, n in zip(self.tables, self.table_sizes))
 
     @functools.cached_property
-    def param_ids(self) -> set[int]:
-        return {id(p) for p in self.params}
+    def param_ids(self) -> dict[int, int]:
+        return {id(p): i for i, p in enumerate(self.params)}
+
+    def position(self, param: Parameter) -> int:
+        return self.param_ids[id(param)]
 
     @staticmethod
     def parameters(holders: Any) -> list[Parameter]:
@@ -359,10 +421,13 @@ class _State:
                             slots.append(("opt", (state, name)))
                         else:
                             static.append((name, _hashable(value)))
-        sig = tuple(kind if kind == "lr" else _signature(_get(kind, where)) for kind, where in slots)
+        sig = tuple(_slot_signature(kind, where) for kind, where in slots)
         holder_ids = tuple(id(h) for h in holders)
-        key = (device, holder_ids, tuple(k for k, _ in slots), sig, tuple(static))
-        return cls(params, set(modules), slots, key, tables)
+        names = tuple(where[1] if kind in ("buffer", "opt") else kind for kind, where in slots)
+        key = (device, holder_ids, tuple(k for k, _ in slots), names, sig, tuple(static))
+        state = cls(params, set(modules), slots, key, tables, device, sig, [len(t) for t in tables])
+        state.remember()
+        return state
 
     def inputs(self, device: Device, lr_arrays: dict[float, Any]) -> list[Any]:
         """The native arrays of the slots; `lr_arrays` keeps a learning rate's 0-d array while
@@ -389,17 +454,18 @@ class _State:
             out.append((kind, where, original, value))
         return out
 
-    @staticmethod
-    def written(installed: list[tuple[str, Any, Any, Any]]) -> list[tuple[str, Any, Any]]:
-        """The slots the step changed, with their new native values."""
-        out = []
-        for kind, where, before, value in installed:
+    def written(self, installed: list[tuple[str, Any, Any, Any]]) -> list[tuple[tuple[Any, ...], Any]]:
+        """What the step changed, with the new native values: ("slot", i) for a slot, ("key", t,
+        name) for an entry it added to state table t."""
+        out: list[tuple[tuple[Any, ...], Any]] = []
+        n = len(self.tables)
+        for pos, (kind, where, before, value) in enumerate(installed):
             if kind == "keys":
-                out += [("opt", (where, k), where[k].data) for k in where if k not in before]
+                out += [(("key", pos, k), where[k].data) for k in where if k not in before]
                 continue
             now = _get(kind, where)
             if kind != "lr" and now is not value:
-                out.append((kind, where, now.data if isinstance(now, Tensor) else now))
+                out.append((("slot", pos - n), now.data if isinstance(now, Tensor) else now))
         return out
 
     @staticmethod
@@ -411,10 +477,48 @@ class _State:
             else:
                 _put(kind, where, original)
 
-    @staticmethod
-    def write(kind: str, where: Any, array: Any, device: Device) -> None:
-        """Store the compiled step's new value of a slot."""
-        _put(kind, where, array if kind == "param" else Tensor._make(array, device))
+    def write(self, ref: tuple[Any, ...], value: Tensor) -> None:
+        """Store the compiled step's new value of what `ref` (see `written`) names."""
+        kind, where = self.slots[ref[1]] if ref[0] == "slot" else ("opt", (self.tables[ref[1]], ref[2]))
+        _put(kind, where, value._data if kind == "param" else value)
+
+
+@dataclass
+class _Known:
+    """The state last gathered, the stamp it was gathered under and its parameters' devices."""
+
+    stamp: tuple[Any, ...]
+    devices: list[Device]
+    state: _State
+
+
+def _optimizer_stamp(opt: Optimizer) -> tuple[Any, ...]:
+    """An optimizer's structure and settings: its state table, and per group the parameter list
+    and every hyper-parameter but the learning rate (a lifted input, not part of the signature)."""
+    groups = tuple(
+        (
+            id(g["params"]),
+            len(g["params"]),
+            *((k, _by_value(v)) for k, v in g.items() if k not in ("params", "lr")),
+        )
+        for g in opt.param_groups
+    )
+    return (id(opt), id(opt.state), len(opt.state), len(opt.param_groups), groups)
+
+
+def _by_value(v: Any) -> Any:
+    """A setting as `==` can compare it: a tensor by identity (its `==` is elementwise)."""
+    return id(v) if isinstance(v, Tensor) else v
+
+
+def _slot_signature(kind: str, where: Any) -> Any:
+    """What a slot's value must keep for a compiled step to take it: shape and dtype (and, for a
+    parameter, whether it requires grad: the step computes gradients only for those that do)."""
+    if kind == "lr":
+        return kind
+    if kind == "param":
+        return (*_signature(where._data), where.requires_grad)
+    return _signature(_get(kind, where))
 
 
 def _get(kind: str, where: Any) -> Any:
@@ -445,8 +549,8 @@ def _signature(t: Any) -> Any:
     return _hashable(t)
 
 
-def _grad_signature(params: tuple[Parameter, ...]) -> tuple[Any, ...]:
-    grads = [_RAW_GRAD.__get__(p) for p in params]
+def _grad_signature(state: _State, positions: tuple[int, ...]) -> tuple[Any, ...]:
+    grads = [_RAW_GRAD.__get__(state.params[i]) for i in positions]
     return tuple(None if g is None else (g.shape, g.dtype) for g in grads)
 
 

@@ -49,6 +49,19 @@ class Tensor:
         t.grad = None
         return t
 
+    @classmethod
+    def _of(cls, data: Any, device: Device, dtype: DType) -> Tensor:
+        """Wrap a native array whose dtype is known already (a compiled step's outputs): no
+        lookup of the array's dtype, which on JAX is a Python property of a busy array."""
+        t = _new(cls)
+        t._data = data
+        t._device = device
+        t._dtype = dtype
+        t._node = None
+        t.requires_grad = False
+        t.grad = None
+        return t
+
     # ------------------------------------------------------------------ properties
     @property
     def shape(self) -> tuple[int, ...]:

@@ -14,7 +14,7 @@ import os
 import platform
 
 from benchmarks import op_overhead, w1_mlp, w2_cnn, w3_lm
-from benchmarks.harness import fix_malloc_thresholds, format_time, measure
+from benchmarks.harness import fix_malloc_thresholds, format_time, measure, paired_ratio
 
 
 def machine() -> str:
@@ -51,8 +51,8 @@ def available(names: list[str]) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--backends", default="numpy,torch,jax")
-    parser.add_argument("--windows", type=int, default=7)
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--windows", type=int, default=21)
+    parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--only", default="w1,w2,w3,ops", help="comma-separated: w1, w2, w3, ops")
     parser.add_argument(
         "--malloc",
@@ -79,7 +79,10 @@ def main() -> None:
         )
         if key in only
     ]
-    print("One full training step (forward, backward, Adam), median of windows. Where the backend")
+    print("One full training step (forward, backward, Adam): time per step, median of windows; the ratio")
+    print(
+        "is the median of the windows' ratios (each window of agnostic beside one of native). Where the backend"
+    )
     print("has a compiler, the same step also runs through `ag.compile`:\n")
     print("| workload | backend | agnostic | native | native is | agnostic / native | page faults / step |")
     print("|---|---|---|---|---|---|---|")
@@ -99,7 +102,7 @@ def main() -> None:
                         f"| {title} | {what} | {format_time(case.median)} | - | no native reference | - | {case.median_faults:.0f} |"
                     )
                 else:
-                    ratio = case.median / native.median
+                    ratio = paired_ratio(case, native)
                     faults = f"{case.median_faults:.0f} / {native.median_faults:.0f}"
                     print(
                         f"| {title} | {what} | {format_time(case.median)} | {format_time(native.median)} | {native.name} | {ratio:.2f} | {faults} |"

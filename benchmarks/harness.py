@@ -63,13 +63,14 @@ def _minor_faults() -> int:
 
 
 def measure(cases: list[Case], warmup: int = 5, windows: int = 7, steps: int = 10) -> list[Case]:
-    """Warm every case up, then time `windows` rounds of `steps` steps each, the cases interleaved;
-    each case keeps one per-step time (and page-fault count) per window."""
+    """Warm every case up, then time `windows` rounds of `steps` steps each, the cases interleaved
+    (in turn forwards and backwards); each case keeps one per-step time (and page-fault count) per
+    window."""
     for case in cases:
         for _ in range(warmup):
             case.sync(case.step())
-    for _ in range(windows):
-        for case in cases:
+    for w in range(windows):
+        for case in cases if w % 2 == 0 else cases[::-1]:  # no case always first, or always after another
             result = None
             faults = _minor_faults()
             start = time.perf_counter()
@@ -79,6 +80,13 @@ def measure(cases: list[Case], warmup: int = 5, windows: int = 7, steps: int = 1
             case.seconds.append((time.perf_counter() - start) / steps)
             case.faults.append((_minor_faults() - faults) / steps)
     return cases
+
+
+def paired_ratio(case: Case, reference: Case) -> float:
+    """The median over windows of case / reference, each window's pair timed back to back: the
+    machine's speed drifts (a shared VM: the same native step has moved by half between runs),
+    and a ratio within one round cancels what a ratio of two medians would not."""
+    return statistics.median(a / b for a, b in zip(case.seconds, reference.seconds))
 
 
 def format_time(seconds: float) -> str:

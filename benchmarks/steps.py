@@ -19,7 +19,7 @@ def agnostic_adam_case(
     from agnostic import optim
 
     if not compiled:
-        return _eager_case(f"agnostic[{backend}]", optim.Adam, model, x, y, loss)
+        return _eager_case(f"agnostic[{backend}]", optim.Adam, model, x, y, loss, sync=_all_done(model))
     opt = optim.Adam(model.parameters(), lr=LR)
 
     @ag.compile
@@ -30,7 +30,7 @@ def agnostic_adam_case(
         opt.step()
         return value
 
-    return Case(f"agnostic[{backend}] compiled", step, sync=lambda value: value.item())
+    return Case(f"agnostic[{backend}] compiled", step, sync=_all_done(model))
 
 
 def torch_adam_case(model: Any, x: Any, y: Any, loss: Callable[[Any, Any], Any]) -> Case:
@@ -39,7 +39,28 @@ def torch_adam_case(model: Any, x: Any, y: Any, loss: Callable[[Any, Any], Any])
     return _eager_case("native torch (eager, torch.optim)", torch.optim.Adam, model, x, y, loss)
 
 
-def _eager_case(name: str, adam: Any, model: Any, x: Any, y: Any, loss: Callable[[Any, Any], Any]) -> Case:
+def _all_done(model: Any) -> Callable[[Any], Any]:
+    """Wait for the loss and for the updated parameters. JAX runs eager ops asynchronously: the
+    loss is ready before the optimizer's update, which would otherwise run on into the next case's
+    window (the compiled step's, in the interleaved run)."""
+
+    def sync(value: Any) -> Any:
+        for p in model.parameters():
+            p.numpy()
+        return value.item()
+
+    return sync
+
+
+def _eager_case(
+    name: str,
+    adam: Any,
+    model: Any,
+    x: Any,
+    y: Any,
+    loss: Callable[[Any, Any], Any],
+    sync: Callable[[Any], Any] = lambda value: value.item(),
+) -> Case:
     """The same eager step for agnostic and torch: their modules and optimizers share the API."""
     opt = adam(model.parameters(), lr=LR)
 
@@ -50,7 +71,7 @@ def _eager_case(name: str, adam: Any, model: Any, x: Any, y: Any, loss: Callable
         opt.step()
         return value
 
-    return Case(name, step, sync=lambda value: value.item())
+    return Case(name, step, sync=sync)
 
 
 def jax_adam_case(params: Any, loss_fn: Callable[[Any], Any]) -> Case:

@@ -156,6 +156,88 @@ def test_a_learning_rate_schedule_does_not_recompile(backend: ag.Device) -> None
     assert fn.compilations == (1 if _has_compiler(backend) else 0)
 
 
+def _intervened(backend: ag.Device, compiled: bool) -> tuple[dict, Any]:
+    """Steps with changes in between that a compiled step must see: a frozen and unfrozen layer,
+    a new hyper-parameter, an eager step, a loaded optimizer state, a replaced layer and a new
+    parameter group."""
+    model = _model(backend)
+    opt = optim.Adam(model.parameters(), lr=0.01)
+    x, y = _data(backend)
+
+    def step(x: ag.Tensor, y: ag.Tensor) -> ag.Tensor:
+        opt.zero_grad()
+        loss = ag.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    fn = ag.compile(step) if compiled else step
+    ag.manual_seed(5)
+    losses = [fn(x, y).item(), fn(x, y).item()]
+    saved = opt.state_dict()
+    model[0].weight.requires_grad_(False)
+    losses.append(fn(x, y).item())
+    frozen_grad = model[0].weight.grad
+    model[0].weight.requires_grad_(True)
+    opt.param_groups[0]["weight_decay"] = 0.1
+    losses.append(fn(x, y).item())
+    losses.append(step(x, y).item())  # eager, between compiled calls
+    losses.append(fn(x, y).item())
+    opt.load_state_dict(saved)
+    losses.append(fn(x, y).item())
+    head = nn.Linear(16, 3, backend=backend)
+    model.add_module("4", head)  # replaces the last layer
+    opt.add_param_group({"params": list(head.parameters()), "lr": 0.05})
+    losses += [fn(x, y).item(), fn(x, y).item()]
+    return {
+        "losses": np.array(losses),
+        "frozen_grad": frozen_grad,
+        "params": {k: v.numpy() for k, v in model.state_dict().items()},
+        "opt": [
+            np.asarray(v.numpy() if hasattr(v, "numpy") else v)
+            for s in opt.state_dict()["state"].values()
+            for v in s.values()
+        ],
+    }, fn
+
+
+def test_changes_between_compiled_calls_are_seen(backend: ag.Device) -> None:
+    ag.manual_seed(9)
+    eager, _ = _intervened(backend, False)
+    ag.manual_seed(9)
+    compiled, fn = _intervened(backend, True)
+    assert eager["frozen_grad"] is None and compiled["frozen_grad"] is None, "a frozen weight got a gradient"
+    np.testing.assert_allclose(compiled["losses"], eager["losses"], rtol=RTOL, atol=ATOL)
+    for k, v in eager["params"].items():
+        np.testing.assert_allclose(compiled["params"][k], v, rtol=RTOL, atol=ATOL, err_msg=k)
+    assert len(compiled["opt"]) == len(eager["opt"])
+    for a, b in zip(compiled["opt"], eager["opt"]):
+        np.testing.assert_allclose(a, b, rtol=RTOL, atol=ATOL, err_msg="optimizer state")
+    if _has_compiler(backend):  # frozen, unfrozen + decay, new layer and group (the rest reuse one)
+        assert 3 <= fn.compilations <= 5, fn.compilations
+
+
+def test_a_layer_replaced_by_one_of_the_same_shape_gets_the_gradients(backend: ag.Device) -> None:
+    """The same signature with other Parameter objects: the compiled step reuses its program, and
+    its gradients go to the parameters the model holds now."""
+    model = _model(backend).eval()
+    x, _ = _data(backend)
+    fn = ag.compile(lambda x: model(x).sum().backward())
+    fn(x)
+    old = model[4]
+    model.add_module("4", nn.Linear(16, 3, backend=backend).eval())
+    model.zero_grad()
+    old.zero_grad()
+    fn(x)
+    assert old.weight.grad is None, "the replaced layer's weight got the gradient"
+    model(x).sum().backward()  # eagerly: the new layer's gradient is now twice one step's
+    want = model[4].weight.grad.numpy() / 2
+    fn(x)
+    np.testing.assert_allclose(model[4].weight.grad.numpy() / 3, want, rtol=RTOL, atol=ATOL)
+    if _has_compiler(backend):
+        assert fn.compilations == 2, fn.compilations  # no gradient in, then one in: same shapes after
+
+
 def _accumulated(backend: ag.Device, compiled: bool) -> tuple[list[np.ndarray], Any]:
     model = _model(backend)
     x, y = _data(backend)

@@ -27,6 +27,20 @@ from .parameter import Parameter
 __all__ = ["Module", "Sequential", "ModuleList", "ModuleDict"]
 
 
+class _Changes:
+    """How many times any module's structure changed: an attribute, submodule, parameter or buffer
+    set or removed, a train/eval mode, a move to another device or dtype. `agnostic.compile`
+    gathers a step's state again only when this moved (and the values it lifted still fit)."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+changes = _Changes()
+
+
 def _bind_backend(init: Callable[..., None]) -> Callable[..., None]:
     """Wrap a Module subclass's `__init__` so that `backend=B` builds the module on B."""
     takes_backend = "backend" in inspect.signature(init).parameters
@@ -94,6 +108,7 @@ class Module:
             raise AttributeError(
                 f"cannot assign {name!r} before Module.__init__() (call super().__init__() first)"
             )
+        changes.count += 1
         params, buffers, modules = self._parameters, self._buffers, self._modules
         if isinstance(value, Parameter):
             self._forget(name, keep=params)
@@ -132,6 +147,7 @@ class Module:
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __delattr__(self, name: str) -> None:
+        changes.count += 1
         for table in (self._parameters, self._buffers, self._modules):
             if name in table:
                 del table[name]
@@ -146,6 +162,7 @@ class Module:
             raise TypeError(
                 f"register_buffer: {name!r} must be a Tensor or None, got {type(tensor).__name__}"
             )
+        changes.count += 1
         self._buffers[name] = tensor
         if persistent:
             self._non_persistent.discard(name)
@@ -155,11 +172,13 @@ class Module:
     def register_parameter(self, name: str, param: Parameter | None) -> None:
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"register_parameter: {name!r} must be a Parameter or None")
+        changes.count += 1
         self._parameters[name] = param
 
     def add_module(self, name: str, module: Module | None) -> None:
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"add_module: {name!r} must be a Module or None, got {type(module).__name__}")
+        changes.count += 1
         self._modules[name] = module
 
     # ------------------------------------------------------------------ traversal
@@ -300,6 +319,7 @@ class Module:
 
     # ------------------------------------------------------------------ modes and devices
     def train(self, mode: bool = True) -> Module:
+        changes.count += 1
         for m in self.modules():
             object.__setattr__(m, "training", bool(mode))
         return self
@@ -324,6 +344,7 @@ class Module:
         """This module, moved in place to another backend or device (and/or a float dtype);
         returns self, as PyTorch does. Parameters stay the same objects."""
         dev = as_device(device) if device is not None else None
+        changes.count += 1
         for p in self.parameters():
             if dev is not None:
                 p._move(dev)
