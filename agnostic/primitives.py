@@ -978,19 +978,11 @@ def _default_rule(
 
 
 def linear(x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
-    """x @ w.T + b. The weight's gradient is g.T @ x over the flattened batch: (out, in), laid out
-    as the weight is, as torch computes it (the transpose of x.T @ g would be a strided view)."""
-
-    def rule(g: Tensor, y: Tensor) -> tuple[Tensor | None, ...]:
-        gx = matmul(g, w) if x.requires_grad else None
-        gw = None
-        if w.requires_grad:
-            n_out, n_in = w.shape
-            gw = matmul(_mt(reshape(g, (-1, n_out))), reshape(x, (-1, n_in)))
-        gb = sum(g, tuple(range(g.ndim - 1)), False) if b is not None and b.requires_grad else None
-        return gx, gw, gb
-
-    return composite("linear", (x, w, b), {}, rule)
+    """x @ w.T + b; its gradients are the composite `linear_grad`."""
+    wanted = (x.requires_grad, w.requires_grad, b is not None and b.requires_grad)  # as recorded
+    return composite(
+        "linear", (x, w, b), {}, lambda g, y: composite_outputs("linear_grad", (g, x, w, wanted), {})
+    )
 
 
 def softmax(x: Tensor, axis: int) -> Tensor:

@@ -386,6 +386,23 @@ class Backend(abc.ABC):
         y = self.matmul(x, self.permute(w, (1, 0)))
         return y if b is None else self.add(y, b)
 
+    def linear_grad(
+        self, g: Array, x: Array, w: Array, wanted: tuple[bool, bool, bool]
+    ) -> tuple[Array | None, Array | None, Array | None]:
+        """The gradients of `linear` for x, w and b, each only where `wanted` says (else None):
+        g @ w; g^T x over the leading axes, laid out as the weight is (out, in), as torch computes
+        it (the transpose of x^T g would be a strided view); g summed over the leading axes."""
+        shape = self.shape(g)
+        n_out, n_in = self.shape(w)
+        rows = math.prod(shape[:-1])
+        gx = self.matmul(g, w) if wanted[0] else None
+        gw = None
+        if wanted[1]:
+            g2 = self.permute(self.reshape(g, (rows, n_out)), (1, 0))
+            gw = self.matmul(g2, self.reshape(x, (rows, n_in)))
+        gb = self.sum(g, tuple(range(len(shape) - 1)), False) if wanted[2] else None
+        return gx, gw, gb
+
     def conv_bias(
         self, x: Array, w: Array, b: Array, stride: Shape, padding: Pairs, dilation: Shape, groups: int
     ) -> Array:
@@ -638,8 +655,10 @@ class Backend(abc.ABC):
         In a compiled step the step counts and `lr` are 0-d arrays (see `_adam_scalars`); overrides fuse
         the eager case and leave that one to this default, which the compiler fuses."""
         new_p, new_m, new_v, new_max = [], [], [], []
-        for i, (p, g, m, v, t) in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs, steps)):
-            step_size, correction, shrink = self._adam_scalars(lr, t, beta1, beta2, weight_decay, p)
+        scalars = self._adam_scalars(lr, steps, beta1, beta2, weight_decay, params)
+        for i, (p, g, m, v, (step_size, correction, shrink)) in enumerate(
+            zip(params, grads, exp_avgs, exp_avg_sqs, scalars)
+        ):
             if maximize:
                 g = self.neg(g)
             if weight_decay:
@@ -659,20 +678,34 @@ class Backend(abc.ABC):
         return new_p, new_m, new_v, (new_max if max_exp_avg_sqs is not None else None)
 
     def _adam_scalars(
-        self, lr: float | Array, t: int | Array, beta1: float, beta2: float, weight_decay: float, like: Array
-    ) -> tuple[Any, Any, Any]:
-        """Adam's step size lr / (1 - beta1^t), bias correction sqrt(1 - beta2^t) and decoupled
-        decay factor 1 - lr * weight_decay: Python floats for numbers; for the 0-d arrays of a
-        compiled step, computed in float64 and given `like`'s dtype."""
-        if self._numbers(lr, (t,)):
-            return lr / (1 - beta1**t), math.sqrt(1 - beta2**t), 1 - lr * weight_decay
-        f64, d = dtypes.float64, self.dtype_of(like)
-        t = self.cast(t, f64) if self.is_native(t) else self.full((), t, f64)
+        self, lr: float | Array, steps: Sequence[int | Array], beta1: float, beta2: float,
+        weight_decay: float, like: Sequence[Array],
+    ) -> list[tuple[Any, Any, Any]]:  # fmt: skip
+        """Per parameter, Adam's step size lr / (1 - beta1^t), bias correction sqrt(1 - beta2^t)
+        and decoupled decay factor 1 - lr * weight_decay: Python floats for numbers. The 0-d
+        arrays of a compiled step are stacked and computed at once, in float64, then each given its
+        parameter's dtype: one small vector op for all, not a few scalar ops per parameter (which a
+        compiler would run as separate tiny kernels)."""
+        if self._numbers(lr, steps):
+            return [(lr / (1 - beta1**t), math.sqrt(1 - beta2**t), 1 - lr * weight_decay) for t in steps]
+        f64 = dtypes.float64
+        ts = self.stack([self.cast(t, f64) if self.is_native(t) else self.full((), t, f64) for t in steps], 0)
         lr = self.cast(lr, f64) if self.is_native(lr) else self.full((), lr, f64)
-        step_size = self.div(lr, self.sub(1.0, self.pow(beta1, t)))
-        correction = self.sqrt(self.sub(1.0, self.pow(beta2, t)))
+        step_sizes = self.div(lr, self.sub(1.0, self.pow(beta1, ts)))
+        corrections = self.sqrt(self.sub(1.0, self.pow(beta2, ts)))
         shrink = self.sub(1.0, self.mul(lr, weight_decay))
-        return self.cast(step_size, d), self.cast(correction, d), self.cast(shrink, d)
+        out = []
+        for i, p in enumerate(like):
+            d = self.dtype_of(p)
+            pick = (i,)
+            out.append(
+                (
+                    self.cast(self.getitem(step_sizes, pick), d),
+                    self.cast(self.getitem(corrections, pick), d),
+                    self.cast(shrink, d),
+                )
+            )
+        return out
 
     def _numbers(self, lr: float | Array, steps: Sequence[int | Array]) -> bool:
         """Whether an optimizer's step counts and learning rate are Python numbers (eager), not the
@@ -701,7 +734,7 @@ PRIMITIVES: tuple[str, ...] = tuple(sorted(Backend.__abstractmethods__))
 """Every abstract primitive a backend must implement."""
 
 COMPOSITES: tuple[str, ...] = (
-    "linear", "conv_bias", "conv_bias_grad", "logsumexp", "softmax", "log_softmax", "relu", "relu_grad", "gelu", "silu", "one_hot",
+    "linear", "linear_grad", "conv_bias", "conv_bias_grad", "logsumexp", "softmax", "log_softmax", "relu", "relu_grad", "gelu", "silu", "one_hot",
     "layer_norm", "layer_norm_grad", "batch_norm", "max_pool_grad", "cross_entropy",
     "scaled_dot_product_attention", "scaled_dot_product_attention_grad", "adam_step",
 )  # fmt: skip

@@ -401,6 +401,11 @@ class JaxBackend(Backend):
     def silu(self, a: Array) -> Array:
         return jax.nn.silu(a)
 
+    def linear_grad(
+        self, g: Array, x: Array, w: Array, wanted: tuple[bool, bool, bool]
+    ) -> tuple[Array | None, Array | None, Array | None]:
+        return _linear_grad(g, x, w, wanted=tuple(wanted))
+
     def scaled_dot_product_attention(
         self, q: Array, k: Array, v: Array, mask: Array | None, is_causal: bool, scale: float | None
     ) -> Array:
@@ -589,6 +594,22 @@ def _avg_pool_grad(
         lambda x: _avg_pool_raw(x, kernel, stride, padding, ceil_mode, count_include_pad), x0
     )
     return pullback(gy)[0]
+
+
+@_jit("wanted")
+def _linear_grad(
+    g: Array, x: Array, w: Array, wanted: tuple[bool, bool, bool]
+) -> tuple[Array | None, Array | None, Array | None]:
+    """The default's three gradients as one XLA call. The weight's is one contraction over all
+    leading axes, not a product of the flattened, transposed gradient: for a (batch, seq, out)
+    gradient XLA:CPU then uses its fused matmul kernel, not a plain dot (1.25 against 1.54 ms for
+    a (16, 64, 512) by (16, 64, 128) contraction)."""
+    lead = tuple(range(g.ndim - 1))
+    highest = lax.Precision.HIGHEST
+    gx = _matmul_highest(g, w) if wanted[0] else None
+    gw = lax.dot_general(g, x, ((lead, lead), ((), ())), precision=highest) if wanted[1] else None
+    gb = jnp.sum(g, axis=lead) if wanted[2] else None
+    return gx, gw, gb
 
 
 @_jit("is_causal", "scale")

@@ -464,6 +464,12 @@ def _composite_cases(backend: ag.Device) -> dict:
             (nat(x), nat(r.standard_normal((3, 5))), nat(r.standard_normal(3))),
             (nat(x[0, 0]), nat(r.standard_normal((2, 5))), None),
         ],
+        "linear_grad": [
+            (nat(r.standard_normal((3, 4, 3))), nat(x), nat(r.standard_normal((3, 5))), (True, True, True)),
+            (nat(r.standard_normal((3, 4, 3))), nat(x), nat(r.standard_normal((3, 5))), (False, True, False)),
+            (nat(r.standard_normal(2)), nat(x[0, 0]), nat(r.standard_normal((2, 5))), (True, True, True)),
+            (nat(r.standard_normal((4, 2))), nat(x[0]), nat(r.standard_normal((2, 5))), (True, False, True)),
+        ],
         "conv_bias": [
             (
                 nat(r.standard_normal((2, 4, 6, 5))),
