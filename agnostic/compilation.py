@@ -171,12 +171,13 @@ class CompiledFunction:
         for obj in _walk((args, kwargs)):
             self._add_holder(obj)
         leaves, tree = _flatten((args, kwargs))
-        device = self._device(leaves)
+        stamp = self._stamp()
+        device = self._device(leaves, stamp)
         if device is None or device.ops.compiler is None:
             return self._fn(*args, **kwargs)
         tensors = [t for t in leaves if isinstance(t, Tensor)]
         for _ in range(_MAX_TRACES):
-            state = self._state(device)
+            state = self._state(device, stamp)
             key = (tree, tuple(_signature(t) for t in tensors), state.key)
             entry = next(
                 (
@@ -190,6 +191,7 @@ class CompiledFunction:
                 entry = self._trace(key, state, leaves, tree, device)
             if entry is not None:  # else the trace met a new holder: gather the state again
                 return self._run(entry, state, tensors, device)
+            stamp = self._stamp()
         raise CompileError(
             f"compile: {self.__name__} kept meeting new modules or optimizers ({_MAX_TRACES} traces)"
         )
@@ -199,21 +201,20 @@ class CompiledFunction:
         opts = (h for h in self._holders.values() if isinstance(h, Optimizer))
         return (_module.changes.count, len(self._holders), *(_optimizer_stamp(o) for o in opts))
 
-    def _state(self, device: Device) -> _State:
+    def _state(self, device: Device, stamp: tuple[Any, ...]) -> _State:
         """The lifted state, gathered again only when the stamp moved or a slot's value no longer
         fits its signature (gathering walks every module: a noticeable part of a small step)."""
         known = self._known
-        stamp = self._stamp()
         if known is not None and known.stamp == stamp and known.state.device is device and known.state.fits():
             return known.state
         state = _State.gather(list(self._holders.values()), device)
         self._known = _Known(self._stamp(), [p.device for p in state.params], state)  # gather adds state
         return state
 
-    def _device(self, leaves: list[Any]) -> Device | None:
+    def _device(self, leaves: list[Any], stamp: tuple[Any, ...]) -> Device | None:
         devices = {t.device for t in leaves if isinstance(t, Tensor)}
         known = self._known
-        if known is not None and known.stamp == self._stamp():
+        if known is not None and known.stamp == stamp:
             devices.update(known.devices)
         else:
             devices |= {p.device for p in _State.parameters(self._holders.values())}
@@ -315,7 +316,6 @@ class CompiledFunction:
             state.write(ref, next(out))
         for i, has in entry.grads:
             _RAW_GRAD.__set__(state.params[i], next(out) if has else None)
-        state.remember()
         return _unflatten(entry.result_tree, leaves)
 
 
@@ -424,7 +424,7 @@ class _State:
         sig = tuple(_slot_signature(kind, where) for kind, where in slots)
         holder_ids = tuple(id(h) for h in holders)
         names = tuple(where[1] if kind in ("buffer", "opt") else kind for kind, where in slots)
-        key = (device, holder_ids, tuple(k for k, _ in slots), names, sig, tuple(static))
+        key = _Key((device, holder_ids, tuple(k for k, _ in slots), names, sig, tuple(static)))
         state = cls(params, set(modules), slots, key, tables, device, sig, [len(t) for t in tables])
         state.remember()
         return state
@@ -479,8 +479,28 @@ class _State:
 
     def write(self, ref: tuple[Any, ...], value: Tensor) -> None:
         """Store the compiled step's new value of what `ref` (see `written`) names."""
-        kind, where = self.slots[ref[1]] if ref[0] == "slot" else ("opt", (self.tables[ref[1]], ref[2]))
-        _put(kind, where, value._data if kind == "param" else value)
+        if ref[0] == "key":  # a new entry in a state table: the next call gathers again
+            self.tables[ref[1]][ref[2]] = value
+            return
+        kind, where = self.slots[ref[1]]
+        stored = value._data if kind == "param" else value
+        _put(kind, where, stored)
+        self.values[ref[1]] = stored  # known to fit (see `fits`)
+
+
+class _Key:
+    """A state's signature as a dictionary key that hashes once: it is looked up at every call."""
+
+    __slots__ = ("items", "_hash")
+
+    def __init__(self, items: tuple[Any, ...]) -> None:
+        self.items, self._hash = items, hash(items)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Key) and self._hash == other._hash and self.items == other.items
 
 
 @dataclass
