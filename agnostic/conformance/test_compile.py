@@ -129,11 +129,8 @@ def test_compiles_once_per_shape_and_dtype(backend: ag.Device) -> None:
     assert fn.compilations == (4 if _has_compiler(backend) else 0)
 
 
-def _scheduled(backend: ag.Device, compiled: bool) -> tuple[np.ndarray, Any]:
-    model = _model(backend)
-    opt = optim.Adam(model.parameters(), lr=0.05)
-    sched = optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
-    x, y = _data(backend)
+def _loss_step(model: nn.Module, opt: Any) -> Callable[[ag.Tensor, ag.Tensor], ag.Tensor]:
+    """The plain training step: zero the gradients, forward, cross-entropy, backward, update."""
 
     def step(x: ag.Tensor, y: ag.Tensor) -> ag.Tensor:
         opt.zero_grad()
@@ -142,6 +139,15 @@ def _scheduled(backend: ag.Device, compiled: bool) -> tuple[np.ndarray, Any]:
         opt.step()
         return loss
 
+    return step
+
+
+def _scheduled(backend: ag.Device, compiled: bool) -> tuple[np.ndarray, Any]:
+    model = _model(backend)
+    opt = optim.Adam(model.parameters(), lr=0.05)
+    sched = optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    x, y = _data(backend)
+    step = _loss_step(model, opt)
     fn = ag.compile(step) if compiled else step
     ag.manual_seed(1)
     for _ in range(4):
@@ -163,14 +169,7 @@ def _intervened(backend: ag.Device, compiled: bool) -> tuple[dict, Any]:
     model = _model(backend)
     opt = optim.Adam(model.parameters(), lr=0.01)
     x, y = _data(backend)
-
-    def step(x: ag.Tensor, y: ag.Tensor) -> ag.Tensor:
-        opt.zero_grad()
-        loss = ag.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
+    step = _loss_step(model, opt)
     fn = ag.compile(step) if compiled else step
     ag.manual_seed(5)
     losses = [fn(x, y).item(), fn(x, y).item()]
