@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import resource
 import statistics
 import time
 from collections.abc import Callable
@@ -58,7 +57,12 @@ def fix_malloc_thresholds(mmap_bytes: int = 1 << 30, trim_bytes: int = (1 << 31)
     )
 
 
-def _minor_faults() -> int:
+def _minor_faults() -> float:
+    """This process's minor page faults so far (NaN where `resource` is missing: Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return float("nan")
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 

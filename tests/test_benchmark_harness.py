@@ -1,0 +1,41 @@
+"""The benchmark harness (benchmarks/harness.py): interleaving, the paired ratio, the fixed malloc."""
+
+from __future__ import annotations
+
+import pathlib
+import platform
+import subprocess
+import sys
+
+from benchmarks.harness import Case, measure, paired_ratio
+
+
+def test_windows_alternate_the_order_of_the_cases() -> None:
+    order: list[str] = []
+    cases = [Case(name, lambda name=name: order.append(name)) for name in "ab"]
+    measure(cases, warmup=0, windows=4, steps=1)
+    assert order == list("abbaabba")
+    assert all(len(c.seconds) == 4 and len(c.faults) == 4 for c in cases)
+
+
+def test_the_paired_ratio_is_the_median_of_the_windows_ratios() -> None:
+    ours, native = Case("ours", lambda: None), Case("native", lambda: None)
+    ours.seconds, native.seconds = [2.0, 3.0, 10.0], [1.0, 3.0, 4.0]  # the machine slowed down
+    assert paired_ratio(ours, native) == 2.0  # ratios 2, 1, 2.5; medians' ratio would be 1.0
+    assert ours.median / native.median == 1.0
+
+
+def test_sync_waits_inside_the_window() -> None:
+    done: list[str] = []
+    case = Case("c", lambda: "r", sync=lambda r: done.append(r))
+    measure([case], warmup=1, windows=2, steps=3)
+    assert done == ["r", "r", "r"]  # once after the warm-up step, once per window
+
+
+def test_fixed_malloc_thresholds_where_glibc_is() -> None:
+    # in a process of its own: the thresholds hold for the rest of the process
+    code = "from benchmarks.harness import fix_malloc_thresholds; print(fix_malloc_thresholds())"
+    root = pathlib.Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+    glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert out.stdout.strip() == ("True" if glibc else "False")
