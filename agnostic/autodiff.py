@@ -172,17 +172,18 @@ def _propagate(
     cotangents: Sequence[Tensor],
     stop: set[int],
     create_graph: bool,
-    retain_graph: bool,
+    retain_graph: bool | None,
 ) -> dict[int, tuple[Tensor, Tensor]]:
     """(tensor, cotangent) of every tensor reached that has no node (a leaf) or is in `stop`, by id.
 
-    Unless `retain_graph`, each node is dropped as soon as its rule has run, as torch's autograd
+    Unless `retain_graph` (None: as `create_graph`), each node is dropped as soon as its rule has run, as torch's autograd
     frees saved tensors: the activations only the graph holds go back to the allocator during the
     backward pass, not after it (a smaller peak, and memory the next step reuses)."""
     grads: dict[int, Tensor] = {}
     for r, c in zip(roots, cotangents):
         grads[id(r)] = grads[id(r)] + c if id(r) in grads else c
     results: dict[int, tuple[Tensor, Tensor]] = {}
+    retain = create_graph if retain_graph is None else retain_graph
     order = _topological(roots, stop)
     with set_grad_enabled(create_graph):
         while order:
@@ -196,13 +197,12 @@ def _propagate(
             if node is None or id(t) in stop:
                 results[id(t)] = (t, g)
                 continue
-            if not retain_graph:
+            if not retain:
                 t._node = Node(node.name, (), _freed)
             for inp, c in zip(node.inputs, node.vjp(g, t)):
                 if c is None or not inp.requires_grad:
                     continue
                 _accumulate(grads, id(inp), c)
-            del node, g
     return results
 
 
@@ -246,8 +246,7 @@ def backward(
         gradient = t._like_full(1.0)
     else:
         gradient = _cotangent(t, gradient, "backward")
-    retain = create_graph if retain_graph is None else retain_graph
-    for leaf, g in _propagate([t], [gradient], set(), create_graph, retain).values():
+    for leaf, g in _propagate([t], [gradient], set(), create_graph, retain_graph).values():
         if not create_graph:
             g = g.detach()
         leaf.grad = g if leaf.grad is None else leaf.grad + g
@@ -291,8 +290,9 @@ def gradients(
     for o in outs:
         _check_output(o, "gradients")
     live = [(o, c) for o, c in zip(outs, cots) if o.requires_grad]
-    retain = create_graph if retain_graph is None else retain_graph
-    found = _propagate([o for o, _ in live], [c for _, c in live], {id(i) for i in ins}, create_graph, retain)
+    found = _propagate(
+        [o for o, _ in live], [c for _, c in live], {id(i) for i in ins}, create_graph, retain_graph
+    )
     result = []
     for i in ins:
         hit = found.get(id(i))

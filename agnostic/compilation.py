@@ -310,7 +310,7 @@ class CompiledFunction:
     def _run(self, entry: _Entry, state: _State, tensors: list[Tensor], device: Device) -> Any:
         assert entry.run is not None
         arrays = entry.run(*self._inputs(entry, state, tensors, device))
-        out = iter([Tensor._of(a, device, d) for a, d in zip(arrays, entry.out_dtypes)])
+        out = iter([Tensor._make(a, device, d) for a, d in zip(arrays, entry.out_dtypes)])
         leaves = [next(out) if isinstance(t, Tensor) else t for t in entry.result_leaves]
         for ref in entry.written:
             state.write(ref, next(out))
@@ -341,11 +341,7 @@ class _State:
     device: Device
     signatures: tuple[Any, ...]
     table_sizes: list[int]  # as gathered: a key added since (SGD's momentum buffer) is a change
-    values: list[Any] = field(default_factory=list)  # each slot's value when last seen
-
-    def remember(self) -> None:
-        """Note each slot's current value (after a call wrote them)."""
-        self.values = [_get(kind, where) for kind, where in self.slots]
+    values: list[Any]  # each slot's value when last seen (gathered, or written by a call)
 
     def fits(self) -> bool:
         """Whether every slot still holds a value of its signature and every state table its keys
@@ -425,9 +421,8 @@ class _State:
         holder_ids = tuple(id(h) for h in holders)
         names = tuple(where[1] if kind in ("buffer", "opt") else kind for kind, where in slots)
         key = _Key((device, holder_ids, tuple(k for k, _ in slots), names, sig, tuple(static)))
-        state = cls(params, set(modules), slots, key, tables, device, sig, [len(t) for t in tables])
-        state.remember()
-        return state
+        values = [_get(kind, where) for kind, where in slots]
+        return cls(params, set(modules), slots, key, tables, device, sig, [len(t) for t in tables], values)
 
     def inputs(self, device: Device, lr_arrays: dict[float, Any]) -> list[Any]:
         """The native arrays of the slots; `lr_arrays` keeps a learning rate's 0-d array while

@@ -37,25 +37,15 @@ class Tensor:
             self.requires_grad_()
 
     @classmethod
-    def _make(cls, data: Any, device: Device) -> Tensor:
-        """Wrap a native array (the fast path every op uses)."""
+    def _make(cls, data: Any, device: Device, dtype: DType | None = None) -> Tensor:
+        """Wrap a native array (the fast path every op uses). `dtype` where it is known already
+        (a compiled step's outputs) skips reading the array's, on JAX a Python property."""
         t = _new(cls)
         t._data = data
         t._device = device
-        table = device._dtype_table
-        t._dtype = table[data.dtype] if table is not None else device._dtype_of(data)
-        t._node = None
-        t.requires_grad = False
-        t.grad = None
-        return t
-
-    @classmethod
-    def _of(cls, data: Any, device: Device, dtype: DType) -> Tensor:
-        """Wrap a native array whose dtype is known already (a compiled step's outputs): no
-        lookup of the array's dtype, which on JAX is a Python property of a busy array."""
-        t = _new(cls)
-        t._data = data
-        t._device = device
+        if dtype is None:
+            table = device._dtype_table
+            dtype = table[data.dtype] if table is not None else device._dtype_of(data)
         t._dtype = dtype
         t._node = None
         t.requires_grad = False

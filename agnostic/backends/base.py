@@ -697,14 +697,8 @@ class Backend(abc.ABC):
         out = []
         for i, p in enumerate(like):
             d = self.dtype_of(p)
-            pick = (i,)
-            out.append(
-                (
-                    self.cast(self.getitem(step_sizes, pick), d),
-                    self.cast(self.getitem(corrections, pick), d),
-                    self.cast(shrink, d),
-                )
-            )
+            pair = (self.getitem(step_sizes, (i,)), self.getitem(corrections, (i,)))
+            out.append((*(self.cast(a, d) for a in pair), self.cast(shrink, d)))
         return out
 
     def _numbers(self, lr: float | Array, steps: Sequence[int | Array]) -> bool:
