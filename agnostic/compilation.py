@@ -15,8 +15,8 @@ is lifted into explicit inputs and outputs under the hood:
 Holders are found in the function's closure, the globals it names and its arguments, and, while
 tracing, whenever a module is called or an optimizer used (a trace that meets a new one is done
 again). A step is traced and compiled once per signature: the shapes and dtypes of its tensor
-arguments and state, the values of its other arguments, the modules' train/eval modes and the
-optimizers' other hyper-parameters. Inside the trace values are symbolic, so the step may not read
+arguments and state, the values of its other arguments, the modules' train/eval modes and plain
+settings (Dropout's p), and the optimizers' other hyper-parameters. Inside the trace values are symbolic, so the step may not read
 them on the host (`.item()`, `.numpy()`, `if tensor:`); checks that would (index bounds) are
 skipped, as under jax.jit.
 """
@@ -390,8 +390,8 @@ class _State:
             if isinstance(h, Module):
                 for m in h.modules():
                     modules.setdefault(id(m), m)
-        for m in modules.values():
-            static.append(m.training)
+        for m in modules.values():  # its settings (training, Dropout's p, eps...) shape the program
+            static.append(tuple((k, _setting(v)) for k, v in vars(m).items() if k not in _MODULE_TABLES))
             for name, buf in m._buffers.items():
                 if isinstance(buf, Tensor):
                     slots.append(("buffer", (m, name)))
@@ -574,6 +574,35 @@ def _rebuild(template: Tensor, array: Any, device: Device) -> Tensor:
     if template.requires_grad:
         t.requires_grad_()
     return t
+
+
+_MODULE_TABLES = frozenset({"_parameters", "_buffers", "_non_persistent", "_modules"})
+
+
+def _setting(v: Any) -> Hashable:
+    """A module's plain attribute as part of a signature: by value where it can be hashed, else
+    by identity (a list, or an array held as a constant: the same object, the same program)."""
+    if hasattr(v, "shape"):  # a tensor or a native array: `==` would compare elementwise
+        return _Identity(v)
+    try:
+        return _hashable(v)
+    except CompileError:
+        return _Identity(v)
+
+
+class _Identity:
+    """An object compared by identity; it keeps the object alive, so its id is not reused."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+    def __hash__(self) -> int:
+        return id(self.obj)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Identity) and other.obj is self.obj
 
 
 def _hashable(v: Any) -> Hashable:

@@ -237,6 +237,24 @@ def test_a_layer_replaced_by_one_of_the_same_shape_gets_the_gradients(backend: a
         assert fn.compilations == 2, fn.compilations  # no gradient in, then one in: same shapes after
 
 
+def test_a_changed_module_setting_is_another_program(backend: ag.Device) -> None:
+    """A plain attribute a layer computes with (Dropout's p, batch norm's eps) is part of the
+    signature: setting it between calls is seen, as eagerly; setting it back reuses the first
+    program. (In training mode the output uses the batch's statistics, not the running ones.)"""
+    model = _model(backend)
+    x, _ = _data(backend)
+    fn = ag.compile(lambda x: model(x))
+    for p, eps in ((0.2, 1e-5), (0.0, 1e-5), (0.0, 0.5), (0.2, 1e-5)):
+        model[3].p, model[1].eps = p, eps
+        ag.manual_seed(4)
+        got = fn(x).numpy()
+        ag.manual_seed(4)
+        want = model(x).numpy()
+        np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL, err_msg=f"p={p}, eps={eps}")
+    if _has_compiler(backend):
+        assert fn.compilations == 3, fn.compilations
+
+
 def _accumulated(backend: ag.Device, compiled: bool) -> tuple[list[np.ndarray], Any]:
     model = _model(backend)
     x, y = _data(backend)
