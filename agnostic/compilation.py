@@ -328,10 +328,12 @@ class _State:
     """The state of a step's holders on one device: slots in a fixed order, and the signature.
 
     Slots are (kind, where): "param" (a Parameter's array), "buffer" ((module, name)), "opt"
-    ((state dict, name): an optimizer's tensor) and "lr" (a parameter group). A learning rate
-    goes in as a float64 0-d array and stays a number in its group; an optimizer's step count
-    becomes a float64 0-d tensor in its state (exact, and the compiled step keeps it on the
-    device: no read back per call), as torch.optim keeps it."""
+    (((state dict, name), ...): an optimizer's tensor, at every place that holds that object) and
+    "lr" (a parameter group). A learning rate goes in as a float64 0-d array and stays a number in
+    its group; an optimizer's step count becomes a float64 0-d tensor in its state (exact, and the
+    compiled step keeps it on the device: no read back per call), as torch.optim keeps it. Equal
+    counts in a group become one tensor, held by every parameter's state: one input, one output
+    and one increment (`Optimizer.counts_steps`) instead of one per parameter."""
 
     params: list[Parameter]
     modules: set[int]  # ids of the modules whose parameters and buffers are lifted
@@ -348,6 +350,8 @@ class _State:
         (a value the compiled step wrote is known to; another is checked)."""
         for (kind, where), before, sig in zip(self.slots, self.values, self.signatures):
             now = _get(kind, where)
+            if kind == "opt" and len(where) > 1 and any(t[n] is not now for t, n in where[1:]):
+                return False  # a shared count split (an eager step that skipped a parameter)
             if now is before:
                 if kind == "param" and where.requires_grad != sig[-1]:
                     return False
@@ -397,6 +401,7 @@ class _State:
                     slots.append(("buffer", (m, name)))
                 else:
                     static.append((name, buf))
+        held: dict[int, tuple[Tensor, list[tuple[dict[str, Any], str]]]] = {}  # id -> (tensor, where)
         for opt in (h for h in holders if isinstance(h, Optimizer)):
             for group in opt.param_groups:
                 for k, v in group.items():
@@ -404,23 +409,29 @@ class _State:
                         slots.append(("lr", group))
                     elif k != "params":
                         static.append((k, _hashable(v)))
+                numbers: dict[tuple[str, float], Tensor] = {}  # equal counts in a group: one tensor
                 for p in group["params"]:
                     state = opt._state_of(p, group)
                     tables.append(state)
                     for name, value in state.items():
+                        if isinstance(value, (int, float)) and not isinstance(value, bool):
+                            if (name, value) not in numbers:
+                                full = device.ops.full((), float(value), dtypes.float64)
+                                numbers[name, value] = Tensor._make(full, device)
+                            value = state[name] = numbers[name, value]
                         if isinstance(value, Tensor):
-                            slots.append(("opt", (state, name)))
-                        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-                            state[name] = Tensor._make(
-                                device.ops.full((), float(value), dtypes.float64), device
-                            )
-                            slots.append(("opt", (state, name)))
+                            held.setdefault(id(value), (value, []))[1].append((state, name))
                         else:
                             static.append((name, _hashable(value)))
+        slots += [("opt", tuple(where)) for _, where in held.values()]
+        table_of = {id(t): i for i, t in enumerate(tables)}
+        shared = tuple(tuple(table_of[id(t)] for t, _ in where) for kind, where in slots if kind == "opt")
         sig = tuple(_slot_signature(kind, where) for kind, where in slots)
         holder_ids = tuple(id(h) for h in holders)
-        names = tuple(where[1] if kind in ("buffer", "opt") else kind for kind, where in slots)
-        key = _Key((device, holder_ids, tuple(k for k, _ in slots), names, sig, tuple(static)))
+        names = tuple(
+            where[1] if kind == "buffer" else where[0][1] if kind == "opt" else kind for kind, where in slots
+        )
+        key = _Key((device, holder_ids, tuple(k for k, _ in slots), names, shared, sig, tuple(static)))
         values = [_get(kind, where) for kind, where in slots]
         return cls(params, set(modules), slots, key, tables, device, sig, [len(t) for t in tables], values)
 
@@ -450,13 +461,24 @@ class _State:
         return out
 
     def written(self, installed: list[tuple[str, Any, Any, Any]]) -> list[tuple[tuple[Any, ...], Any]]:
-        """What the step changed, with the new native values: ("slot", i) for a slot, ("key", t,
-        name) for an entry it added to state table t."""
+        """What the step changed, with the new native values: ("slot", i) for a slot, ("at", i, j)
+        for location j of a shared slot i that did not change as one, ("key", t, name) for an entry
+        it added to state table t."""
         out: list[tuple[tuple[Any, ...], Any]] = []
         n = len(self.tables)
         for pos, (kind, where, before, value) in enumerate(installed):
             if kind == "keys":
                 out += [(("key", pos, k), where[k].data) for k in where if k not in before]
+                continue
+            if (
+                kind == "opt"
+                and len(where) > 1
+                and any(t[k] is not where[0][0][where[0][1]] for t, k in where)
+            ):
+                # a shared count that did not move as one: each location its own output
+                out += [
+                    (("at", pos - n, j), t[k].data) for j, (t, k) in enumerate(where) if t[k] is not value
+                ]
                 continue
             now = _get(kind, where)
             if kind != "lr" and now is not value:
@@ -476,6 +498,10 @@ class _State:
         """Store the compiled step's new value of what `ref` (see `written`) names."""
         if ref[0] == "key":  # a new entry in a state table: the next call gathers again
             self.tables[ref[1]][ref[2]] = value
+            return
+        if ref[0] == "at":  # one location of a shared slot: no longer shared, the next call gathers again
+            table, name = self.slots[ref[1]][1][ref[2]]
+            table[name] = value
             return
         kind, where = self.slots[ref[1]]
         stored = value._data if kind == "param" else value
@@ -541,8 +567,11 @@ def _get(kind: str, where: Any) -> Any:
         return where._data
     if kind == "lr":
         return where["lr"]
-    table, name = where
-    return (table._buffers if kind == "buffer" else table)[name]
+    if kind == "opt":  # every location holds the same tensor
+        table, name = where[0]
+        return table[name]
+    module, name = where
+    return module._buffers[name]
 
 
 def _put(kind: str, where: Any, value: Any) -> None:
@@ -550,9 +579,12 @@ def _put(kind: str, where: Any, value: Any) -> None:
         where._data = value
     elif kind == "lr":
         where["lr"] = value
+    elif kind == "opt":
+        for table, name in where:
+            table[name] = value
     else:
-        table, name = where
-        (table._buffers if kind == "buffer" else table)[name] = value
+        module, name = where
+        module._buffers[name] = value
 
 
 # ---------------------------------------------------------------------- small pieces

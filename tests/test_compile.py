@@ -68,3 +68,32 @@ def test_torch_compile_mode_builds_the_step_with_inductor() -> None:
 def test_unknown_mode_is_named() -> None:
     with pytest.raises(ValueError, match="compile: mode 'fastest' is not one of"):
         ag.compile(lambda x: x, mode="fastest")
+
+
+def test_a_compiled_adam_step_takes_one_step_count_per_group() -> None:
+    """The XLA program's inputs: each parameter and its two moments, the batch, the group's
+    learning rate and one step count for the group (not one per parameter: each would be an
+    input, an output and a scalar kernel of its own)."""
+    pytest.importorskip("jax", reason="the program is read from XLA")
+    B = ag.backend("jax")
+    ag.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4), backend=B)
+    opt = optim.Adam(model.parameters(), lr=1e-3)
+    x = B.tensor(np.random.default_rng(0).standard_normal((5, 8)).astype(np.float32))
+
+    @ag.compile
+    def step(x: ag.Tensor) -> ag.Tensor:
+        opt.zero_grad()
+        loss = (model(x) ** 2).mean()
+        loss.backward()
+        opt.step()
+        return loss
+
+    for _ in range(3):
+        step(x)
+    (entry,) = [e for entries in step._cache.values() for e in entries]
+    program = entry.run.as_text().split("ENTRY")[1]
+    assert program.count("parameter(") == 3 * 4 + 1 + 1 + 1, program.count("parameter(")
+    states = list(opt.state.values())
+    assert all(s["step"] is states[0]["step"] for s in states)
+    assert float(states[0]["step"].item()) == 3.0

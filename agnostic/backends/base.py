@@ -683,22 +683,32 @@ class Backend(abc.ABC):
     ) -> list[tuple[Any, Any, Any]]:  # fmt: skip
         """Per parameter, Adam's step size lr / (1 - beta1^t), bias correction sqrt(1 - beta2^t)
         and decoupled decay factor 1 - lr * weight_decay: Python floats for numbers. The 0-d
-        arrays of a compiled step are stacked and computed at once, in float64, then each given its
+        arrays of a compiled step are stacked and computed at once, in float64, then given each
         parameter's dtype: one small vector op for all, not a few scalar ops per parameter (which a
-        compiler would run as separate tiny kernels)."""
+        compiler would run as separate tiny kernels). Parameters whose count is one array (a
+        compiled step keeps one per group) share one entry and one cast per dtype."""
         if self._numbers(lr, steps):
             return [(lr / (1 - beta1**t), math.sqrt(1 - beta2**t), 1 - lr * weight_decay) for t in steps]
         f64 = dtypes.float64
-        ts = self.stack([self.cast(t, f64) if self.is_native(t) else self.full((), t, f64) for t in steps], 0)
+        index: dict[int, int] = {}  # id of a count -> its entry (`steps` keeps the arrays alive)
+        for t in steps:
+            index.setdefault(id(t), len(index))
+        unique = list({id(t): t for t in steps}.values())
+        ts = self.stack(
+            [self.cast(t, f64) if self.is_native(t) else self.full((), t, f64) for t in unique], 0
+        )
         lr = self.cast(lr, f64) if self.is_native(lr) else self.full((), lr, f64)
         step_sizes = self.div(lr, self.sub(1.0, self.pow(beta1, ts)))
         corrections = self.sqrt(self.sub(1.0, self.pow(beta2, ts)))
         shrink = self.sub(1.0, self.mul(lr, weight_decay))
+        made: dict[tuple[int, Any], tuple[Any, Any, Any]] = {}
         out = []
-        for i, p in enumerate(like):
-            d = self.dtype_of(p)
-            pair = (self.getitem(step_sizes, (i,)), self.getitem(corrections, (i,)))
-            out.append((*(self.cast(a, d) for a in pair), self.cast(shrink, d)))
+        for t, p in zip(steps, like):
+            i, d = index[id(t)], self.dtype_of(p)
+            if (i, d) not in made:
+                pair = (self.getitem(step_sizes, (i,)), self.getitem(corrections, (i,)))
+                made[i, d] = (*(self.cast(a, d) for a in pair), self.cast(shrink, d))
+            out.append(made[i, d])
         return out
 
     def _numbers(self, lr: float | Array, steps: Sequence[int | Array]) -> bool:

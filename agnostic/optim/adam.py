@@ -19,6 +19,7 @@ class Adam(Optimizer):
     """Adam; `weight_decay` adds decay * p to the gradient (L2), as torch.optim.Adam."""
 
     decoupled = False
+    counts_steps = True
 
     def __init__(
         self, params: Params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
@@ -55,8 +56,6 @@ class Adam(Optimizer):
         """One fused `adam_step` over the device's parameters (a backend may override it with a
         native multi-tensor kernel)."""
         amsgrad = group["amsgrad"]
-        for state in states:
-            state["step"] += 1
         dev = params[0].device
         b1, b2 = group["betas"]
         new_p, m, v, vmax = dev.ops.adam_step(

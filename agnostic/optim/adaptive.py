@@ -22,6 +22,8 @@ def _nonnegative(name: str, group: Mapping[str, Any], *keys: str) -> None:
 
 
 class RMSprop(Optimizer):
+    counts_steps = True
+
     def __init__(
         self, params: Params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
         weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False, maximize: bool = False,
@@ -49,7 +51,6 @@ class RMSprop(Optimizer):
         if group["weight_decay"]:
             g = g + group["weight_decay"] * p
         alpha = group["alpha"]
-        state["step"] += 1
         sq = state["square_avg"] = alpha * state["square_avg"] + (1 - alpha) * g * g
         if group["centered"]:
             ga = state["grad_avg"] = state["grad_avg"] + (1 - alpha) * (g - state["grad_avg"])
@@ -63,6 +64,8 @@ class RMSprop(Optimizer):
 
 
 class Adagrad(Optimizer):
+    counts_steps = True
+
     def __init__(
         self, params: Params, lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
         initial_accumulator_value: float = 0.0, eps: float = 1e-10, maximize: bool = False,
@@ -82,7 +85,6 @@ class Adagrad(Optimizer):
 
     def _update(self, p: Tensor, grad: Tensor, group: Mapping[str, Any], state: dict[str, Any]) -> Tensor:
         g = -grad if group["maximize"] else grad
-        state["step"] += 1
         if group["weight_decay"]:
             g = g + group["weight_decay"] * p
         clr = like(group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"]), p)

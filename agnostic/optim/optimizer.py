@@ -27,6 +27,11 @@ Params = Iterable[Parameter] | Iterable[Mapping[str, Any]]
 class Optimizer:
     """Base class: subclasses set `defaults` and implement `_update(p, grad, group, state)`."""
 
+    counts_steps = False
+    """Whether each parameter's state has a "step" count that `step()` advances before the update
+    (Adam, RMSprop, Adagrad). Counts that are one object (a compiled step keeps one per group where
+    they are equal) stay one object: one count advanced, not one per parameter."""
+
     def __init__(self, params: Params, defaults: Mapping[str, Any]) -> None:
         self.defaults = dict(defaults)
         self.param_groups: list[dict[str, Any]] = []
@@ -85,6 +90,8 @@ class Optimizer:
                         by_device.setdefault(id(p._device), []).append(p)
                 for params in by_device.values():
                     states = [self._state_of(p, group) for p in params]
+                    if self.counts_steps:
+                        _advance(states)
                     grads = [p.grad.detach() for p in params]
                     for p, value in zip(params, self._update_many(params, grads, group, states)):
                         p.assign(value)
@@ -160,6 +167,16 @@ class Optimizer:
             lines.append(f"Parameter Group {i}")
             lines += [f"    {k}: {v}" for k, v in sorted(g.items()) if k != "params"]
         return "\n".join(lines) + "\n)"
+
+
+def _advance(states: list[dict[str, Any]]) -> None:
+    """Add one to every state's "step", once per distinct count object."""
+    done: dict[int, tuple[Any, Any]] = {}  # id -> (count, count + 1): the count kept, its id not reused
+    for state in states:
+        t = state["step"]
+        if id(t) not in done:
+            done[id(t)] = (t, t + 1)
+        state["step"] = done[id(t)][1]
 
 
 def _on(p: Parameter, value: Any) -> Any:
