@@ -190,12 +190,17 @@ class MultiheadAttention(Module):
             kpm = ops.reshape(key_padding_mask, (n, 1, 1, src_len))
             mask = kpm if mask is None else mask + kpm
 
-        (wq, wk, wv), (bq, bk, bv) = self._projections()
-        heads = []
-        for x, w, b, length in ((q, wq, bq, tgt_len), (k, wk, bk, src_len), (v, wv, bv, src_len)):
-            y = F.linear(x, w, b)
-            heads.append(ops.permute(ops.reshape(y, (n, length, h, hd)), (0, 2, 1, 3)))  # (N, H, len, hd)
-        qh, kh, vh = heads
+        if self._qkv_same_embed_dim and query is key and key is value:
+            # self-attention: one product with the packed weight, as torch does (one larger matrix
+            # product each way; the three gradients join into one, not through a concatenation)
+            projected = ops.split(F.linear(q, self.in_proj_weight, self.in_proj_bias), 3, axis=-1)
+        else:
+            (wq, wk, wv), (bq, bk, bv) = self._projections()
+            projected = [F.linear(x, w, b) for x, w, b in ((q, wq, bq), (k, wk, bk), (v, wv, bv))]
+        qh, kh, vh = (  # (N, H, len, hd)
+            ops.permute(ops.reshape(y, (n, length, h, hd)), (0, 2, 1, 3))
+            for y, length in zip(projected, (tgt_len, src_len, src_len))
+        )
 
         p = self.dropout if self.training else 0.0
         weights = None
