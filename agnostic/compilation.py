@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
@@ -208,7 +209,7 @@ class CompiledFunction:
         if known is not None and known.stamp == stamp and known.state.device is device and known.state.fits():
             return known.state
         state = _State.gather(list(self._holders.values()), device)
-        self._known = _Known(self._stamp(), [p.device for p in state.params], state)  # gather adds state
+        self._known = _Known(self._stamp(), {p.device for p in state.params}, state)  # gather adds state
         return state
 
     def _device(self, leaves: list[Any], stamp: tuple[Any, ...]) -> Device | None:
@@ -310,12 +311,17 @@ class CompiledFunction:
     def _run(self, entry: _Entry, state: _State, tensors: list[Tensor], device: Device) -> Any:
         assert entry.run is not None
         arrays = entry.run(*self._inputs(entry, state, tensors, device))
-        out = iter([Tensor._make(a, device, d) for a, d in zip(arrays, entry.out_dtypes)])
-        leaves = [next(out) if isinstance(t, Tensor) else t for t in entry.result_leaves]
+        out = iter(zip(arrays, entry.out_dtypes))
+
+        def tensor() -> Tensor:
+            array, dtype = next(out)
+            return Tensor._make(array, device, dtype)
+
+        leaves = [tensor() if isinstance(t, Tensor) else t for t in entry.result_leaves]
         for ref in entry.written:
-            state.write(ref, next(out))
+            state.write(ref, *next(out))
         for i, has in entry.grads:
-            _RAW_GRAD.__set__(state.params[i], next(out) if has else None)
+            _RAW_GRAD.__set__(state.params[i], tensor() if has else None)
         return _unflatten(entry.result_tree, leaves)
 
 
@@ -345,22 +351,33 @@ class _State:
     table_sizes: list[int]  # as gathered: a key added since (SGD's momentum buffer) is a change
     values: list[Any]  # each slot's value when last seen (gathered, or written by a call)
 
+    def __post_init__(self) -> None:
+        # what each call reads, made once: a getter per slot, the parameters' requires_grad as
+        # compiled, and the state tables' places that share one tensor
+        self.getters = [_getter(kind, where) for kind, where in self.slots]
+        self.grad_flags = [(w, sig[-1]) for (k, w), sig in zip(self.slots, self.signatures) if k == "param"]
+        self.shared = [where for kind, where in self.slots if kind == "opt" and len(where) > 1]
+
     def fits(self) -> bool:
         """Whether every slot still holds a value of its signature and every state table its keys
         (a value the compiled step wrote is known to; another is checked)."""
-        for (kind, where), before, sig in zip(self.slots, self.values, self.signatures):
-            now = _get(kind, where)
-            if kind == "opt" and len(where) > 1 and any(t[n] is not now for t, n in where[1:]):
-                return False  # a shared count split (an eager step that skipped a parameter)
-            if now is before:
-                if kind == "param" and where.requires_grad != sig[-1]:
+        nows = [get() for get in self.getters]
+        if not all(map(operator.is_, nows, self.values)):
+            for (kind, where), now, before, sig in zip(self.slots, nows, self.values, self.signatures):
+                if now is before:
+                    continue
+                if kind == "lr":
+                    if not isinstance(now, (int, float)):
+                        return False
+                elif _slot_signature(kind, where) != sig:
                     return False
-            elif kind == "lr":
-                if not isinstance(now, (int, float)):
-                    return False
-            elif _slot_signature(kind, where) != sig:
+        for where in self.shared:  # a shared count split (an eager step that skipped a parameter)
+            first = where[0][0][where[0][1]]
+            if any(t[n] is not first for t, n in where[1:]):
                 return False
-        return all(len(table) == n for table, n in zip(self.tables, self.table_sizes))
+        return all(p.requires_grad == flag for p, flag in self.grad_flags) and all(
+            len(table) == n for table, n in zip(self.tables, self.table_sizes)
+        )
 
     @functools.cached_property
     def param_ids(self) -> dict[int, int]:
@@ -438,15 +455,16 @@ class _State:
     def inputs(self, device: Device, lr_arrays: dict[float, Any]) -> list[Any]:
         """The native arrays of the slots; `lr_arrays` keeps a learning rate's 0-d array while
         the rate stays the same (making one is a host-to-device copy)."""
-        out = []
-        for kind, where in self.slots:
-            value = _get(kind, where)
+        out = [get() for get in self.getters]
+        for i, (kind, _) in enumerate(self.slots):
+            value = out[i]
             if kind == "lr":
                 if value not in lr_arrays:
                     lr_arrays.clear()
                     lr_arrays[value] = device.ops.full((), float(value), dtypes.float64)
-                value = lr_arrays[value]
-            out.append(value.data if isinstance(value, Tensor) else value)
+                out[i] = lr_arrays[value]
+            elif kind != "param":
+                out[i] = value._data
         return out
 
     def install(self, arrays: list[Any], device: Device) -> list[tuple[str, Any, Any, Any]]:
@@ -494,17 +512,19 @@ class _State:
             else:
                 _put(kind, where, original)
 
-    def write(self, ref: tuple[Any, ...], value: Tensor) -> None:
-        """Store the compiled step's new value of what `ref` (see `written`) names."""
-        if ref[0] == "key":  # a new entry in a state table: the next call gathers again
-            self.tables[ref[1]][ref[2]] = value
-            return
-        if ref[0] == "at":  # one location of a shared slot: no longer shared, the next call gathers again
-            table, name = self.slots[ref[1]][1][ref[2]]
-            table[name] = value
+    def write(self, ref: tuple[Any, ...], array: Any, dtype: Any) -> None:
+        """Store the compiled step's new value (a native array of `dtype`) of what `ref` (see
+        `written`) names: a parameter's array as it is, anything else as a tensor."""
+        if ref[0] != "slot":
+            value = Tensor._make(array, self.device, dtype)
+            if ref[0] == "key":  # a new entry in a state table: the next call gathers again
+                self.tables[ref[1]][ref[2]] = value
+            else:  # "at": one place of a shared slot, which is shared no more: the next call gathers again
+                table, name = self.slots[ref[1]][1][ref[2]]
+                table[name] = value
             return
         kind, where = self.slots[ref[1]]
-        stored = value._data if kind == "param" else value
+        stored = array if kind == "param" else Tensor._make(array, self.device, dtype)
         _put(kind, where, stored)
         self.values[ref[1]] = stored  # known to fit (see `fits`)
 
@@ -529,7 +549,7 @@ class _Known:
     """The state last gathered, the stamp it was gathered under and its parameters' devices."""
 
     stamp: tuple[Any, ...]
-    devices: list[Device]
+    devices: set[Device]
     state: _State
 
 
@@ -560,6 +580,16 @@ def _slot_signature(kind: str, where: Any) -> Any:
     if kind == "param":
         return (*_signature(where._data), where.requires_grad)
     return _signature(_get(kind, where))
+
+
+def _getter(kind: str, where: Any) -> Callable[[], Any]:
+    """`_get(kind, where)` as a call without arguments (C-level: it runs at every call)."""
+    if kind == "param":
+        return functools.partial(getattr, where, "_data")
+    if kind == "lr":
+        return functools.partial(where.__getitem__, "lr")
+    table, name = where[0] if kind == "opt" else (where[0]._buffers, where[1])
+    return functools.partial(table.__getitem__, name)
 
 
 def _get(kind: str, where: Any) -> Any:
