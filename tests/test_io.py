@@ -201,7 +201,12 @@ def test_a_process_killed_mid_save_leaves_the_previous_checkpoint_whole(tmp_path
             [sys.executable, "-c", _SAVER, str(path), str(4_000_000)], stdout=subprocess.PIPE, text=True
         )
         assert proc.stdout.readline().strip()  # at least one save finished
-        time.sleep(0.01 + 0.013 * (attempt % 7))
+        deadline = time.monotonic() + 10  # wait for the next write to begin (not a fixed sleep:
+        while time.monotonic() < deadline and not any(  # a loaded machine saves slower)
+            f.endswith(".tmp") for f in os.listdir(tmp_path)
+        ):
+            time.sleep(0.0005)
+        time.sleep(0.003 * (attempt % 4))  # then kill at different moments of it
         temporaries = [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
