@@ -16,9 +16,9 @@ Holders are found in the function's closure, the globals it names and its argume
 tracing, whenever a module is called or an optimizer used (a trace that meets a new one is done
 again). A step is traced and compiled once per signature: the shapes and dtypes of its tensor
 arguments and state, the values of its other arguments, the modules' train/eval modes and plain
-settings (Dropout's p), and the optimizers' other hyper-parameters. Inside the trace values are symbolic, so the step may not read
-them on the host (`.item()`, `.numpy()`, `if tensor:`); checks that would (index bounds) are
-skipped, as under jax.jit.
+settings (Dropout's p), and the optimizers' other hyper-parameters. Inside the trace values are
+symbolic, so the step may not read them on the host (`.item()`, `.numpy()`, `if tensor:`); checks
+that would (index bounds) are skipped, as under jax.jit.
 """
 
 from __future__ import annotations
@@ -372,8 +372,8 @@ class _State:
                 elif _slot_signature(kind, where) != sig:
                     return False
         for where in self.shared:  # a shared count split (an eager step that skipped a parameter)
-            first = where[0][0][where[0][1]]
-            if any(t[n] is not first for t, n in where[1:]):
+            table, name = where[0]
+            if any(t[n] is not table[name] for t, n in where[1:]):
                 return False
         return all(p.requires_grad == flag for p, flag in self.grad_flags) and all(
             len(table) == n for table, n in zip(self.tables, self.table_sizes)
@@ -488,18 +488,13 @@ class _State:
             if kind == "keys":
                 out += [(("key", pos, k), where[k].data) for k in where if k not in before]
                 continue
-            if (
-                kind == "opt"
-                and len(where) > 1
-                and any(t[k] is not where[0][0][where[0][1]] for t, k in where)
-            ):
-                # a shared count that did not move as one: each location its own output
+            now = _get(kind, where)
+            if kind == "opt" and any(t[k] is not now for t, k in where[1:]):
+                # a shared count that did not move as one: each place its own output
                 out += [
                     (("at", pos - n, j), t[k].data) for j, (t, k) in enumerate(where) if t[k] is not value
                 ]
-                continue
-            now = _get(kind, where)
-            if kind != "lr" and now is not value:
+            elif kind != "lr" and now is not value:
                 out.append((("slot", pos - n), now.data if isinstance(now, Tensor) else now))
         return out
 
@@ -583,7 +578,8 @@ def _slot_signature(kind: str, where: Any) -> Any:
 
 
 def _getter(kind: str, where: Any) -> Callable[[], Any]:
-    """`_get(kind, where)` as a call without arguments (C-level: it runs at every call)."""
+    """A slot's value as a call without arguments (C-level: it runs at every call); an "opt"
+    slot's places all hold the same tensor, so the first is read."""
     if kind == "param":
         return functools.partial(getattr, where, "_data")
     if kind == "lr":
@@ -593,15 +589,7 @@ def _getter(kind: str, where: Any) -> Callable[[], Any]:
 
 
 def _get(kind: str, where: Any) -> Any:
-    if kind == "param":
-        return where._data
-    if kind == "lr":
-        return where["lr"]
-    if kind == "opt":  # every location holds the same tensor
-        table, name = where[0]
-        return table[name]
-    module, name = where
-    return module._buffers[name]
+    return _getter(kind, where)()
 
 
 def _put(kind: str, where: Any, value: Any) -> None:
