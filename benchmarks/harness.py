@@ -68,13 +68,12 @@ def _minor_faults() -> float:
 
 def measure(cases: list[Case], warmup: int = 5, windows: int = 7, steps: int = 10) -> list[Case]:
     """Warm every case up, then time `windows` rounds of `steps` steps each, the cases interleaved
-    (in turn forwards and backwards); each case keeps one per-step time (and page-fault count) per
-    window."""
+    (`window_order`); each case keeps one per-step time (and page-fault count) per window."""
     for case in cases:
         for _ in range(warmup):
             case.sync(case.step())
     for w in range(windows):
-        for case in cases if w % 2 == 0 else cases[::-1]:  # no case always first, or always after another
+        for case in window_order(cases, w):
             result = None
             faults = _minor_faults()
             start = time.perf_counter()
@@ -84,6 +83,16 @@ def measure(cases: list[Case], warmup: int = 5, windows: int = 7, steps: int = 1
             case.seconds.append((time.perf_counter() - start) / steps)
             case.faults.append((_minor_faults() - faults) / steps)
     return cases
+
+
+def window_order(cases: list[Case], w: int) -> list[Case]:
+    """The order of window `w`: rotated by one every second window, reversed every other one. With
+    three cases the six windows 0-5 run all six orders, so no case always runs first, or always
+    right after the same other one (forwards and backwards alone put the compiled case after the
+    eager one in every forward window, and the native case never after it)."""
+    k = (w // 2) % len(cases) if cases else 0
+    order = cases[k:] + cases[:k]
+    return order if w % 2 == 0 else order[::-1]
 
 
 def paired_ratio(case: Case, reference: Case) -> float:

@@ -14,8 +14,18 @@ def test_windows_alternate_the_order_of_the_cases() -> None:
     order: list[str] = []
     cases = [Case(name, lambda name=name: order.append(name)) for name in "ab"]
     measure(cases, warmup=0, windows=4, steps=1)
-    assert order == list("abbaabba")
+    assert order == list("abbabaab")
     assert all(len(c.seconds) == 4 and len(c.faults) == 4 for c in cases)
+
+
+def test_three_cases_run_in_every_order_and_each_after_each() -> None:
+    order: list[str] = []
+    cases = [Case(name, lambda name=name: order.append(name)) for name in "abc"]
+    measure(cases, warmup=0, windows=6, steps=1)
+    windows = ["".join(order[i : i + 3]) for i in range(0, 18, 3)]
+    assert sorted(windows) == ["abc", "acb", "bac", "bca", "cab", "cba"]
+    after = {(x, y) for x, y in zip(order, order[1:]) if x != y}
+    assert after == {(x, y) for x in "abc" for y in "abc" if x != y}
 
 
 def test_the_paired_ratio_is_the_median_of_the_windows_ratios() -> None:
