@@ -49,3 +49,24 @@ def test_fixed_malloc_thresholds_where_glibc_is() -> None:
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
     glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
     assert out.stdout.strip() == ("True" if glibc else "False")
+
+
+def test_program_counts_read_the_entry_computation() -> None:
+    from benchmarks.programs import counts
+
+    hlo = """HloModule m
+
+%fused_add (p: f32[]) -> f32[] {
+  %p = f32[] parameter(0)
+  %x = f32[] add(%p, %p)
+}
+
+ENTRY %main (a: f32[4,4], b: f32[]) -> (f32[4,4], f32[]) {
+  %a = f32[4,4]{1,0} parameter(0)
+  %b = f32[] parameter(1)
+  %d = f32[4,4]{1,0} dot(%a, %a), lhs_contracting_dims={1}, rhs_contracting_dims={0}
+  %f = f32[] fusion(%b), kind=kLoop, calls=%fused_add
+  %g = f32[4,4]{1,0} fusion(%d), kind=kCustom, calls=%fused_add
+}
+"""
+    assert counts(hlo) == {"parameters": 2, "kernels": 3, "scalar kernels": 1}

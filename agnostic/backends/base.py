@@ -691,9 +691,11 @@ class Backend(abc.ABC):
             return [(lr / (1 - beta1**t), math.sqrt(1 - beta2**t), 1 - lr * weight_decay) for t in steps]
         f64 = dtypes.float64
         index: dict[int, int] = {}  # id of a count -> its entry (`steps` keeps the arrays alive)
+        unique = []
         for t in steps:
-            index.setdefault(id(t), len(index))
-        unique = list({id(t): t for t in steps}.values())
+            if id(t) not in index:
+                index[id(t)] = len(unique)
+                unique.append(t)
         ts = self.stack(
             [self.cast(t, f64) if self.is_native(t) else self.full((), t, f64) for t in unique], 0
         )
