@@ -580,14 +580,19 @@ class TorchBackend(Backend):
         by_dtype: dict[Any, list[int]] = {}
         for i, p in enumerate(params):
             by_dtype.setdefault(p.dtype, []).append(i)
+        converted: dict[int, Any] = {}  # a compiled step's shared count is converted once
         for index in by_dtype.values():
             p, g, m, v, vmax = ([lst[i] for i in index] if lst else [] for lst in lists)
-            counts = [
-                steps[i].to(torch.float32)  # the kernel's step type (exact to 2**24 steps)
-                if isinstance(steps[i], torch.Tensor)
-                else torch.tensor(float(steps[i]), device=self._torch_device)
-                for i in index
-            ]
+            counts = []
+            for i in index:
+                t = steps[i]
+                if id(t) not in converted:  # the kernel's step type (exact to 2**24 steps)
+                    converted[id(t)] = (
+                        t.to(torch.float32)
+                        if isinstance(t, torch.Tensor)
+                        else torch.tensor(float(t), device=self._torch_device)
+                    )
+                counts.append(converted[id(t)])
             fused(
                 p, g, m, v, vmax, counts, lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay,
                 eps=eps, amsgrad=amsgrad, maximize=maximize,
