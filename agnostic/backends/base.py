@@ -690,12 +690,7 @@ class Backend(abc.ABC):
         if self._numbers(lr, steps):
             return [(lr / (1 - beta1**t), math.sqrt(1 - beta2**t), 1 - lr * weight_decay) for t in steps]
         f64 = dtypes.float64
-        index: dict[int, int] = {}  # id of a count -> its entry (`steps` keeps the arrays alive)
-        unique = []
-        for t in steps:
-            if id(t) not in index:
-                index[id(t)] = len(unique)
-                unique.append(t)
+        unique, index = distinct(steps)
         ts = self.stack(
             [self.cast(t, f64) if self.is_native(t) else self.full((), t, f64) for t in unique], 0
         )
@@ -705,8 +700,8 @@ class Backend(abc.ABC):
         shrink = self.sub(1.0, self.mul(lr, weight_decay))
         made: dict[tuple[int, Any], tuple[Any, Any, Any]] = {}
         out = []
-        for t, p in zip(steps, like):
-            i, d = index[id(t)], self.dtype_of(p)
+        for i, p in zip(index, like):
+            d = self.dtype_of(p)
             if (i, d) not in made:
                 pair = (self.getitem(step_sizes, (i,)), self.getitem(corrections, (i,)))
                 made[i, d] = (*(self.cast(a, d) for a in pair), self.cast(shrink, d))
@@ -717,6 +712,21 @@ class Backend(abc.ABC):
         """Whether an optimizer's step counts and learning rate are Python numbers (eager), not the
         0-d arrays of a compiled step."""
         return not self.is_native(lr) and not any(self.is_native(t) for t in steps)
+
+
+def distinct(items: Sequence[Any]) -> tuple[list[Any], list[int]]:
+    """The distinct objects of `items` (by identity, in first-seen order) and, per item, its
+    position among them: work on a compiled step's shared step count is done once, not per
+    parameter."""
+    unique: list[Any] = []
+    seen: dict[int, int] = {}
+    index = []
+    for x in items:
+        if id(x) not in seen:
+            seen[id(x)] = len(unique)
+            unique.append(x)
+        index.append(seen[id(x)])
+    return unique, index
 
 
 def _declare(name: str, doc: str) -> None:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from agnostic import dtypes
-from agnostic.backends.base import Array, Axes, Backend, Pairs, Shape, TraceError
+from agnostic.backends.base import Array, Axes, Backend, Pairs, Shape, TraceError, distinct
 from agnostic.dtypes import DType
 
 _TORCH_DTYPES = {
@@ -580,19 +580,16 @@ class TorchBackend(Backend):
         by_dtype: dict[Any, list[int]] = {}
         for i, p in enumerate(params):
             by_dtype.setdefault(p.dtype, []).append(i)
-        converted: dict[int, Any] = {}  # a compiled step's shared count is converted once
         for index in by_dtype.values():
             p, g, m, v, vmax = ([lst[i] for i in index] if lst else [] for lst in lists)
-            counts = []
-            for i in index:
-                t = steps[i]
-                if id(t) not in converted:  # the kernel's step type (exact to 2**24 steps)
-                    converted[id(t)] = (
-                        t.to(torch.float32)
-                        if isinstance(t, torch.Tensor)
-                        else torch.tensor(float(t), device=self._torch_device)
-                    )
-                counts.append(converted[id(t)])
+            unique, at = distinct([steps[i] for i in index])  # a shared count converted once
+            converted = [  # the kernel's step type (exact to 2**24 steps)
+                t.to(torch.float32)
+                if isinstance(t, torch.Tensor)
+                else torch.tensor(float(t), device=self._torch_device)
+                for t in unique
+            ]
+            counts = [converted[j] for j in at]
             fused(
                 p, g, m, v, vmax, counts, lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay,
                 eps=eps, amsgrad=amsgrad, maximize=maximize,

@@ -15,6 +15,7 @@ from typing import Any
 
 from agnostic import tracing
 from agnostic.autodiff import no_grad
+from agnostic.backends.base import distinct
 from agnostic.nn.parameter import Parameter
 from agnostic.ops import asarray
 from agnostic.tensor import Tensor
@@ -171,12 +172,10 @@ class Optimizer:
 
 def _advance(states: list[dict[str, Any]]) -> None:
     """Add one to every state's "step", once per distinct count object."""
-    done: dict[int, tuple[Any, Any]] = {}  # id -> (count, count + 1): the count kept, its id not reused
-    for state in states:
-        t = state["step"]
-        if id(t) not in done:
-            done[id(t)] = (t, t + 1)
-        state["step"] = done[id(t)][1]
+    unique, index = distinct([s["step"] for s in states])
+    advanced = [t + 1 for t in unique]
+    for state, i in zip(states, index):
+        state["step"] = advanced[i]
 
 
 def _on(p: Parameter, value: Any) -> Any:
