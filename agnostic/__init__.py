@@ -21,7 +21,7 @@ from agnostic.autodiff import (
     vjp,
 )
 from agnostic.backends import BackendUnavailable, backend_names, register_backend
-from agnostic.compilation import CompileError, compile
+from agnostic.compilation import CompileError, RecompileWarning, compile
 from agnostic.device import Device, backend, default_backend, get_default_backend
 from agnostic.dtypes import (
     DType,

@@ -16,7 +16,8 @@ Holders are found in the function's closure, the globals it names and its argume
 tracing, whenever a module is called or an optimizer used (a trace that meets a new one is done
 again). A step is traced and compiled once per signature: the shapes and dtypes of its tensor
 arguments and state, the values of its other arguments, the modules' train/eval modes and plain
-settings (Dropout's p), and the optimizers' other hyper-parameters. Inside the trace values are
+settings (Dropout's p), and the optimizers' other hyper-parameters; past `recompile_limit`
+programs a new signature runs eagerly, with one `RecompileWarning` naming what differs. Inside the trace values are
 symbolic, so the step may not read them on the host (`.item()`, `.numpy()`, `if tensor:`); checks
 that would (index bounds) are skipped, as under jax.jit.
 """
@@ -26,6 +27,7 @@ from __future__ import annotations
 import functools
 import math
 import operator
+import warnings
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,7 +42,7 @@ from agnostic.optim.optimizer import Optimizer
 from agnostic.random import next_seed
 from agnostic.tensor import Tensor
 
-__all__ = ["compile", "CompiledFunction", "CompileError"]
+__all__ = ["compile", "CompiledFunction", "CompileError", "RecompileWarning"]
 
 _MAX_TRACES = 6
 
@@ -49,18 +51,32 @@ class CompileError(RuntimeError):
     """A step that cannot be compiled; the message says what in it and how to change it."""
 
 
-def compile(fn: Callable[..., Any] | None = None, *, mode: str | None = None) -> Any:
+class RecompileWarning(UserWarning):
+    """A compiled step met more signatures than its `recompile_limit`: new ones run eagerly."""
+
+
+def compile(
+    fn: Callable[..., Any] | None = None, *, mode: str | None = None, recompile_limit: int | None = 8
+) -> Any:
     """Compile `fn` (a training or inference step) with its backend's compiler.
 
     `mode` is PyTorch's opt-in: None runs the traced torch.fx graph as it is (no Python left in
     the step); "default", "reduce-overhead" or "max-autotune" hand that graph to torch.compile
     with that mode. Other backends ignore it. Use as `ag.compile(step)` or `@ag.compile(mode=...)`.
+
+    `recompile_limit` bounds the programs kept (as torch.compile's, 8 by default; None: no
+    bound): a signature met after that many runs eagerly, with one `RecompileWarning` naming what
+    changed, so a value that changes at every call does not compile at every call.
     """
     if mode not in MODES:
         raise ValueError(f"compile: mode {mode!r} is not one of {list(MODES)}")
+    if recompile_limit is not None and (
+        not isinstance(recompile_limit, int) or isinstance(recompile_limit, bool) or recompile_limit < 1
+    ):
+        raise ValueError(f"compile: recompile_limit must be a positive int or None, got {recompile_limit!r}")
     if fn is None:
-        return lambda f: CompiledFunction(f, mode)
-    return CompiledFunction(fn, mode)
+        return lambda f: CompiledFunction(f, mode, recompile_limit)
+    return CompiledFunction(fn, mode, recompile_limit)
 
 
 MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -147,12 +163,16 @@ class _Trace:
 class CompiledFunction:
     """A step compiled per signature (see the module docstring); call it like the function."""
 
-    def __init__(self, fn: Callable[..., Any], mode: str | None = None) -> None:
+    def __init__(
+        self, fn: Callable[..., Any], mode: str | None = None, recompile_limit: int | None = 8
+    ) -> None:
         if not callable(fn):
             raise TypeError(f"compile: expected a function, got {type(fn).__name__}")
         functools.update_wrapper(self, fn)
         self._fn = fn
         self.mode = mode
+        self.recompile_limit = recompile_limit
+        self._warned = False
         self._holders: dict[int, Any] = {}
         self._cache: dict[Hashable, list[_Entry]] = {}
         self._lr_arrays: dict[float, Any] = {}
@@ -189,6 +209,9 @@ class CompiledFunction:
                 None,
             )
             if entry is None:
+                if self.recompile_limit is not None and self.compilations >= self.recompile_limit:
+                    self._warn_limit(key, state)
+                    return self._fn(*args, **kwargs)
                 entry = self._trace(key, state, leaves, tree, device)
             if entry is not None:  # else the trace met a new holder: gather the state again
                 return self._run(entry, state, tensors, device)
@@ -196,6 +219,27 @@ class CompiledFunction:
         raise CompileError(
             f"compile: {self.__name__} kept meeting new modules or optimizers ({_MAX_TRACES} traces)"
         )
+
+    def _warn_limit(self, key: tuple[Any, ...], state: _State) -> None:
+        if self._warned:
+            return
+        self._warned = True
+        warnings.warn(
+            f"compile: {self.__name__} reached its recompile_limit ({self.recompile_limit} program{'s' * (self.recompile_limit != 1)}); "
+            f"a new signature runs eagerly from now on. What differs from the nearest program: {_what_changed(self._nearest(key), key, _slot_labels(state, self._holders.values()))}. "
+            "Keep a value that changes at every call in a tensor (an argument, or a buffer), or raise "
+            "the limit: ag.compile(fn, recompile_limit=...)",
+            RecompileWarning,
+            stacklevel=3,
+        )
+
+    def _nearest(self, key: tuple[Any, ...]) -> tuple[Any, ...]:
+        """The compiled signature that shares the most parts with `key`."""
+
+        def parts(k: tuple[Any, ...]) -> tuple[Any, ...]:
+            return (k[0], k[1], *k[2].items)
+
+        return max(self._cache, key=lambda k: sum(map(operator.eq, parts(k), parts(key))))
 
     def _stamp(self) -> tuple[Any, ...]:
         """What says cheaply whether the holders' structure may have changed (see `_Known`)."""
@@ -412,12 +456,13 @@ class _State:
                 for m in h.modules():
                     modules.setdefault(id(m), m)
         for m in modules.values():  # its settings (training, Dropout's p, eps...) shape the program
-            static.append(tuple((k, _setting(v)) for k, v in vars(m).items() if k not in _MODULE_TABLES))
+            kind = type(m).__name__
+            static += [(f"{kind}.{k}", _setting(v)) for k, v in vars(m).items() if k not in _MODULE_TABLES]
             for name, buf in m._buffers.items():
                 if isinstance(buf, Tensor):
                     slots.append(("buffer", (m, name)))
                 else:
-                    static.append((name, buf))
+                    static.append((f"{type(m).__name__} buffer {name!r}", buf))
         held: dict[int, tuple[Tensor, list[tuple[dict[str, Any], str]]]] = {}  # id -> (tensor, where)
         for opt in (h for h in holders if isinstance(h, Optimizer)):
             for group in opt.param_groups:
@@ -425,7 +470,7 @@ class _State:
                     if k == "lr" and isinstance(v, (int, float)):
                         slots.append(("lr", group))
                     elif k != "params":
-                        static.append((k, _hashable(v)))
+                        static.append((f"{type(opt).__name__}.{k}", _hashable(v)))
                 numbers: dict[tuple[str, float], Tensor] = {}  # equal counts in a group: one tensor
                 for p in group["params"]:
                     state = opt._state_of(p, group)
@@ -439,7 +484,7 @@ class _State:
                         if isinstance(value, Tensor):
                             held.setdefault(id(value), (value, []))[1].append((state, name))
                         else:
-                            static.append((name, _hashable(value)))
+                            static.append((f"{type(opt).__name__} state {name!r}", _hashable(value)))
         slots += [("opt", tuple(where)) for _, where in held.values()]
         table_of = {id(t): i for i, t in enumerate(tables)}
         shared = tuple(tuple(table_of[id(t)] for t, _ in where) for kind, where in slots if kind == "opt")
@@ -606,6 +651,108 @@ def _put(kind: str, where: Any, value: Any) -> None:
 
 
 # ---------------------------------------------------------------------- small pieces
+def _what_changed(before: tuple[Any, ...], now: tuple[Any, ...], labels: list[str]) -> str:
+    """The first difference between two signatures (`__call__`'s keys), in words; `labels`
+    name the slots of `now`'s state."""
+    (tree0, args0, state0), (tree1, args1, state1) = before, now
+    if tree0 != tree1:
+        (args0_, kwargs0), (args1_, kwargs1) = tree0[1], tree1[1]
+        if args0_ != args1_:
+            return _tree_difference(args0_, args1_, "arguments")
+        return _tree_difference(kwargs0, kwargs1, "keyword arguments")
+    for i, (a, b) in enumerate(zip(args0, args1)):
+        if a != b:
+            return f"tensor argument {i}: {_shown(a)} -> {_shown(b)}"
+    device0, holders0, *layout0, sig0, static0 = state0.items
+    device1, holders1, *layout1, sig1, static1 = state1.items
+    if device0 != device1:
+        return f"the device: {device0} -> {device1}"
+    if holders0 != holders1 or layout0 != layout1:
+        return "the modules, optimizers or optimizer state the step uses"
+    for label, a, b in zip(labels, sig0, sig1):
+        if a != b:
+            return f"{label}: {_shown(a)} -> {_shown(b)}"
+    if len(static0) != len(static1):
+        return "the settings the modules or optimizers have"
+    for (label, a), (_, b) in zip(static0, static1):
+        if a != b:
+            return f"{label}: {_shown(a)} -> {_shown(b)}"
+    return "the gradients the step reads (present or absent, their shapes)"
+
+
+def _tree_difference(a: Any, b: Any, path: str) -> str:
+    """Where two argument structures (`_flatten`'s nodes) first differ: "arguments[1]: 0.5 -> 0.25"."""
+    kind = a[0]
+    children: list[tuple[str, Any, Any]] = []
+    if kind == b[0] and kind in ("tuple", "list", "dict") and len(a[1]) == len(b[1]):
+        if kind != "dict":
+            children = [(f"[{i}]", x, y) for i, (x, y) in enumerate(zip(a[1], b[1]))]
+        elif [k for k, _ in a[1]] == [k for k, _ in b[1]]:
+            children = [(f"[{k!r}]", x, y) for (k, x), (_, y) in zip(a[1], b[1])]
+    for at, x, y in children:
+        if x != y:
+            return _tree_difference(x, y, path + at)
+    shown = [_node(t) for t in (a, b)]
+    return f"{path}: {shown[0]} -> {shown[1]}"
+
+
+def _node(t: Any) -> str:
+    if t[0] == "tensor":
+        return "a tensor"
+    if t[0] == "leaf":
+        return _shown(t[1])
+    if t[0] == "dict":
+        return f"keys {tuple(k for k, _ in t[1])}"
+    return f"a {t[0]} of {len(t[1])}"
+
+
+def _shown(v: Any, limit: int = 120) -> str:
+    """A signature part as a user wrote it (numbers without their type tags), shortened."""
+    if isinstance(v, tuple) and len(v) == 3 and isinstance(v[0], tuple) and isinstance(v[2], bool):
+        dtype = str(v[1]).rsplit(".", 1)[-1]  # ag.float32, torch.float32 or numpy's float32
+        return f"{dtype}{list(v[0])}{' requiring grad' * v[2]}"  # a tensor's signature
+    text = repr(_plain(v))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, tuple) and len(v) == 2 and isinstance(v[0], str) and type(v[1]).__name__ == v[0]:
+        return v[1]  # `_hashable`'s (type name, value)
+    if isinstance(v, tuple):
+        return tuple(_plain(x) for x in v)
+    if isinstance(v, _Identity):
+        return _Shown(f"<{type(v.obj).__name__} at {id(v.obj):#x}>")
+    return v
+
+
+class _Shown(str):
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def _slot_labels(state: _State, holders: Any) -> list[str]:
+    """What each of a state's slots is, as a user names it ("parameter '0.weight'")."""
+    names: dict[int, str] = {}
+    for h in holders:
+        if isinstance(h, Module):
+            for prefix, m in h.named_modules():
+                names.setdefault(id(m), prefix)
+            for name, p in h.named_parameters():
+                names.setdefault(id(p), name)
+    labels = []
+    for kind, where in state.slots:
+        if kind == "param":
+            labels.append(f"parameter {names.get(id(where), '?')!r}")
+        elif kind == "buffer":
+            prefix = names.get(id(where[0]), "?")
+            labels.append(f"buffer {(prefix + '.' if prefix else '') + where[1]!r}")
+        elif kind == "opt":
+            labels.append(f"optimizer state {where[0][1]!r}")
+        else:
+            labels.append("a learning rate")
+    return labels
+
+
 def _signature(t: Any) -> Any:
     if isinstance(t, Tensor):
         return (t.shape, t.dtype, t.requires_grad)

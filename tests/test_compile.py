@@ -70,6 +70,12 @@ def test_unknown_mode_is_named() -> None:
         ag.compile(lambda x: x, mode="fastest")
 
 
+@pytest.mark.parametrize("limit", [0, -1, 2.5, "8", True])
+def test_a_bad_recompile_limit_is_named(limit: object) -> None:
+    with pytest.raises(ValueError, match="compile: recompile_limit must be a positive int or None"):
+        ag.compile(lambda x: x, recompile_limit=limit)
+
+
 def test_a_compiled_adam_step_takes_one_step_count_per_group() -> None:
     """The XLA program's inputs: each parameter and its two moments, the batch, the group's
     learning rate and one step count for the group (not one per parameter: each would be an
