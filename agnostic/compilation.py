@@ -17,9 +17,9 @@ tracing, whenever a module is called or an optimizer used (a trace that meets a 
 again). A step is traced and compiled once per signature: the shapes and dtypes of its tensor
 arguments and state, the values of its other arguments, the modules' train/eval modes and plain
 settings (Dropout's p), and the optimizers' other hyper-parameters; past `recompile_limit`
-programs a new signature runs eagerly, with one `RecompileWarning` naming what differs. Inside the trace values are
-symbolic, so the step may not read them on the host (`.item()`, `.numpy()`, `if tensor:`); checks
-that would (index bounds) are skipped, as under jax.jit.
+programs a new signature runs eagerly, with one `RecompileWarning` naming what differs. Inside the
+trace values are symbolic, so the step may not read them on the host (`.item()`, `.numpy()`, `if
+tensor:`); checks that would (index bounds) are skipped, as under jax.jit.
 """
 
 from __future__ import annotations
@@ -224,9 +224,11 @@ class CompiledFunction:
         if self._warned:
             return
         self._warned = True
+        n = self.recompile_limit
+        why = _what_changed(self._nearest(key), key, _slot_labels(state, self._holders.values()))
         warnings.warn(
-            f"compile: {self.__name__} reached its recompile_limit ({self.recompile_limit} program{'s' * (self.recompile_limit != 1)}); "
-            f"a new signature runs eagerly from now on. What differs from the nearest program: {_what_changed(self._nearest(key), key, _slot_labels(state, self._holders.values()))}. "
+            f"compile: {self.__name__} reached its recompile_limit ({n} program{'s' * (n != 1)}); a new "
+            f"signature runs eagerly from now on. What differs from the nearest program: {why}. "
             "Keep a value that changes at every call in a tensor (an argument, or a buffer), or raise "
             "the limit: ag.compile(fn, recompile_limit=...)",
             RecompileWarning,
@@ -462,7 +464,7 @@ class _State:
                 if isinstance(buf, Tensor):
                     slots.append(("buffer", (m, name)))
                 else:
-                    static.append((f"{type(m).__name__} buffer {name!r}", buf))
+                    static.append((f"{kind} buffer {name!r}", buf))
         held: dict[int, tuple[Tensor, list[tuple[dict[str, Any], str]]]] = {}  # id -> (tensor, where)
         for opt in (h for h in holders if isinstance(h, Optimizer)):
             for group in opt.param_groups:

@@ -31,9 +31,8 @@ def agnostic_adam_case(
         return value
 
     # one compiled call is one program (one XLA execution): its outputs, the loss and the new
-    # parameters, are ready together, so waiting for the loss is waiting for all, as for native
-    # jax (reading every parameter back to the host, as the eager case must, cost 34 us per step)
-    return Case(f"agnostic[{backend}] compiled", step, sync=lambda value: value.item())
+    # parameters, are ready together, so waiting for the loss is waiting for all, as for native jax
+    return Case(f"agnostic[{backend}] compiled", step, sync=lambda value: wait([value.data]))
 
 
 def torch_adam_case(model: Any, x: Any, y: Any, loss: Callable[[Any, Any], Any]) -> Case:
@@ -42,27 +41,35 @@ def torch_adam_case(model: Any, x: Any, y: Any, loss: Callable[[Any, Any], Any])
     return _eager_case("native torch (eager, torch.optim)", torch.optim.Adam, model, x, y, loss)
 
 
+def wait(arrays: list[Any]) -> None:
+    """Wait until the work that computes these native arrays is done: JAX and CUDA run
+    asynchronously (a step's optimizer update is still running when its loss is ready, and would
+    run on into the next case's window). Nothing is copied to the host."""
+    kind = type(arrays[0]).__module__.split(".")[0]
+    if kind in ("jax", "jaxlib"):
+        import jax
+
+        jax.block_until_ready(arrays)
+    elif kind == "torch" and arrays[0].is_cuda:
+        import torch
+
+        torch.cuda.synchronize(arrays[0].device)
+    elif kind == "cupy":
+        arrays[0].device.synchronize()
+
+
 def _all_done(model: Any) -> Callable[[Any], Any]:
-    """Wait for the loss and for the updated parameters. JAX runs eager ops asynchronously: the
-    loss is ready before the optimizer's update, which would otherwise run on into the next case's
-    window (the compiled step's, in the interleaved run)."""
+    """Wait for the loss and for the updated parameters (see `wait`)."""
 
     def sync(value: Any) -> Any:
-        for p in model.parameters():
-            p.numpy()
-        return value.item()
+        wait([value.data, *(p.data for p in model.parameters())])
+        return value
 
     return sync
 
 
 def _eager_case(
-    name: str,
-    adam: Any,
-    model: Any,
-    x: Any,
-    y: Any,
-    loss: Callable[[Any, Any], Any],
-    sync: Callable[[Any], Any] = lambda value: value.item(),
+    name: str, adam: Any, model: Any, x: Any, y: Any, loss: Callable[[Any, Any], Any], sync: Any = None
 ) -> Case:
     """The same eager step for agnostic and torch: their modules and optimizers share the API."""
     opt = adam(model.parameters(), lr=LR)
@@ -74,19 +81,33 @@ def _eager_case(
         opt.step()
         return value
 
-    return Case(name, step, sync=sync)
+    return Case(name, step, sync=sync or (lambda value: wait([value.data])))
 
 
-def jax_adam_case(params: Any, loss_fn: Callable[[Any], Any]) -> Case:
-    """`loss_fn(params)` closes over the batch; the whole step is one jax.jit."""
+def jax_device(device: str | None) -> Any:
+    """The jax.Device that agnostic's JAX backend names `device` ("cpu", "gpu:0"; None: the CPU,
+    agnostic's default, where jax itself would take a GPU first)."""
+    import jax
+
+    platform, _, index = (device or "cpu").partition(":")
+    return jax.devices(platform)[int(index or 0)]
+
+
+def jax_adam_case(
+    params: Any, loss_fn: Callable[[Any], Any], device: str | None = None, dtype: str = "float32"
+) -> Case:
+    """`loss_fn(params)` closes over the batch; the whole step is one jax.jit, on `device` (the
+    parameters are put there, so the program runs there)."""
     import jax
     import optax
 
     kinds = {leaf.dtype.name for leaf in jax.tree.leaves(params)}
-    if kinds != {"float32"}:  # x64 is on (agnostic's JAX backend): a NumPy float64 scalar promotes
-        raise TypeError(f"the native JAX reference must be float32 throughout, got {sorted(kinds)}")
+    if kinds != {dtype}:  # x64 is on (agnostic's JAX backend): a NumPy float64 scalar promotes
+        raise TypeError(f"the native JAX reference must be {dtype} throughout, got {sorted(kinds)}")
     tx = optax.adam(LR)
-    state = [params, tx.init(params)]
+    # the whole state committed to the device: the first call's inputs then place as every later
+    # call's (its outputs), and the step compiles once, not twice
+    state = list(jax.device_put((params, tx.init(params)), jax_device(device)))
 
     @jax.jit
     def update(p: Any, opt_state: Any) -> Any:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.harness import Case
-from benchmarks.steps import LR, agnostic_adam_case, jax_adam_case, torch_adam_case
+from benchmarks.steps import LR, agnostic_adam_case, jax_adam_case, jax_device, torch_adam_case
 
 SIZES = (784, 512, 512, 10)
 BATCH = 128
@@ -20,11 +20,16 @@ def data(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return rng.normal(size=(BATCH, SIZES[0])).astype(np.float32), rng.integers(0, SIZES[-1], BATCH)
 
 
-def agnostic_case(backend: str, compiled: bool = False) -> Case:
+def flops_per_step() -> float:
+    """Model FLOPs of one training step: 2 per weight per example forward, 3x that with backward."""
+    return 3 * 2 * BATCH * sum(a * b for a, b in zip(SIZES, SIZES[1:]))
+
+
+def agnostic_case(backend: str, compiled: bool = False, device: str | None = None) -> Case:
     import agnostic as ag
     from agnostic import nn
 
-    B = ag.backend(backend)
+    B = ag.backend(backend, device)
     ag.manual_seed(0)
     layers: list[nn.Module] = []
     for a, b in zip(SIZES, SIZES[1:]):
@@ -34,37 +39,51 @@ def agnostic_case(backend: str, compiled: bool = False) -> Case:
     return agnostic_adam_case(backend, model, x, y, ag.cross_entropy, compiled)
 
 
-def native_case(backend: str) -> Case | None:
-    return {"numpy": _numpy, "torch": _torch, "jax": _jax}.get(backend, lambda: None)()
+def native_case(backend: str, device: str | None = None) -> Case | None:
+    return {"numpy": _numpy, "cupy": _cupy, "torch": _torch, "jax": _jax}.get(backend, lambda d: None)(device)
 
 
-def _numpy() -> Case:
-    """The MLP by hand: forward, softmax cross-entropy, backprop, Adam (torch's defaults)."""
+def _numpy(device: str | None) -> Case:
+    return _hand_written(np, "native numpy (hand-written)", np.asarray, lambda loss: loss)
+
+
+def _cupy(device: str | None) -> Case:
+    import cupy
+
+    with cupy.cuda.Device(int((device or "cuda:0").rpartition(":")[2])):
+        return _hand_written(cupy, "native cupy (hand-written)", cupy.asarray, lambda loss: loss.get())
+
+
+def _hand_written(xp: Any, name: str, put: Any, get: Any) -> Case:
+    """The MLP by hand in NumPy or CuPy (`xp`; `put` moves a NumPy array there, `get` reads a
+    result back, which waits for it): forward, softmax cross-entropy, backprop, Adam (torch's
+    defaults)."""
     rng = np.random.default_rng(0)
     params = []
     for a, b in zip(SIZES, SIZES[1:]):
         bound = 1 / np.sqrt(a)
         params += [
-            rng.uniform(-bound, bound, (b, a)).astype(np.float32),
-            rng.uniform(-bound, bound, b).astype(np.float32),
+            put(rng.uniform(-bound, bound, (b, a)).astype(np.float32)),
+            put(rng.uniform(-bound, bound, b).astype(np.float32)),
         ]
-    m = [np.zeros_like(p) for p in params]
-    v = [np.zeros_like(p) for p in params]
-    x, y = data()
+    m = [xp.zeros_like(p) for p in params]
+    v = [xp.zeros_like(p) for p in params]
+    x, y = (put(a) for a in data())
+    rows = xp.arange(BATCH)
     t = [0]
 
-    def step() -> float:
+    def step() -> Any:
         acts = [x]
         for i in range(0, len(params), 2):
             z = acts[-1] @ params[i].T + params[i + 1]
-            acts.append(np.maximum(z, 0) if i < len(params) - 2 else z)
+            acts.append(xp.maximum(z, 0) if i < len(params) - 2 else z)
         logits = acts[-1]
         shifted = logits - logits.max(1, keepdims=True)
-        p = np.exp(shifted)
+        p = xp.exp(shifted)
         p /= p.sum(1, keepdims=True)
-        loss = -np.log(p[np.arange(BATCH), y]).mean()
+        loss = -xp.log(p[rows, y]).mean()
         g = p
-        g[np.arange(BATCH), y] -= 1
+        g[rows, y] -= 1
         g /= BATCH
         grads: list[np.ndarray] = [None] * len(params)  # type: ignore[list-item]
         for i in range(len(params) - 2, -1, -2):
@@ -78,26 +97,34 @@ def _numpy() -> Case:
             m_ += (1 - b1) * g_
             v_ *= b2
             v_ += (1 - b2) * g_ * g_
-            denom = np.sqrt(v_ / (1 - b2 ** t[0])) + eps
+            denom = xp.sqrt(v_ / (1 - b2 ** t[0])) + eps
             p_ -= (LR / (1 - b1 ** t[0])) * m_ / denom
-        return float(loss)
+        return loss
 
-    return Case("native numpy (hand-written)", step)
+    return Case(name, step, sync=lambda loss: float(get(loss)))
 
 
-def _torch() -> Case:
+def _torch(device: str | None) -> Case:
     import torch
 
+    dev = torch.device(device or "cpu")
     torch.manual_seed(0)
     layers: list[torch.nn.Module] = []
     for a, b in zip(SIZES, SIZES[1:]):
         layers += [torch.nn.Linear(a, b), torch.nn.ReLU()]
-    model = torch.nn.Sequential(*layers[:-1])
-    x, y = (torch.from_numpy(a) for a in data())
+    model = torch.nn.Sequential(*layers[:-1]).to(dev)
+    x, y = (torch.from_numpy(a).to(dev) for a in data())
     return torch_adam_case(model, x, y, torch.nn.functional.cross_entropy)
 
 
-def _jax() -> Case:
+def _jax(device: str | None) -> Case:
+    import jax
+
+    with jax.default_device(jax_device(device)):  # the batch is made there too
+        return _jax_here(device)
+
+
+def _jax_here(device: str | None) -> Case:
     import jax
     import jax.numpy as jnp
     import optax
@@ -123,4 +150,4 @@ def _jax() -> Case:
                 h = jax.nn.relu(h)
         return optax.softmax_cross_entropy_with_integer_labels(h, y).mean()
 
-    return jax_adam_case(params, loss_fn)
+    return jax_adam_case(params, loss_fn, device)

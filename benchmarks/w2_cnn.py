@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.harness import Case
-from benchmarks.steps import agnostic_adam_case, jax_adam_case, torch_adam_case
+from benchmarks.steps import agnostic_adam_case, jax_adam_case, jax_device, torch_adam_case
 
 BATCH = 64
 
@@ -28,31 +28,48 @@ def _layers(nn: Any) -> list[Any]:
     ]  # fmt: skip
 
 
-def agnostic_case(backend: str, compiled: bool = False) -> Case:
+def flops_per_step() -> float:
+    """Model FLOPs of one training step: each convolution's and the linear layer's products, 2
+    per multiply-add forward, 3x that with backward."""
+    conv1 = 28 * 28 * 32 * 1 * 9
+    conv2 = 14 * 14 * 64 * 32 * 9
+    linear = 64 * 7 * 7 * 10
+    return 3 * 2 * BATCH * (conv1 + conv2 + linear)
+
+
+def agnostic_case(backend: str, compiled: bool = False, device: str | None = None) -> Case:
     import agnostic as ag
     from agnostic import nn
 
-    B = ag.backend(backend)
+    B = ag.backend(backend, device)
     ag.manual_seed(0)
     model = nn.Sequential(*_layers(nn), backend=B)
     x, y = (B.tensor(a) for a in data())
     return agnostic_adam_case(backend, model, x, y, ag.cross_entropy, compiled)
 
 
-def native_case(backend: str) -> Case | None:
-    return {"torch": _torch, "jax": _jax}.get(backend, lambda: None)()
+def native_case(backend: str, device: str | None = None) -> Case | None:
+    return {"torch": _torch, "jax": _jax}.get(backend, lambda d: None)(device)
 
 
-def _torch() -> Case:
+def _torch(device: str | None) -> Case:
     import torch
 
+    dev = torch.device(device or "cpu")
     torch.manual_seed(0)
-    model = torch.nn.Sequential(*_layers(torch.nn))
-    x, y = (torch.from_numpy(a) for a in data())
+    model = torch.nn.Sequential(*_layers(torch.nn)).to(dev)
+    x, y = (torch.from_numpy(a).to(dev) for a in data())
     return torch_adam_case(model, x, y, torch.nn.functional.cross_entropy)
 
 
-def _jax() -> Case:
+def _jax(device: str | None) -> Case:
+    import jax
+
+    with jax.default_device(jax_device(device)):  # the batch is made there too
+        return _jax_here(device)
+
+
+def _jax_here(device: str | None) -> Case:
     import jax
     import jax.numpy as jnp
     import optax
@@ -78,4 +95,4 @@ def _jax() -> Case:
         logits = h.reshape(BATCH, -1) @ p["fc"][0].T + p["fc"][1]
         return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
-    return jax_adam_case(params, loss_fn)
+    return jax_adam_case(params, loss_fn, device)

@@ -2,103 +2,151 @@
 (token + learned position embeddings, post-norm encoder layers with ReLU feed-forward 4d, dropout 0,
 a linear head), next-token cross-entropy, Adam; one full training step. Native references: torch
 eager (torch.nn.TransformerEncoder, torch.optim) and the same network written in jax.numpy under
-jax.jit with optax."""
+jax.jit with optax. `LM` describes the network, so the GPT-style model of `benchmarks.gpu` (pre-norm,
+GELU, a final norm, bfloat16) is the same code at another size."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from benchmarks.harness import Case
-from benchmarks.steps import agnostic_adam_case, jax_adam_case, torch_adam_case
-
-VOCAB, D, HEADS, LAYERS, SEQ, BATCH = 256, 128, 4, 2, 64, 16
+from benchmarks.steps import agnostic_adam_case, jax_adam_case, jax_device, torch_adam_case
 
 
-def data(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    ids = np.random.default_rng(seed).integers(0, VOCAB, (BATCH, SEQ + 1))
+@dataclass(frozen=True)
+class LM:
+    """A causal transformer LM: sizes, layer style and the float dtype it trains in."""
+
+    vocab: int = 256
+    d: int = 128
+    heads: int = 4
+    layers: int = 2
+    seq: int = 64
+    batch: int = 16
+    norm_first: bool = False  # pre-norm (GPT) with a final LayerNorm, else post-norm
+    activation: str = "relu"
+    dtype: str = "float32"
+
+    def flops_per_step(self) -> float:
+        """Model FLOPs of one training step (forward and backward: 3x the forward's): the dense
+        products (2 per weight per token) and attention's scores and weighted sum (2 x seq x d
+        each per token per layer, the causal half not discounted), as PaLM's MFU counts."""
+        dense = self.layers * 12 * self.d * self.d + self.d * self.vocab
+        attention = self.layers * 2 * self.seq * self.d
+        return 3 * 2 * (dense + attention) * self.batch * self.seq
+
+
+W3 = LM()
+
+
+def data(seed: int = 0, lm: LM = W3) -> tuple[np.ndarray, np.ndarray]:
+    ids = np.random.default_rng(seed).integers(0, lm.vocab, (lm.batch, lm.seq + 1))
     return ids[:, :-1], ids[:, 1:]
 
 
-def _lm(nn: Any, positions: Any, mask: Any) -> Any:
+def _lm(nn: Any, positions: Any, mask: Any, lm: LM) -> Any:
     """The model class for agnostic.nn or torch.nn (same layers, names and layouts)."""
 
-    class LM(nn.Module):
+    class Model(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.tok, self.pos = nn.Embedding(VOCAB, D), nn.Embedding(SEQ, D)
-            layer = nn.TransformerEncoderLayer(D, HEADS, 4 * D, dropout=0.0, batch_first=True)
+            self.tok, self.pos = nn.Embedding(lm.vocab, lm.d), nn.Embedding(lm.seq, lm.d)
+            layer = nn.TransformerEncoderLayer(
+                lm.d, lm.heads, 4 * lm.d, dropout=0.0, activation=lm.activation, batch_first=True,
+                norm_first=lm.norm_first,
+            )  # fmt: skip
+            final = nn.LayerNorm(lm.d) if lm.norm_first else None
             quiet = {"enable_nested_tensor": False} if nn.__name__ == "torch.nn" else {}  # torch's warning
-            self.encoder = nn.TransformerEncoder(layer, LAYERS, **quiet)
-            self.head = nn.Linear(D, VOCAB)
+            self.encoder = nn.TransformerEncoder(layer, lm.layers, norm=final, **quiet)
+            self.head = nn.Linear(lm.d, lm.vocab)
 
         def forward(self, ids: Any) -> Any:
             x = self.tok(ids) + self.pos(positions)
             return self.head(self.encoder(x, mask=mask, is_causal=True))
 
-    return LM
+    return Model
 
 
-def agnostic_case(backend: str, compiled: bool = False) -> Case:
+def agnostic_case(backend: str, compiled: bool = False, device: str | None = None, lm: LM = W3) -> Case:
     import agnostic as ag
     from agnostic import nn
 
-    B = ag.backend(backend)
+    B = ag.backend(backend, device)
+    dtype = getattr(ag, lm.dtype)
     ag.manual_seed(0)
-    mask = nn.Transformer.generate_square_subsequent_mask(SEQ, device=B)
-    model = _lm(nn, ag.arange(SEQ, device=B), mask)(backend=B)
-    x, y = (B.tensor(a) for a in data())
+    mask = nn.Transformer.generate_square_subsequent_mask(lm.seq, device=B, dtype=dtype)
+    model = _lm(nn, ag.arange(lm.seq, device=B), mask, lm)(backend=B).to(dtype=dtype)
+    x, y = (B.tensor(a) for a in data(lm=lm))
+    vocab = lm.vocab
     return agnostic_adam_case(
-        backend, model, x, y, lambda out, y: ag.cross_entropy(out.reshape(-1, VOCAB), y.reshape(-1)), compiled
+        backend, model, x, y, lambda out, y: ag.cross_entropy(out.reshape(-1, vocab), y.reshape(-1)), compiled
     )
 
 
-def native_case(backend: str) -> Case | None:
-    return {"torch": _torch, "jax": _jax}.get(backend, lambda: None)()
+def native_case(backend: str, device: str | None = None, lm: LM = W3) -> Case | None:
+    return {"torch": _torch, "jax": _jax}.get(backend, lambda device, lm: None)(device, lm)
 
 
-def _torch() -> Case:
+def _torch(device: str | None, lm: LM) -> Case:
     import torch
 
+    dev, dtype = torch.device(device or "cpu"), getattr(torch, lm.dtype)
     torch.manual_seed(0)
-    mask = torch.nn.Transformer.generate_square_subsequent_mask(SEQ)
-    model = _lm(torch.nn, torch.arange(SEQ), mask)()
-    x, y = (torch.from_numpy(a) for a in data())
+    mask = torch.nn.Transformer.generate_square_subsequent_mask(lm.seq, device=dev, dtype=dtype)
+    model = _lm(torch.nn, torch.arange(lm.seq, device=dev), mask, lm)().to(dev, dtype)
+    x, y = (torch.from_numpy(a).to(dev) for a in data(lm=lm))
     ce = torch.nn.functional.cross_entropy
-    return torch_adam_case(model, x, y, lambda out, y: ce(out.reshape(-1, VOCAB), y.reshape(-1)))
+    return torch_adam_case(model, x, y, lambda out, y: ce(out.reshape(-1, lm.vocab), y.reshape(-1)))
 
 
-def _jax() -> Case:
+def _jax(device: str | None, lm: LM) -> Case:
+    import jax
+
+    with jax.default_device(jax_device(device)):  # the batch and the mask are made there too
+        return _jax_here(lm, device)
+
+
+def _jax_here(lm: LM, device: str | None) -> Case:
     import jax
     import jax.numpy as jnp
     import optax
 
-    F32 = jnp.float32  # explicit: agnostic's JAX backend turns on x64, so defaults would be float64
-    keys = iter(jax.random.split(jax.random.PRNGKey(0), 4 + 4 * LAYERS))
+    # explicit: agnostic's JAX backend turns on x64, so defaults would be float64
+    F = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[lm.dtype]
+    D, SEQ, BATCH, HEADS = lm.d, lm.seq, lm.batch, lm.heads
+    keys = iter(jax.random.split(jax.random.PRNGKey(0), 4 + 4 * lm.layers))
 
     def dense(n_out: int, n_in: int) -> tuple[Any, Any]:
-        return jax.random.normal(next(keys), (n_out, n_in), F32) / math.sqrt(n_in), jnp.zeros(n_out, F32)
+        return jax.random.normal(next(keys), (n_out, n_in), F) / math.sqrt(n_in), jnp.zeros(n_out, F)
 
-    params = {
-        "tok": jax.random.normal(next(keys), (VOCAB, D), F32),
-        "pos": jax.random.normal(next(keys), (SEQ, D), F32),
+    def norm_params() -> tuple[Any, Any]:
+        return jnp.ones(D, F), jnp.zeros(D, F)
+
+    params: dict[str, Any] = {
+        "tok": jax.random.normal(next(keys), (lm.vocab, D), F),
+        "pos": jax.random.normal(next(keys), (SEQ, D), F),
         "layers": [
             {
                 "qkv": dense(3 * D, D),
                 "out": dense(D, D),
                 "ff1": dense(4 * D, D),
                 "ff2": dense(D, 4 * D),
-                "n1": (jnp.ones(D, F32), jnp.zeros(D, F32)),
-                "n2": (jnp.ones(D, F32), jnp.zeros(D, F32)),
+                "n1": norm_params(),
+                "n2": norm_params(),
             }
-            for _ in range(LAYERS)
+            for _ in range(lm.layers)
         ],
-        "head": dense(VOCAB, D),
+        "head": dense(lm.vocab, D),
     }
+    if lm.norm_first:
+        params["final"] = norm_params()
     causal = jnp.tril(jnp.ones((SEQ, SEQ), bool))
-    x, y = (jnp.asarray(a) for a in data())
+    x, y = (jnp.asarray(a) for a in data(lm=lm))
+    act = {"relu": jax.nn.relu, "gelu": lambda h: jax.nn.gelu(h, approximate=False)}[lm.activation]
 
     def linear(h: Any, wb: tuple[Any, Any]) -> Any:
         return h @ wb[0].T + wb[1]
@@ -115,12 +163,21 @@ def _jax() -> Case:
         out = (jax.nn.softmax(scores, axis=-1) @ v).transpose(0, 2, 1, 3).reshape(BATCH, SEQ, D)
         return linear(out, p["out"])
 
+    def feed_forward(h: Any, p: Any) -> Any:
+        return linear(act(linear(h, p["ff1"])), p["ff2"])
+
     def loss_fn(p: Any) -> Any:
         h = p["tok"][x] + p["pos"]
         for layer in p["layers"]:
-            h = norm(h + attention(h, layer), layer["n1"])
-            h = norm(h + linear(jax.nn.relu(linear(h, layer["ff1"])), layer["ff2"]), layer["n2"])
+            if lm.norm_first:  # torch's norm_first: x + block(norm(x))
+                h = h + attention(norm(h, layer["n1"]), layer)
+                h = h + feed_forward(norm(h, layer["n2"]), layer)
+            else:
+                h = norm(h + attention(h, layer), layer["n1"])
+                h = norm(h + feed_forward(h, layer), layer["n2"])
+        if lm.norm_first:
+            h = norm(h, p["final"])
         logits = linear(h, p["head"])
         return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
-    return jax_adam_case(params, loss_fn)
+    return jax_adam_case(params, loss_fn, device, lm.dtype)
