@@ -3,6 +3,7 @@ loss, backward, Adam update (agnostic and torch eager); the same step under jax.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -91,6 +92,20 @@ def jax_device(device: str | None) -> Any:
 
     platform, _, index = (device or "cpu").partition(":")
     return jax.devices(platform)[int(index or 0)]
+
+
+def on_jax_device(build: Callable[..., Case]) -> Callable[..., Case]:
+    """A native JAX case's builder, `build(device, ...)`, run with that device as jax's default:
+    the batch and the constants it makes are made there, beside the parameters."""
+
+    @functools.wraps(build)
+    def run(device: str | None, *args: Any) -> Case:
+        import jax
+
+        with jax.default_device(jax_device(device)):
+            return build(device, *args)
+
+    return run
 
 
 def jax_adam_case(

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.harness import Case
-from benchmarks.steps import agnostic_adam_case, jax_adam_case, jax_device, torch_adam_case
+from benchmarks.steps import agnostic_adam_case, jax_adam_case, on_jax_device, torch_adam_case
 
 BATCH = 64
 
@@ -62,14 +62,8 @@ def _torch(device: str | None) -> Case:
     return torch_adam_case(model, x, y, torch.nn.functional.cross_entropy)
 
 
+@on_jax_device
 def _jax(device: str | None) -> Case:
-    import jax
-
-    with jax.default_device(jax_device(device)):  # the batch is made there too
-        return _jax_here(device)
-
-
-def _jax_here(device: str | None) -> Case:
     import jax
     import jax.numpy as jnp
     import optax

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.harness import Case
-from benchmarks.steps import agnostic_adam_case, jax_adam_case, jax_device, torch_adam_case
+from benchmarks.steps import agnostic_adam_case, jax_adam_case, on_jax_device, torch_adam_case
 
 
 @dataclass(frozen=True)
@@ -103,14 +103,8 @@ def _torch(device: str | None, lm: LM) -> Case:
     return torch_adam_case(model, x, y, lambda out, y: ce(out.reshape(-1, lm.vocab), y.reshape(-1)))
 
 
+@on_jax_device
 def _jax(device: str | None, lm: LM) -> Case:
-    import jax
-
-    with jax.default_device(jax_device(device)):  # the batch and the mask are made there too
-        return _jax_here(lm, device)
-
-
-def _jax_here(lm: LM, device: str | None) -> Case:
     import jax
     import jax.numpy as jnp
     import optax
