@@ -4,6 +4,7 @@ python -m benchmarks                          # every backend that runs here
 python -m benchmarks --backends torch --windows 11
 python -m benchmarks --only w1,ops                # some of w1, w2, w3, ops
 python -m benchmarks --malloc default             # glibc's own thresholds (see harness.py)
+python -m benchmarks --window-ms 0 --steps 5      # fixed 5-step windows (before the eighth session)
 """
 
 from __future__ import annotations
@@ -52,7 +53,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--backends", default="numpy,torch,jax")
     parser.add_argument("--windows", type=int, default=21)
-    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=5, help="steps per window, at least")
+    parser.add_argument(
+        "--window-ms", type=float, default=100.0, help="a window's length, at least (more steps if need be)"
+    )
     parser.add_argument("--only", default="w1,w2,w3,ops", help="comma-separated: w1, w2, w3, ops")
     parser.add_argument(
         "--malloc",
@@ -69,6 +73,7 @@ def main() -> None:
     if unknown:
         parser.error(f"--only: unknown {sorted(unknown)}; choose from w1, w2, w3, ops")
     backends = available(args.backends.split(","))
+    window = args.window_ms / 1e3
     print(f"Machine: {machine()}; malloc: {malloc}\n")
     workloads = [
         (title, module)
@@ -79,13 +84,19 @@ def main() -> None:
         )
         if key in only
     ]
-    print("One full training step (forward, backward, Adam): time per step, median of windows; the ratio")
     print(
-        "is the median of the windows' ratios (each window of agnostic beside one of native). Where the backend"
+        f"One full training step (forward, backward, Adam): time per step, median of {args.windows} windows of at least"
     )
-    print("has a compiler, the same step also runs through `ag.compile`:\n")
-    print("| workload | backend | agnostic | native | native is | agnostic / native | page faults / step |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        f"{args.steps} steps and {args.window_ms:g} ms; the ratio is the median of the windows' ratios (each window of agnostic"
+    )
+    print(
+        "beside one of native). Where the backend has a compiler, the same step also runs through `ag.compile`:\n"
+    )
+    print(
+        "| workload | backend | agnostic | native | native is | agnostic / native | page faults / step | steps / window |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for title, module in workloads:
         for b in backends:
             import agnostic as ag
@@ -94,18 +105,23 @@ def main() -> None:
             ours = [module.agnostic_case(b)]
             if ag.backend(b).ops.compiler is not None:
                 ours.append(module.agnostic_case(b, compiled=True))
-            measure(ours + ([native] if native else []), windows=args.windows, steps=args.steps)
+            measure(
+                ours + ([native] if native else []),
+                windows=args.windows,
+                steps=args.steps,
+                window_seconds=window,
+            )
             for case in ours:
                 what = f"{b}, compiled" if case.name.endswith("compiled") else b
                 if native is None:
                     print(
-                        f"| {title} | {what} | {format_time(case.median)} | - | no native reference | - | {case.median_faults:.0f} |"
+                        f"| {title} | {what} | {format_time(case.median)} | - | no native reference | - | {case.median_faults:.0f} | {case.steps} |"
                     )
                 else:
                     ratio = paired_ratio(case, native)
                     faults = f"{case.median_faults:.0f} / {native.median_faults:.0f}"
                     print(
-                        f"| {title} | {what} | {format_time(case.median)} | {format_time(native.median)} | {native.name} | {ratio:.2f} | {faults} |"
+                        f"| {title} | {what} | {format_time(case.median)} | {format_time(native.median)} | {native.name} | {ratio:.2f} | {faults} | {case.steps} / {native.steps} |"
                     )
     if "ops" not in only:
         return
@@ -114,7 +130,7 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for b in backends:
         for what, ours, theirs in op_overhead.cases(b):
-            measure([ours, theirs], warmup=50, windows=args.windows, steps=200)
+            measure([ours, theirs], warmup=50, windows=args.windows, steps=200, window_seconds=window)
             print(
                 f"| {b} | {what} | {format_time(ours.median)} | {format_time(theirs.median)} | {format_time(ours.median - theirs.median)} |"
             )

@@ -131,7 +131,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--backends", default=None, help="default: torch,jax,cupy (--cpu: numpy,torch,jax)")
     parser.add_argument("--only", default="w1,w2,w3,gpt", help="comma-separated: w1, w2, w3, gpt")
     parser.add_argument("--windows", type=int, default=11)
-    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=5, help="steps per window, at least")
+    parser.add_argument("--window-ms", type=float, default=100.0, help="a window's length, at least")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument(
         "--cpu", action="store_true", help="CPU devices, a small GPT: a check, not a measurement"
@@ -157,7 +158,13 @@ def main(argv: list[str] | None = None) -> None:
         for b in backends:
             (ours, native), flops, dtype = make(b, devices[b])
             cases = ours + ([native] if native else [])
-            measure(cases, warmup=args.warmup, windows=args.windows, steps=args.steps)
+            measure(
+                cases,
+                warmup=args.warmup,
+                windows=args.windows,
+                steps=args.steps,
+                window_seconds=args.window_ms / 1e3,
+            )
             peak = args.peak_tflops or peak_tflops(device_name(b, devices[b]), dtype)
             for case in cases:
                 ratio = f"{paired_ratio(case, native):.2f}" if native and case is not native else "-"

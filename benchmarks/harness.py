@@ -1,6 +1,9 @@
 """Interleaved timing: every case runs one window in turn, so drift in the machine's speed (other
 load, frequency scaling) hits agnostic and the native code alike; the figure is the median over
-windows of the time per step, after warm-up steps that absorb compilation and allocation.
+windows of the time per step, after warm-up steps that absorb compilation and allocation. A window
+lasts at least `window_seconds`: the shared VM's scheduler stalls a short window now and then (on
+the Intel VM, 5-step windows of JAX's 2.5 ms W1 step gave single windows' ratios from 0.33 to 1.85
+and medians from 1.02 to 1.11 between runs; 40-step windows, 0.88 to 1.15 and 1.02 to 1.03).
 
 The cases share one process, and so one C heap. glibc's malloc serves a large block from fresh
 pages (mmap, or heap grown again after a trim) depending on what earlier frees left behind, so the
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -29,6 +33,7 @@ class Case:
     name: str
     step: Callable[[], Any]
     sync: Callable[[Any], Any] = lambda result: result
+    steps: int = 0  # per window, as `measure` chose
     seconds: list[float] = field(default_factory=list)
     faults: list[float] = field(default_factory=list)  # minor page faults per step, per window
 
@@ -66,23 +71,38 @@ def _minor_faults() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
-def measure(cases: list[Case], warmup: int = 5, windows: int = 7, steps: int = 10) -> list[Case]:
-    """Warm every case up, then time `windows` rounds of `steps` steps each, the cases interleaved
-    (`window_order`); each case keeps one per-step time (and page-fault count) per window."""
+def measure(
+    cases: list[Case], warmup: int = 5, windows: int = 7, steps: int = 10, window_seconds: float = 0.0
+) -> list[Case]:
+    """Warm every case up, then time `windows` rounds, the cases interleaved (`window_order`); each
+    case keeps one per-step time (and page-fault count) per window. A case's window is `steps`
+    steps, or as many more as fill `window_seconds` at its fastest warm-up step's speed."""
     for case in cases:
+        fastest = math.inf
         for _ in range(warmup):
+            start = time.perf_counter()
             case.sync(case.step())
+            fastest = min(fastest, time.perf_counter() - start)
+        case.steps = steps
+        if window_seconds > 0 and fastest < math.inf:
+            case.steps = max(steps, math.ceil(window_seconds / max(fastest, 1e-9)))
     for w in range(windows):
         for case in window_order(cases, w):
-            result = None
-            faults = _minor_faults()
-            start = time.perf_counter()
-            for _ in range(steps):
-                result = case.step()
-            case.sync(result)
-            case.seconds.append((time.perf_counter() - start) / steps)
-            case.faults.append((_minor_faults() - faults) / steps)
+            seconds, faults = _window(case)
+            case.seconds.append(seconds)
+            case.faults.append(faults)
     return cases
+
+
+def _window(case: Case) -> tuple[float, float]:
+    """`case.steps` steps and the wait for them: seconds and minor page faults per step."""
+    result = None
+    faults = _minor_faults()
+    start = time.perf_counter()
+    for _ in range(case.steps):
+        result = case.step()
+    case.sync(result)
+    return (time.perf_counter() - start) / case.steps, (_minor_faults() - faults) / case.steps
 
 
 def window_order(cases: list[Case], w: int) -> list[Case]:

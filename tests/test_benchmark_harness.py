@@ -7,6 +7,9 @@ import platform
 import subprocess
 import sys
 
+import pytest
+
+from benchmarks import harness
 from benchmarks.harness import Case, measure, paired_ratio
 
 
@@ -42,6 +45,24 @@ def test_sync_waits_inside_the_window() -> None:
     assert done == ["r", "r", "r"]  # once after the warm-up step, once per window
 
 
+def test_a_window_takes_as_many_steps_as_fill_its_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [0.0]
+    monkeypatch.setattr(harness.time, "perf_counter", lambda: clock[0])
+
+    def step(seconds: float) -> None:
+        clock[0] += seconds
+
+    fast = Case("fast", lambda: step(0.002))
+    slow = Case("slow", lambda: step(0.5))
+    measure([fast, slow], warmup=1, windows=3, steps=4, window_seconds=0.1)
+    assert (fast.steps, slow.steps) == (50, 4)  # 0.1 s of 2 ms steps; a slow case keeps `steps`
+    assert fast.seconds == pytest.approx([0.002] * 3) and slow.seconds == pytest.approx([0.5] * 3)
+    calls: list[int] = []
+    counted = Case("counted", lambda: calls.append(1))
+    measure([counted], warmup=0, windows=2, steps=3)  # no window_seconds: `steps` steps a window
+    assert (counted.steps, len(calls)) == (3, 6)
+
+
 def test_fixed_malloc_thresholds_where_glibc_is() -> None:
     # in a process of its own: the thresholds hold for the rest of the process
     code = "from benchmarks.harness import fix_malloc_thresholds; print(fix_malloc_thresholds())"
@@ -70,3 +91,44 @@ ENTRY %main (a: f32[4,4], b: f32[]) -> (f32[4,4], f32[]) {
 }
 """
     assert counts(hlo) == {"parameters": 2, "kernels": 3, "scalar kernels": 1}
+
+
+def test_kernels_count_for_the_step_they_run_in() -> None:
+    from benchmarks.kernels import attribute, instructions, kind
+
+    def event(name: str, ts: float, dur: float, tid: int = 1) -> dict:
+        return {"ph": "X", "name": name, "ts": ts, "dur": dur, "tid": tid}
+
+    events = [
+        event("ours", 0, 100),  # one annotated step each, in turn
+        event("fusion.1", 10, 40),
+        event("fusion.2", 30, 40, tid=2),  # 20 us alongside fusion.1
+        event("$python frame", 0, 100),  # not a kernel of either program
+        event("theirs", 200, 50),
+        event("fusion.1", 210, 30),
+        event("dot", 240, 5),
+        {"ph": "i", "name": "fusion.1", "ts": 220},  # an instant event, no duration
+    ]
+    kernels = {"ours": {"fusion.1", "fusion.2"}, "theirs": {"fusion.1", "dot"}}
+    got = attribute(events, kernels, steps=1)
+    ours, theirs = got["ours"], got["theirs"]
+    assert ours.kinds == {"fusion": 0.08} and theirs.kinds == {"fusion": 0.03, "dot": 0.005}
+    assert (ours.alone, ours.together, ours.wall) == pytest.approx((0.04, 0.02, 0.1))
+    assert (theirs.alone, theirs.together, theirs.wall) == pytest.approx((0.035, 0.0, 0.05))
+    assert kind("ynn_fusion.73") == "ynn_fusion" and kind("copy_bitcast_fusion") == "copy_bitcast_fusion"
+    hlo = "HloModule m\n\n%f (p: f32[]) -> f32[] {\n  %inner = f32[] add()\n}\n\nENTRY %main () -> f32[] {\n  %a = f32[] parameter(0)\n  ROOT %fusion.3 = f32[] fusion(%a)\n}\n"
+    assert instructions(hlo) == {"a", "fusion.3"}
+
+
+def test_the_kernel_profile_runs_both_steps() -> None:
+    pytest.importorskip("jax")
+    pytest.importorskip("optax")
+    from benchmarks import w1_mlp
+    from benchmarks.kernels import profile, table
+
+    got = profile(w1_mlp, steps=2)
+    assert set(got) == {"agnostic compiled", "optax"}
+    for p in got.values():  # each step's kernels ran inside its own annotation
+        assert p.kinds and p.wall > 0 and 0 < p.alone + p.together <= p.wall
+    lines = table(got)
+    assert lines[0] == "| ms per step | agnostic compiled | optax |" and len(lines) > 6

@@ -1,0 +1,125 @@
+"""Where the compiled JAX step's time goes, kernel by kernel, against optax's step.
+
+`python -m benchmarks.kernels` (`--workload w1|w3`, `--steps N`) runs the two steps in turn under
+`jax.profiler`, which records every kernel XLA:CPU runs and on which thread. A kernel counts for
+the step whose annotation it falls in. It prints kernel time by kind (summed over threads), and how
+long one kernel ran alone and how long two or more ran at once. The step times of BENCHMARKS.md
+say how fast; this says where the difference is. The profiler slows both steps a little."""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import gzip
+import json
+import pathlib
+import re
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any
+
+from benchmarks import w1_mlp, w3_lm
+from benchmarks.programs import agnostic_parts, optax_parts
+
+_INSTRUCTION = re.compile(r"^\s*(?:ROOT )?%?([\w.\-]+) = ", re.M)
+
+
+@dataclass
+class Profile:
+    """One step's kernels, per step: ms by kind (summed over threads), ms with one kernel running
+    and with two or more, and the step's wall time (ms)."""
+
+    kinds: collections.Counter[str] = field(default_factory=collections.Counter)
+    alone: float = 0.0
+    together: float = 0.0
+    wall: float = 0.0
+
+
+def kind(name: str) -> str:
+    """A kernel's kind: its name without XLA's numbering (`ynn_fusion.73` -> `ynn_fusion`)."""
+    return re.sub(r"[._]\d+$", "", name)
+
+
+def instructions(hlo: str) -> set[str]:
+    """The names of the entry computation's instructions: what the profiler names kernels."""
+    return set(_INSTRUCTION.findall(hlo.split("\nENTRY", 1)[1]))
+
+
+def profile(module: Any, steps: int) -> dict[str, Profile]:
+    """Run agnostic's compiled step and optax's `steps` times each, in turn, under the profiler."""
+    import jax
+
+    sides = {"agnostic compiled": agnostic_parts(module), "optax": optax_parts(module)}
+    with tempfile.TemporaryDirectory() as logdir:
+        with jax.profiler.trace(logdir, create_perfetto_trace=True):
+            for _ in range(steps):
+                for name, (case, _) in sides.items():
+                    with jax.profiler.TraceAnnotation(name):
+                        case.sync(case.step())
+        (path,) = pathlib.Path(logdir).rglob("*.trace.json.gz")
+        events = json.load(gzip.open(path))
+    events = events["traceEvents"] if isinstance(events, dict) else events
+    return attribute(events, {name: instructions(hlo) for name, (_, hlo) in sides.items()}, steps)
+
+
+def attribute(events: list[dict[str, Any]], kernels: dict[str, set[str]], steps: int) -> dict[str, Profile]:
+    """Per side: the kernels (events named as one of its instructions) inside its annotations."""
+    spans = sorted(
+        (e["ts"], e["ts"] + e["dur"], e["name"])
+        for e in events
+        if e.get("ph") == "X" and e["name"] in kernels
+    )
+    out = {name: Profile() for name in kernels}
+    for start, end, side in spans:
+        inside = [
+            (e["ts"], e["ts"] + e["dur"], e["name"])
+            for e in events
+            if e.get("ph") == "X" and e["name"] in kernels[side] and start <= e["ts"] <= end
+        ]
+        p = out[side]
+        p.wall += (end - start) / 1e3 / steps
+        for s, t, name in inside:
+            p.kinds[kind(name)] += (t - s) / 1e3 / steps
+        edges = sorted([(s, 1) for s, _, _ in inside] + [(t, -1) for _, t, _ in inside])
+        running, last = 0, start
+        for ts, change in edges:
+            if running == 1:
+                p.alone += (ts - last) / 1e3 / steps
+            elif running > 1:
+                p.together += (ts - last) / 1e3 / steps
+            running, last = running + change, ts
+    return out
+
+
+def table(profiles: dict[str, Profile], rows: int = 12) -> list[str]:
+    names = list(profiles)
+    total = collections.Counter()
+    for p in profiles.values():
+        total.update(p.kinds)
+    top = [k for k, _ in total.most_common(rows)]
+    lines = [f"| ms per step | {' | '.join(names)} |", "|---|" + "---|" * len(names)]
+
+    def row(label: str, values: list[float]) -> None:
+        lines.append(f"| {label} | {' | '.join(f'{v:.2f}' for v in values)} |")
+
+    row("step (wall, profiled)", [p.wall for p in profiles.values()])
+    row("one kernel running", [p.alone for p in profiles.values()])
+    row("two or more at once", [p.together for p in profiles.values()])
+    row("all kernels, summed over threads", [sum(p.kinds.values()) for p in profiles.values()])
+    for k in top:
+        row(f"`{k}`", [p.kinds[k] for p in profiles.values()])
+    row("other kinds", [sum(v for k, v in p.kinds.items() if k not in top) for p in profiles.values()])
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--workload", choices=("w1", "w3"), default="w3")
+    parser.add_argument("--steps", type=int, default=30)
+    args = parser.parse_args(argv)
+    module = {"w1": w1_mlp, "w3": w3_lm}[args.workload]
+    print("\n".join(table(profile(module, args.steps))))
+
+
+if __name__ == "__main__":
+    main()
