@@ -76,16 +76,16 @@ def measure(
 ) -> list[Case]:
     """Warm every case up, then time `windows` rounds, the cases interleaved (`window_order`); each
     case keeps one per-step time (and page-fault count) per window. A case's window is `steps`
-    steps, or as many more as fill `window_seconds` at its fastest warm-up step's speed."""
+    steps, or as many more as last `window_seconds` at the speed of one window of `steps` timed
+    after its warm-up (single warm-up steps can be far slower: each of native JAX's five W1 warm-up
+    steps took more than twice its later 2.6 ms)."""
     for case in cases:
-        fastest = math.inf
         for _ in range(warmup):
-            start = time.perf_counter()
             case.sync(case.step())
-            fastest = min(fastest, time.perf_counter() - start)
         case.steps = steps
-        if window_seconds > 0 and fastest < math.inf:
-            case.steps = max(steps, math.ceil(window_seconds / max(fastest, 1e-9)))
+        if window_seconds > 0:
+            seconds, _ = _window(case)
+            case.steps = max(steps, math.ceil(window_seconds / max(seconds, 1e-9)))
     for w in range(windows):
         for case in window_order(cases, w):
             seconds, faults = _window(case)
