@@ -55,7 +55,7 @@ def main() -> None:
     parser.add_argument("--windows", type=int, default=21)
     parser.add_argument("--steps", type=int, default=5, help="steps per window, at least")
     parser.add_argument(
-        "--window-ms", type=float, default=100.0, help="a window's length, at least (more steps if need be)"
+        "--window-ms", type=float, default=100.0, help="a window's length, about (more steps if need be)"
     )
     parser.add_argument("--only", default="w1,w2,w3,ops", help="comma-separated: w1, w2, w3, ops")
     parser.add_argument(
@@ -85,10 +85,10 @@ def main() -> None:
         if key in only
     ]
     print(
-        f"One full training step (forward, backward, Adam): time per step, median of {args.windows} windows of at least"
+        f"One full training step (forward, backward, Adam): time per step, median of {args.windows} windows of about"
     )
     print(
-        f"{args.steps} steps and {args.window_ms:g} ms; the ratio is the median of the windows' ratios (each window of agnostic"
+        f"{args.window_ms:g} ms and at least {args.steps} steps; the ratio is the median of the windows' ratios (each window of agnostic"
     )
     print(
         "beside one of native). Where the backend has a compiler, the same step also runs through `ag.compile`:\n"

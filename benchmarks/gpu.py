@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", default="w1,w2,w3,gpt", help="comma-separated: w1, w2, w3, gpt")
     parser.add_argument("--windows", type=int, default=11)
     parser.add_argument("--steps", type=int, default=5, help="steps per window, at least")
-    parser.add_argument("--window-ms", type=float, default=100.0, help="a window's length, at least")
+    parser.add_argument("--window-ms", type=float, default=100.0, help="a window's length, about")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument(
         "--cpu", action="store_true", help="CPU devices, a small GPT: a check, not a measurement"

@@ -1,7 +1,7 @@
 """Interleaved timing: every case runs one window in turn, so drift in the machine's speed (other
 load, frequency scaling) hits agnostic and the native code alike; the figure is the median over
 windows of the time per step, after warm-up steps that absorb compilation and allocation. A window
-lasts at least `window_seconds`: the shared VM's scheduler stalls a short window now and then (on
+lasts about `window_seconds`: the shared VM's scheduler stalls a short window now and then (on
 the Intel VM, 5-step windows of JAX's 2.5 ms W1 step gave single windows' ratios from 0.33 to 1.85
 and medians from 1.02 to 1.11 between runs; 40-step windows, 0.88 to 1.15 and 1.02 to 1.03).
 
