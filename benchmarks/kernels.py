@@ -10,12 +10,15 @@ traces no Python frames)."""
 from __future__ import annotations
 
 import argparse
+import bisect
 import collections
 import gzip
 import json
+import operator
 import pathlib
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,51 +70,48 @@ def profile(module: Any, steps: int) -> dict[str, Profile]:
 
 def attribute(events: list[dict[str, Any]], kernels: dict[str, set[str]], steps: int) -> dict[str, Profile]:
     """Per side: the kernels (events named as one of its instructions) inside its annotations."""
-    spans = sorted(
-        (e["ts"], e["ts"] + e["dur"], e["name"])
-        for e in events
-        if e.get("ph") == "X" and e["name"] in kernels
+    complete = sorted(
+        ((e["ts"], e["ts"] + e["dur"], e["name"]) for e in events if e.get("ph") == "X"),
+        key=operator.itemgetter(0),
     )
+    starts = [s for s, _, _ in complete]
     out = {name: Profile() for name in kernels}
-    for start, end, side in spans:
-        inside = [
-            (e["ts"], e["ts"] + e["dur"], e["name"])
-            for e in events
-            if e.get("ph") == "X" and e["name"] in kernels[side] and start <= e["ts"] <= end
-        ]
+    for start, end, side in (c for c in complete if c[2] in kernels):
+        first, last = bisect.bisect_left(starts, start), bisect.bisect_right(starts, end)
+        inside = [c for c in complete[first:last] if c[2] in kernels[side]]
         p = out[side]
         p.wall += (end - start) / 1e3 / steps
         for s, t, name in inside:
             p.kinds[kind(name)] += (t - s) / 1e3 / steps
         edges = sorted([(s, 1) for s, _, _ in inside] + [(t, -1) for _, t, _ in inside])
-        running, last = 0, start
+        running, at = 0, start
         for ts, change in edges:
             if running == 1:
-                p.alone += (ts - last) / 1e3 / steps
+                p.alone += (ts - at) / 1e3 / steps
             elif running > 1:
-                p.together += (ts - last) / 1e3 / steps
-            running, last = running + change, ts
+                p.together += (ts - at) / 1e3 / steps
+            running, at = running + change, ts
     return out
 
 
 def table(profiles: dict[str, Profile], rows: int = 12) -> list[str]:
-    names = list(profiles)
-    total = collections.Counter()
+    """Markdown: the step, the time alone and together, then the `rows` kinds that take longest."""
+    total: collections.Counter[str] = collections.Counter()
     for p in profiles.values():
         total.update(p.kinds)
     top = [k for k, _ in total.most_common(rows)]
-    lines = [f"| ms per step | {' | '.join(names)} |", "|---|" + "---|" * len(names)]
+    lines = [f"| ms per step | {' | '.join(profiles)} |", "|---|" + "---|" * len(profiles)]
 
-    def row(label: str, values: list[float]) -> None:
-        lines.append(f"| {label} | {' | '.join(f'{v:.2f}' for v in values)} |")
+    def row(label: str, value: Callable[[Profile], float]) -> None:
+        lines.append(f"| {label} | {' | '.join(f'{value(p):.2f}' for p in profiles.values())} |")
 
-    row("step (wall, profiled)", [p.wall for p in profiles.values()])
-    row("one kernel running", [p.alone for p in profiles.values()])
-    row("two or more at once", [p.together for p in profiles.values()])
-    row("all kernels, summed over threads", [sum(p.kinds.values()) for p in profiles.values()])
+    row("step (wall, profiled)", lambda p: p.wall)
+    row("one kernel running", lambda p: p.alone)
+    row("two or more at once", lambda p: p.together)
+    row("all kernels, summed over threads", lambda p: sum(p.kinds.values()))
     for k in top:
-        row(f"`{k}`", [p.kinds[k] for p in profiles.values()])
-    row("other kinds", [sum(v for k, v in p.kinds.items() if k not in top) for p in profiles.values()])
+        row(f"`{k}`", lambda p, k=k: p.kinds[k])
+    row("other kinds", lambda p: sum(v for k, v in p.kinds.items() if k not in top))
     return lines
 
 
