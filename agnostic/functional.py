@@ -233,9 +233,7 @@ def cross_entropy(
                 f"cross_entropy: target values must be in [0, {num_classes}) or ignore_index={ignore_index}, "
                 f"got {valid.min()}..{valid.max()}"
             )
-    return P.composite(
-        "cross_entropy", (logits, target, weight, int(ignore_index), float(label_smoothing), reduction), {}
-    )
+    return P.cross_entropy(logits, target, weight, int(ignore_index), float(label_smoothing), reduction)
 
 
 def _soft_cross_entropy(

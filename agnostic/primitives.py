@@ -1018,6 +1018,18 @@ def layer_norm(
     return composite("layer_norm", (x, normalized_ndim, weight, bias, eps), {}, rule)
 
 
+def cross_entropy(
+    logits: Tensor, target: Tensor, weight: Tensor | None, ignore_index: int, label_smoothing: float,
+    reduction: str,
+) -> Tensor:  # fmt: skip
+    args = (logits, target, weight, ignore_index, label_smoothing, reduction)
+    if weight is not None and weight.requires_grad:  # the gradient composite has none for the weight
+        return composite("cross_entropy", args, {})
+    return composite(
+        "cross_entropy", args, {}, lambda g, y: (composite("cross_entropy_grad", (g, *args), {}),)
+    )
+
+
 def scaled_dot_product_attention(
     q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, is_causal: bool, scale: float | None
 ) -> Tensor:

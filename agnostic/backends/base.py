@@ -577,6 +577,48 @@ class Backend(abc.ABC):
             return total
         return self.div(total, self.sum(w, all_axes, False))
 
+    def cross_entropy_grad(
+        self, g: Array, logits: Array, target: Array, weight: Array | None, ignore_index: int,
+        label_smoothing: float, reduction: str,
+    ) -> Array:  # fmt: skip
+        """The gradient of `cross_entropy` for its logits, in closed form (one softmax and one
+        pass, where differentiating the default scatters into zeros and goes back through
+        log_softmax): with s the label smoothing, C the classes, w_i the target's class weight
+        (0 where ignored) and G_i each sample's share of g (g / sum(w) for 'mean'), the loss's
+        gradient for the log-probabilities is -a with a = G_i ((1 - s) w_i onehot(t_i) + s / C
+        weight), and the logits' is softmax * sum_c(a) - a."""
+        shape = self.shape(logits)
+        class_axis = 1 if len(shape) > 1 else 0
+        num_classes = shape[class_axis]
+        per_class = (num_classes,) + (1,) * (len(shape) - class_axis - 1)  # broadcasts along the class axis
+        dtype = self.dtype_of(logits)
+        valid = self.ne(target, ignore_index)
+        safe_target = self.where(valid, target, 0)
+        if weight is not None:
+            w = self.where(valid, self.take(weight, safe_target, 0), 0.0)
+        else:
+            w = self.where(valid, self.full(self.shape(target), 1.0, dtype), 0.0)
+        share = g
+        if reduction == "mean":
+            share = self.div(g, self.sum(w, tuple(range(len(self.shape(w)))), False))
+        hit = self.mul(self.mul(share, w), 1.0 - label_smoothing)  # on each target class
+        classes = self.reshape(self.arange(0, num_classes, 1, dtypes.int64), per_class)
+        onehot = self.eq(self.expand_dims(safe_target, (class_axis,)), classes)
+        a = self.where(onehot, self.expand_dims(hit, (class_axis,)), 0.0)
+        total = hit
+        if label_smoothing > 0.0:
+            spread = self.mul(self.where(valid, share, 0.0), label_smoothing / num_classes)
+            if weight is not None:
+                a = self.add(
+                    a, self.mul(self.expand_dims(spread, (class_axis,)), self.reshape(weight, per_class))
+                )
+                total = self.add(total, self.mul(spread, self.sum(weight, (0,), False)))
+            else:
+                a = self.add(a, self.expand_dims(spread, (class_axis,)))
+                total = self.add(total, self.mul(spread, float(num_classes)))
+        probs = self.softmax(logits, class_axis)
+        return self.sub(self.mul(probs, self.expand_dims(total, (class_axis,))), a)
+
     def scaled_dot_product_attention(
         self, q: Array, k: Array, v: Array, mask: Array | None, is_causal: bool, scale: float | None
     ) -> Array:
@@ -751,7 +793,7 @@ PRIMITIVES: tuple[str, ...] = tuple(sorted(Backend.__abstractmethods__))
 
 COMPOSITES: tuple[str, ...] = (
     "linear", "linear_grad", "conv_bias", "conv_bias_grad", "logsumexp", "softmax", "log_softmax", "relu", "relu_grad", "gelu", "silu", "one_hot",
-    "layer_norm", "layer_norm_grad", "batch_norm", "max_pool_grad", "cross_entropy",
+    "layer_norm", "layer_norm_grad", "batch_norm", "max_pool_grad", "cross_entropy", "cross_entropy_grad",
     "scaled_dot_product_attention", "scaled_dot_product_attention_grad", "adam_step",
 )  # fmt: skip
 """Ops with a default here that a backend may override with a fused native call. The `*_grad`

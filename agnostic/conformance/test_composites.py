@@ -544,6 +544,28 @@ def _composite_cases(backend: ag.Device) -> dict:
             (nat(x[:, :, 0]), nat(np.array([1, -100, 2])), nat(r.uniform(0.5, 2, 4)), -100, 0.0, "sum"),
             (nat(x), nat(r.integers(0, 4, (3, 5))), None, -100, 0.0, "none"),
         ],
+        "cross_entropy_grad": [
+            (nat(r.standard_normal(())), nat(x), nat(r.integers(0, 4, (3, 5))), None, -100, 0.1, "mean"),
+            (
+                nat(r.standard_normal(())),
+                nat(x[:, :, 0]),
+                nat(np.array([1, -100, 2])),
+                nat(r.uniform(0.5, 2, 4)),
+                -100,
+                0.2,
+                "sum",
+            ),
+            (nat(r.standard_normal((3, 5))), nat(x), nat(r.integers(0, 4, (3, 5))), None, 2, 0.0, "none"),
+            (
+                nat(r.standard_normal(())),
+                nat(x[0, :, 0]),
+                nat(np.array(3)),
+                nat(r.uniform(0.5, 2, 4)),
+                -100,
+                0.0,
+                "mean",
+            ),
+        ],
         "scaled_dot_product_attention": [
             (nat(q), nat(k), nat(v), None, True, None),
             (nat(q), nat(k), nat(v), nat(m), False, 0.5),

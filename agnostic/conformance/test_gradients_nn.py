@@ -320,6 +320,7 @@ def test_cross_entropy_weights_ignore_index_and_smoothing(backend):
     logits = _data((5, 3), 1, 2.0)
     target = _ints(backend, [0, 2, -100, 1, 2])
     weight = np.array([0.5, 2.0, 1.5])
+    fixed = _t(backend, weight)
     for reduction in ("mean", "sum", "none"):
         support.check_grad(
             backend,
@@ -337,6 +338,15 @@ def test_cross_entropy_weights_ignore_index_and_smoothing(backend):
             lambda a, w, r=reduction: F.cross_entropy(a, target, weight=w, label_smoothing=0.1, reduction=r),
             logits, weight,
         )  # fmt: skip
+        # a fixed weight: the logits' gradient comes from the closed form (cross_entropy_grad)
+        support.check_grad(
+            backend,
+            lambda a, r=reduction: F.cross_entropy(a, target, weight=fixed, label_smoothing=0.1, reduction=r),
+            logits,
+        )
+        support.check_grad(
+            backend, lambda a, r=reduction: F.cross_entropy(a, target, weight=fixed, reduction=r), logits
+        )
     custom = _ints(backend, [0, 1, 1, 1, 2])
     support.check_grad(backend, lambda a: F.cross_entropy(a, custom, ignore_index=1), logits)
     # an ignored sample gets no gradient at all
@@ -354,6 +364,15 @@ def test_cross_entropy_spatial_and_unbatched(backend):
         backend, lambda a: F.cross_entropy(a, target, label_smoothing=0.3, reduction="none"), logits
     )
     support.check_grad(backend, lambda a: F.cross_entropy(a, _ints(backend, 1)), _data((4,), 2))
+    fixed = _t(backend, np.array([0.5, 2.0, 1.5]))
+    support.check_grad(
+        backend, lambda a: F.cross_entropy(a, target, weight=fixed, label_smoothing=0.2), logits
+    )
+    support.check_grad(
+        backend,
+        lambda a: F.cross_entropy(a, _ints(backend, 1), weight=_t(backend, np.ones(4)) * 2),
+        _data((4,), 2),
+    )
 
 
 def test_cross_entropy_probability_targets(backend):
