@@ -529,6 +529,35 @@ class TorchBackend(Backend):
             label_smoothing=label_smoothing,
         )  # fmt: skip
 
+    def cross_entropy_grad(
+        self, g: Array, logits: Array, target: Array, weight: Array | None, ignore_index: int,
+        label_smoothing: float, reduction: str,
+    ) -> Array:  # fmt: skip
+        """The base class's closed form in three passes over the logits, as torch's own backward:
+        the softmax, scaled in place by each sample's total, and the target classes' share
+        scattered in (the base body's one-hot `where` and subtraction take 2.7x torch's time)."""
+        class_axis = 1 if logits.ndim > 1 else 0
+        num_classes = logits.shape[class_axis]
+        valid = target != ignore_index
+        safe_target = torch.where(valid, target, 0).unsqueeze(class_axis)
+        w = (
+            valid.to(logits.dtype)
+            if weight is None
+            else torch.where(valid, weight[safe_target.squeeze(class_axis)], 0.0)
+        )
+        share = g / w.sum() if reduction == "mean" else g
+        hit = share * w * (1.0 - label_smoothing)
+        total = hit
+        if label_smoothing > 0.0:
+            spread = torch.where(valid, share, 0.0) * (label_smoothing / num_classes)
+            total = hit + spread * (num_classes if weight is None else weight.sum())
+        grad = torch.softmax(logits, class_axis).mul_(total.unsqueeze(class_axis))
+        if label_smoothing > 0.0:
+            per_class = (num_classes,) + (1,) * (logits.ndim - class_axis - 1)
+            spread = spread.unsqueeze(class_axis)
+            grad.sub_(spread if weight is None else spread * weight.reshape(per_class))
+        return grad.scatter_add_(class_axis, safe_target, -hit.unsqueeze(class_axis))
+
     def scaled_dot_product_attention(
         self, q: Array, k: Array, v: Array, mask: Array | None, is_causal: bool, scale: float | None
     ) -> Array:
