@@ -4,8 +4,10 @@
 `jax.profiler`, which records every kernel XLA:CPU runs and on which thread. A kernel counts for
 the step whose annotation it falls in. It prints kernel time by kind (summed over threads), and how
 long one kernel ran alone and how long two or more ran at once. The step times of BENCHMARKS.md
-say how fast; this says where the difference is. The profiler slows both steps a little (it
-traces no Python frames)."""
+say how fast; this says where the kernels' time goes. The profiler's own cost per kernel can
+outweigh a difference between the programs: under it, W3's forward and backward looked faster
+than optax's while they were 7 % slower (ninth session). `benchmarks.components` times the
+parts without it."""
 
 from __future__ import annotations
 
