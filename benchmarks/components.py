@@ -122,7 +122,7 @@ def _loss(part: Part, body: Callable[..., Any], lib: Any, p: Any, data: dict[str
 
 
 def agnostic_step(part: Part, backend: str) -> tuple[Case, Callable[[], dict[str, np.ndarray]]]:
-    """agnostic's step (compiled where the backend has a compiler) and its inputs' gradients."""
+    """agnostic's step (compiled on JAX, eager on torch) and its inputs' gradients."""
     import agnostic as ag
     import agnostic.functional as F
     from agnostic import nn
@@ -132,13 +132,7 @@ def agnostic_step(part: Part, backend: str) -> tuple[Case, Callable[[], dict[str
     params = {k: nn.Parameter(B.tensor(a)) for k, a in arrays.items()}
     data = {k: B.tensor(a) for k, a in raw.items()}
 
-    def step() -> Any:
-        for p in params.values():
-            p.grad = None
-        value = _loss(part, part.agnostic, F, params, data)
-        value.backward()
-        return value
-
+    step = _backward_step(part, part.agnostic, F, params, data)
     compiled = backend == "jax"  # against jax.jit; torch eager against torch eager
     run = ag.compile(step) if compiled else step
     name = f"agnostic[{backend}]" + (" compiled" if compiled else "")
@@ -170,14 +164,22 @@ def native_step(part: Part, backend: str) -> tuple[Case, Callable[[], dict[str, 
     params = {k: torch.tensor(a, requires_grad=True) for k, a in arrays.items()}
     data = {k: torch.from_numpy(a) for k, a in raw.items()}
 
-    def torch_step() -> Any:
+    step = _backward_step(part, part.torch, F, params, data)
+    return Case("native torch (eager)", step), lambda: {k: p.grad.numpy() for k, p in params.items()}
+
+
+def _backward_step(part: Part, body: Callable[..., Any], lib: Any, params: dict[str, Any], data: Any) -> Any:
+    """A step of agnostic or torch, whose tensors share the API: gradients cleared, the loss's
+    backward run."""
+
+    def step() -> Any:
         for p in params.values():
             p.grad = None
-        value = _loss(part, part.torch, F, params, data)
+        value = _loss(part, body, lib, params, data)
         value.backward()
         return value
 
-    return Case("native torch (eager)", torch_step), lambda: {k: p.grad.numpy() for k, p in params.items()}
+    return step
 
 
 def largest_difference(part: Part, backend: str) -> float:

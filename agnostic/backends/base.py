@@ -545,17 +545,13 @@ class Backend(abc.ABC):
         (N, *) or (); optional class weights (C,); reduction 'mean', 'sum' or 'none'."""
         class_axis = 1 if len(self.shape(logits)) > 1 else 0
         logp = self.log_softmax(logits, class_axis)
-        valid = self.ne(target, ignore_index)
-        safe_target = self.where(valid, target, 0)
+        valid, safe_target, w = Backend._target_weights(
+            self, target, weight, ignore_index, self.dtype_of(logits)
+        )
         picked = self.squeeze(
             self.take_along_axis(logp, self.expand_dims(safe_target, (class_axis,)), class_axis),
             (class_axis,),
         )
-        if weight is not None:
-            w = self.take(weight, safe_target, 0)
-        else:
-            w = self.full(self.shape(target), 1.0, self.dtype_of(logits))
-        w = self.where(valid, w, 0.0)
         loss = self.neg(self.mul(picked, w))
         if label_smoothing > 0.0:
             num_classes = self.shape(logits)[class_axis]
@@ -591,13 +587,9 @@ class Backend(abc.ABC):
         class_axis = 1 if len(shape) > 1 else 0
         num_classes = shape[class_axis]
         per_class = (num_classes,) + (1,) * (len(shape) - class_axis - 1)  # broadcasts along the class axis
-        dtype = self.dtype_of(logits)
-        valid = self.ne(target, ignore_index)
-        safe_target = self.where(valid, target, 0)
-        if weight is not None:
-            w = self.where(valid, self.take(weight, safe_target, 0), 0.0)
-        else:
-            w = self.where(valid, self.full(self.shape(target), 1.0, dtype), 0.0)
+        valid, safe_target, w = Backend._target_weights(
+            self, target, weight, ignore_index, self.dtype_of(logits)
+        )
         share = g
         if reduction == "mean":
             share = self.div(g, self.sum(w, tuple(range(len(self.shape(w)))), False))
@@ -618,6 +610,20 @@ class Backend(abc.ABC):
                 total = self.add(total, self.mul(spread, float(num_classes)))
         probs = self.softmax(logits, class_axis)
         return self.sub(self.mul(probs, self.expand_dims(total, (class_axis,))), a)
+
+    def _target_weights(
+        self, target: Array, weight: Array | None, ignore_index: int, dtype: DType
+    ) -> tuple[Array, Array, Array]:
+        """For cross-entropy: which targets count, the targets with ignored ones set to class 0 (a
+        valid index), and each target's class weight (1 without weights, 0 where ignored)."""
+        valid = self.ne(target, ignore_index)
+        safe_target = self.where(valid, target, 0)
+        w = (
+            self.cast(valid, dtype)
+            if weight is None
+            else self.where(valid, self.take(weight, safe_target, 0), 0.0)
+        )
+        return valid, safe_target, w
 
     def scaled_dot_product_attention(
         self, q: Array, k: Array, v: Array, mask: Array | None, is_causal: bool, scale: float | None
