@@ -39,6 +39,10 @@ class Part:
     ints: dict[str, tuple[tuple[int, ...], int]] | None = None  # name: (shape, upper bound)
 
 
+Step = tuple[Case, Callable[[], dict[str, np.ndarray]]]
+"""A timed step and, after it ran, its inputs' gradients."""
+
+
 def parts(lm: LM = W3) -> list[Part]:
     batch, seq, d, heads, vocab = lm.batch, lm.seq, lm.d, lm.heads, lm.vocab
     head = (batch, heads, seq, d // heads)
@@ -121,7 +125,7 @@ def _loss(part: Part, body: Callable[..., Any], lib: Any, p: Any, data: dict[str
     return out if part.weights is None else (out * data["weights"]).sum()
 
 
-def agnostic_step(part: Part, backend: str) -> tuple[Case, Callable[[], dict[str, np.ndarray]]]:
+def agnostic_step(part: Part, backend: str) -> Step:
     """agnostic's step (compiled on JAX, eager on torch) and its inputs' gradients."""
     import agnostic as ag
     import agnostic.functional as F
@@ -140,7 +144,7 @@ def agnostic_step(part: Part, backend: str) -> tuple[Case, Callable[[], dict[str
     return case, lambda: {k: p.grad.numpy() for k, p in params.items()}
 
 
-def native_step(part: Part, backend: str) -> tuple[Case, Callable[[], dict[str, np.ndarray]]]:
+def native_step(part: Part, backend: str) -> Step:
     """The same step in the backend's own library: jax.jit(value_and_grad) or torch eager."""
     arrays, raw = _arrays(part)
     if backend == "jax":
@@ -183,9 +187,14 @@ def _backward_step(part: Part, body: Callable[..., Any], lib: Any, params: dict[
 
 
 def largest_difference(part: Part, backend: str) -> float:
-    """The largest gap between agnostic's and the native step's gradients, relative to the
-    native gradient's largest entry: the two time the same computation."""
-    (ours, our_grads), (theirs, their_grads) = agnostic_step(part, backend), native_step(part, backend)
+    """The largest gap between agnostic's and the native step's gradients (see `difference`)."""
+    return difference(agnostic_step(part, backend), native_step(part, backend))
+
+
+def difference(agnostic: Step, native: Step) -> float:
+    """One step of each; the largest gap between their gradients, relative to the native
+    gradient's largest entry: the two time the same computation."""
+    (ours, our_grads), (theirs, their_grads) = agnostic, native
     ours.sync(ours.step())
     theirs.sync(theirs.step())
     got, want = our_grads(), their_grads()
@@ -203,8 +212,9 @@ def main(argv: list[str] | None = None) -> None:
     print("|---|---|---|---|---|---|")
     for part in parts():
         for backend in args.backends.split(","):
-            gap = largest_difference(part, backend)
-            (ours, _), (theirs, _) = agnostic_step(part, backend), native_step(part, backend)
+            agnostic, native = agnostic_step(part, backend), native_step(part, backend)
+            gap = difference(agnostic, native)
+            (ours, _), (theirs, _) = agnostic, native
             measure([ours, theirs], windows=args.windows, steps=3, window_seconds=args.window_ms / 1e3)
             print(
                 f"| {part.name} | {ours.name} | {format_time(ours.median)} | {format_time(theirs.median)} "

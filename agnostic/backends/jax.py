@@ -428,7 +428,8 @@ class JaxBackend(Backend):
     ) -> tuple[Array, Array, Array]:  # fmt: skip
         if scale is None:
             scale = 1.0 / math.sqrt(q.shape[-1])
-        return _attention_grad(g, q, k, v, out, mask, is_causal=is_causal, scale=scale)
+        grads = _attention_grad(g, q, k, v, out, mask, is_causal=is_causal, scale=scale)
+        return tuple(Backend._sum_to(self, grad, x.shape) for grad, x in zip(grads, (q, k, v)))  # type: ignore[return-value]
 
     def adam_step(
         self, params: Sequence[Array], grads: Sequence[Array], exp_avgs: Sequence[Array],
@@ -697,18 +698,7 @@ def _attention_grad(
     ds = weights * (_matmul_highest(g, jnp.swapaxes(v, -1, -2)) - rows) * scale
     gq = _matmul_highest(ds, k)
     gk = _matmul_highest(jnp.swapaxes(ds, -1, -2), q)
-    return _sum_to(gq, q.shape), _sum_to(gk, k.shape), _sum_to(gv, v.shape)
-
-
-def _sum_to(a: Array, shape: tuple[int, ...]) -> Array:
-    """`a` summed down to `shape` over the axes broadcasting had stretched (the base class's)."""
-    if a.shape == tuple(shape):
-        return a
-    lead = a.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(
-        i + lead for i, n in enumerate(shape) if n == 1 and a.shape[i + lead] != 1
-    )
-    return jnp.sum(a, axis=axes).reshape(shape)
+    return gq, gk, gv  # in the broadcast batch shape: the caller sums them down to q's, k's and v's
 
 
 @_jit("decay", "maximize")
