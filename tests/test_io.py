@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
+import stat
+import sys
+import threading
 
 import numpy as np
 import pytest
@@ -217,8 +221,9 @@ def test_a_process_killed_mid_save_leaves_the_previous_checkpoint_whole(tmp_path
         w, v = got["w"].numpy(), got["v"].numpy()
         assert w.shape == v.shape == (4_000_000,)
         assert (w == float(i % 2)).all() and (v == float(i % 2)).all()
-        for f in leftovers:
-            os.remove(tmp_path / f)
+        if leftovers:  # the next save to the folder removes what the killed one left
+            ag.save({"w": ag.tensor([0.0])}, tmp_path / "next.safetensors")
+            assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
         if killed_mid_write >= 2:
             break
     assert killed_mid_write, "no kill landed during a save; the test did not test anything"
@@ -239,3 +244,249 @@ def test_load_places_on_the_device_asked_for(tmp_path) -> None:
     assert next(iter(got.data.devices())) == jax.devices("cpu")[1]
     with pytest.raises(ValueError):
         ag.load(tmp_path / "t.safetensors", "numpy", device="cuda:7")
+
+
+# -- untrusted files -------------------------------------------------------------------------------
+
+
+def _rewrite_header(path, change) -> None:
+    """Apply `change` to the parsed header of the file at `path` and write it back, re-padded."""
+    data = path.read_bytes()
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + n])
+    change(header)
+    text = json.dumps(header).encode()
+    text += b" " * ((8 - len(text) % 8) % 8)
+    path.write_bytes(len(text).to_bytes(8, "little") + text + data[8 + n :])
+
+
+def _set(key: str, value):
+    def change(header: dict) -> None:
+        header["__metadata__"][key] = value
+
+    return change
+
+
+def _set_entry(name: str, field: str, value):
+    def change(header: dict) -> None:
+        header[name][field] = value
+
+    return change
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            _set("agnostic.tree", '{"dict": [1, 2]}'),
+            r"a dict item in the structure is 1, not a \[key, value\] pair",
+        ),
+        (
+            _set("agnostic.tree", '{"dict": [[[1], {"value": 1}]]}'),
+            r"a dict item in the structure is \[\[1\]",
+        ),
+        (_set("agnostic.tree", '{"dict": 5}'), "a dict in the structure holds a JSON int, not a list"),
+        (_set("agnostic.tree", '{"list": [{"float": "abc"}]}'), "holds 'abc' where a float's repr belongs"),
+        (_set("agnostic.tree", '{"value": [1, 2]}'), "a plain value in the structure is a JSON list"),
+        (
+            _set("agnostic.tree", '{"dtype": "float128"}'),
+            "names dtype 'float128', which agnostic does not have",
+        ),
+        (_set("agnostic.tree", '{"tensor": 3}'), "names tensor 3, which the file does not hold"),
+        (_set("agnostic.tree", '{"npscalar": "w"}'), r"names tensor 'w' of shape \(16,\) as a NumPy scalar"),
+        (_set("agnostic.tree", '{"tensor": "w", "list": []}'), "malformed structure entry"),
+        (_set("agnostic.tree", '{"set": []}'), "unknown structure entry kind 'set'"),
+        (_set("agnostic.tree", "{"), "the structure entry of the header is not JSON"),
+        (_set("agnostic.tree", '{"list": [' * 102 + "]}" * 102), "nested more than 100 levels deep"),
+        (
+            _set("agnostic.tree", "[" * 100_000 + "]" * 100_000),
+            "the structure entry of the header is nested too deeply",
+        ),
+        (_set_entry("w", "dtype", "C64"), "tensor 'w' has dtype 'C64', which agnostic does not support"),
+        (
+            lambda h: h["w"].update(dtype="U64", shape=[8]),
+            r"tensor 'w': dtype uint64 is not supported by agnostic",
+        ),
+        (_set_entry("w", "shape", [4, -4]), "tensor 'w' has shape \\[4, -4\\]; a shape is a list"),
+        (_set_entry("w", "shape", "16"), "tensor 'w' has shape '16'"),
+        (_set_entry("w", "shape", [8]), "needs 32 bytes, but its data_offsets span 64"),
+        (_set_entry("w", "data_offsets", [0, 64.0]), "has data_offsets \\[0, 64.0\\]"),
+        (
+            _set_entry("w", "data_offsets", [8, 72]),
+            "tensor 'w' starts at byte 8 of the data, where 0 was expected",
+        ),
+        (
+            lambda h: h["w"].update(shape=[18], data_offsets=[0, 72]),
+            r"tensors need 72 bytes of data but the file holds 64 after the header \(truncated\?\)",
+        ),
+        (
+            lambda h: h["w"].update(shape=[8], data_offsets=[0, 32]),
+            r"tensors need 32 bytes of data but the file holds 64 after the header$",
+        ),
+        (
+            lambda h: h.update(z={"dtype": "F32", "shape": [0, 2**62, 4], "data_offsets": [64, 64]}),
+            r"tensor 'z' has shape \[0, 4611686018427387904, 4\]: array is too big",
+        ),
+        (
+            lambda h: h.update(v={"dtype": "F32", "shape": [4], "data_offsets": [48, 64]}),
+            "tensor 'v' starts at byte 48",
+        ),
+        (lambda h: h.update(__metadata__={"format": 1}), "its __metadata__ is not an object of strings"),
+        (lambda h: h.update(w=[]), "the entry of tensor 'w' is not an object"),
+    ],
+)
+def test_a_malformed_header_is_a_checkpoint_error_naming_the_file(tmp_path, change, message) -> None:
+    path = tmp_path / "t.safetensors"
+    ag.save({"w": ag.tensor(np.arange(16, dtype=np.float32))}, path)
+    _rewrite_header(path, change)
+    with pytest.raises(ag.CheckpointError, match=message) as info:
+        ag.load(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "metadata, message",
+    [("{", "the metadata entry of the header is not JSON"), ("[1]", "is a JSON list, not an object")],
+)
+def test_read_metadata_refuses_metadata_that_is_not_a_json_object(
+    tmp_path, metadata: str, message: str
+) -> None:
+    path = tmp_path / "t.safetensors"
+    ag.save({"w": ag.tensor([1.0])}, path)
+    _rewrite_header(path, _set("agnostic.metadata", metadata))
+    with pytest.raises(ag.CheckpointError, match=message) as info:
+        ag.io.read_metadata(path)
+    assert str(path) in str(info.value)
+
+
+def test_read_metadata_sees_a_truncated_file_from_its_header(tmp_path) -> None:
+    path = tmp_path / "t.safetensors"
+    ag.save({"w": ag.tensor(np.arange(16, dtype=np.float32))}, path, metadata={"step": 3})
+    path.write_bytes(path.read_bytes()[:-4])
+    with pytest.raises(
+        ag.CheckpointError, match=r"need 64 bytes of data but the file holds 60 .*\(truncated\?\)"
+    ):
+        ag.io.read_metadata(path)
+
+
+def test_a_structure_naming_one_tensor_many_times_is_refused(tmp_path) -> None:
+    """A 260 KB file whose structure names its one 256 KB tensor 200 times would otherwise load as
+    200 copies (51 MB); ag.save names each tensor once."""
+    path = tmp_path / "t.safetensors"
+    ag.save({"w": ag.zeros((65536,))}, path)
+    _rewrite_header(path, _set("agnostic.tree", json.dumps({"list": [{"tensor": "w"}] * 200})))
+    with pytest.raises(ag.CheckpointError, match="names tensor 'w' more than once") as info:
+        ag.load(path)
+    assert str(path) in str(info.value)
+
+
+def test_saving_a_structure_too_deep_to_load_is_refused(tmp_path) -> None:
+    deep: list = []
+    for _ in range(ag.io.tree_file.MAX_DEPTH + 1):
+        deep = [deep]
+    with pytest.raises(ValueError, match=r"nested more than 100 levels deep, which ag\.load refuses"):
+        ag.save(deep, tmp_path / "t.safetensors")
+    deep = deep[0]
+    ag.save(deep, tmp_path / "t.safetensors")
+    assert ag.load(tmp_path / "t.safetensors") == deep
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs (POSIX)")
+def test_only_regular_files_are_read(tmp_path) -> None:
+    """A FIFO would block the reader until a writer came, then feed it without end."""
+    fifo = tmp_path / "pipe.safetensors"
+    os.mkfifo(fifo)
+    faulthandler.dump_traceback_later(
+        120, exit=True, file=sys.__stderr__
+    )  # a hang ends the run with a traceback
+    try:
+        for read in (ag.load, ag.io.read_metadata):
+            with pytest.raises(
+                ag.CheckpointError, match=r"pipe\.safetensors is not a regular file \(it is a FIFO\)"
+            ):
+                read(fifo)
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+    with pytest.raises(IsADirectoryError):
+        ag.load(tmp_path)
+
+
+# -- saving: permissions and leftovers -------------------------------------------------------------
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+@pytest.mark.parametrize("umask, new_mode", [(0o022, 0o644), (0o077, 0o600), (0o027, 0o640)])
+def test_a_new_file_gets_the_umask_and_a_replaced_file_keeps_its_mode(
+    tmp_path, umask: int, new_mode: int
+) -> None:
+    """As open(path, "w") and torch.save: a server running as another user can read the model."""
+    previous = os.umask(umask)
+    try:
+        ag.save({"w": ag.tensor([1.0])}, tmp_path / "new.safetensors")
+        for mode in (0o644, 0o600, 0o664):
+            path = tmp_path / f"old-{mode:o}.safetensors"
+            path.write_bytes(b"")
+            os.chmod(path, mode)
+            ag.save({"w": ag.tensor([1.0])}, path)
+            assert stat.S_IMODE(os.stat(path).st_mode) == mode
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(os.stat(tmp_path / "new.safetensors").st_mode) == new_mode
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the sweep locks with flock (POSIX)")
+def test_the_next_save_removes_only_our_own_stale_temporaries(tmp_path) -> None:
+    stale = [".ck.safetensors.agnostic-0123456789abcdef.tmp", ".other.csv.agnostic-fedcba9876543210.tmp"]
+    foreign = [
+        ".ck.safetensors.abc123xy.tmp",  # tempfile's pattern: not ours
+        ".bashrc",
+        "notes.agnostic-0123456789abcdef.tmp",  # no leading dot
+        ".x.agnostic-0123.tmp",  # too few digits
+        ".x.agnostic-0123456789ABCDEF.tmp",  # not our (lower-case) digits
+    ]
+    for name in stale + foreign:
+        (tmp_path / name).write_bytes(b"partial")
+    (tmp_path / ".d.agnostic-00000000000000aa.tmp").mkdir()  # our pattern, but a directory
+    (tmp_path / "target").write_bytes(b"keep me")
+    os.symlink(tmp_path / "target", tmp_path / ".s.agnostic-00000000000000bb.tmp")  # ... or a link
+    ag.save({"w": ag.tensor([1.0])}, tmp_path / "ck.safetensors")
+    left = set(os.listdir(tmp_path))
+    assert not left & set(stale)
+    assert left == {
+        *foreign,
+        ".d.agnostic-00000000000000aa.tmp",
+        ".s.agnostic-00000000000000bb.tmp",
+        "target",
+        "ck.safetensors",
+    }
+    assert (tmp_path / "target").read_bytes() == b"keep me"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the sweep locks with flock (POSIX)")
+def test_a_save_in_progress_keeps_its_temporary_file(tmp_path, monkeypatch) -> None:
+    """A save held between its write and its rename; another save to the folder sweeps it: the
+    first one's temporary file stays, and the first save completes."""
+    writing, release = threading.Event(), threading.Event()
+    fsync = os.fsync
+
+    def held_fsync(fd: int) -> None:
+        if threading.current_thread().name == "held-save":
+            writing.set()
+            release.wait(120)
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", held_fsync)
+    held = threading.Thread(
+        target=ag.save, args=({"w": ag.tensor([1.0])}, tmp_path / "held.safetensors"), name="held-save"
+    )
+    held.start()
+    try:
+        assert writing.wait(120)
+        (temporary,) = [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+        ag.save({"v": ag.tensor([2.0])}, tmp_path / "other.safetensors")
+        assert temporary in os.listdir(tmp_path)
+    finally:
+        release.set()
+        held.join(120)
+    assert sorted(os.listdir(tmp_path)) == ["held.safetensors", "other.safetensors"]
+    assert ag.load(tmp_path / "held.safetensors")["w"].numpy().tolist() == [1.0]

@@ -4,7 +4,9 @@ metrics against NumPy, and the errors a user sees."""
 from __future__ import annotations
 
 import csv
+import faulthandler
 import io
+import json
 import os
 import signal
 import subprocess
@@ -459,3 +461,121 @@ def test_resume_true_with_no_checkpoint_starts_fresh(tmp_path, capsys) -> None:
     learner, train, _ = _setup(checkpoint_dir=tmp_path / "new")
     learner.fit(train, epochs=1, resume=True)
     assert learner.step == 7 and "no checkpoint yet" in capsys.readouterr().err
+
+
+def test_an_empty_training_loader_is_an_error_not_a_nan_loss() -> None:
+    """An epoch of no training batches is a bug (an empty dataset, drop_last on a small one, a used
+    up iterator); Learner says so instead of logging a NaN loss."""
+    x, y = _data(8)
+    model = nn.Linear(6, 4)
+    learner = Learner(model, optim.SGD(model.parameters(), lr=0.1), ag.cross_entropy, progress=False)
+    empty = DataLoader(TensorDataset(x[:0], y[:0]), batch_size=4)
+    too_small = DataLoader(TensorDataset(x[:3], y[:3]), batch_size=4, drop_last=True)
+    for loader in (empty, too_small):
+        with pytest.raises(
+            ValueError,
+            match=r"training loader DataLoader yielded no batches in epoch 1; is the dataset empty",
+        ):
+            learner.fit(loader, epochs=1)
+    with pytest.raises(ValueError, match=r"training loader list yielded no batches in epoch 1"):
+        learner.fit([], epochs=1)
+    used_up = iter([(ag.tensor(x), ag.tensor(y))])
+    with pytest.raises(
+        ValueError,
+        match=r"list_iterator yielded no batches in epoch 2; an iterator is used up after one epoch",
+    ):
+        learner.fit(used_up, epochs=2)
+    assert learner.fit(empty, epochs=0) == []  # nothing to train: nothing to complain about
+
+
+def _edit_tree(path, old: str, new: str) -> None:
+    """Replace `old` by `new` in the structure entry of a checkpoint's header."""
+    data = path.read_bytes()
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + n])
+    tree = header["__metadata__"]["agnostic.tree"]
+    assert old in tree
+    header["__metadata__"]["agnostic.tree"] = tree.replace(old, new)
+    text = json.dumps(header).encode()
+    text += b" " * ((8 - len(text) % 8) % 8)
+    path.write_bytes(len(text).to_bytes(8, "little") + text + data[8 + n :])
+
+
+@pytest.mark.parametrize(
+    "old, new, message",
+    [
+        ('"Philox"', '"NoSuchGenerator"', "has a damaged random-number state"),
+        (
+            '["epoch", {"value": 1}]',
+            '["epoch", {"value": "1"}]',
+            "is damaged: its epoch entries are not what",
+        ),
+        ('["history", {"list": [', '["history", {"list": [{"value": 3}, ', "is damaged: its history entries"),
+        ('"train_loader"', '"loader"', r"is not a Learner checkpoint: it holds \[.*'loader'"),
+    ],
+)
+def test_a_damaged_training_state_is_refused_before_anything_is_restored(tmp_path, old, new, message) -> None:
+    learner, train, _ = _setup(checkpoint_dir=tmp_path)
+    learner.fit(train, epochs=1)
+    path = tmp_path / "last.safetensors"
+    _edit_tree(path, old, new)
+    other, _, _ = _setup()
+    before = _params(other)
+    with pytest.raises(ag.CheckpointError, match=message) as info:
+        other.load_checkpoint(path)
+    assert str(path) in str(info.value)
+    assert other.step == 0 and all((_params(other)[k] == v).all() for k, v in before.items())
+
+
+def test_resuming_from_a_state_dict_says_what_the_file_is(tmp_path) -> None:
+    learner, train, _ = _setup()
+    ag.save(learner.model.state_dict(), tmp_path / "weights.safetensors")
+    with pytest.raises(
+        ag.CheckpointError,
+        match=r"weights\.safetensors holds a state dict .*not a Learner checkpoint.* "
+        r"model\.load_state_dict\(ag\.load\(path\)\) and call fit without resume",
+    ):
+        learner.fit(train, epochs=1, resume=tmp_path / "weights.safetensors")
+
+
+def test_a_checkpoint_that_does_not_fit_names_the_part(tmp_path) -> None:
+    learner, train, _ = _setup(checkpoint_dir=tmp_path)
+    learner.fit(train, epochs=1)
+    other, _, _ = _setup()
+    other.optimizer = optim.Adam(list(other.model.parameters())[:2])  # the first layer's only
+    with pytest.raises(
+        ag.CheckpointError,
+        match=r"last\.safetensors: its optimizer state does not fit this learner: .*have \[4\] parameters",
+    ):
+        other.load_checkpoint(tmp_path / "last.safetensors")
+
+
+def test_resume_true_passes_over_unreadable_checkpoints_to_the_newest_readable_one(tmp_path, capsys) -> None:
+    """A truncated newest file, a damaged one and a FIFO are each passed over with a warning naming
+    them; training continues from the newest readable checkpoint, exactly."""
+    whole, train, _ = _setup()
+    whole.fit(train, epochs=2)
+    first, train, _ = _setup(checkpoint_dir=tmp_path, checkpoint_every=3)
+    first.fit(train, epochs=1)  # step-00000003, step-00000006, last (step 7)
+    last, step6 = tmp_path / "last.safetensors", tmp_path / "step-00000006.safetensors"
+    last.write_bytes(last.read_bytes()[:-100])  # truncated: its header still reads
+    _edit_tree(step6, '"rng.buffer"}', '"rng.nothing"}')  # its header reads, its structure does not
+    skipped = [last, step6]
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "step-00000099.safetensors")  # would block a reader that opened it
+        skipped.append(tmp_path / "step-00000099.safetensors")
+    second, train, _ = _setup(checkpoint_dir=tmp_path, checkpoint_every=3)
+    faulthandler.dump_traceback_later(
+        120, exit=True, file=sys.__stderr__
+    )  # a hang ends the run with a traceback
+    try:
+        with pytest.warns(RuntimeWarning) as warned:
+            second.fit(train, epochs=2, resume=True)
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+    messages = [str(w.message) for w in warned]
+    for path in skipped:
+        assert any(f"skipping {path}" in m for m in messages), (path, messages)
+    assert "step-00000003.safetensors at epoch 1, step 3" in capsys.readouterr().err
+    for k, v in _params(whole).items():
+        np.testing.assert_array_equal(_params(second)[k], v)

@@ -5,6 +5,7 @@ nested structure of tensors and plain values; `agnostic.train` builds its checkp
 """
 
 from agnostic.io.atomic import atomic_write_bytes
-from agnostic.io.tree_file import FORMAT, CheckpointError, load, read_metadata, save
+from agnostic.io.safetensors_file import CheckpointError
+from agnostic.io.tree_file import FORMAT, load, read_metadata, save
 
 __all__ = ["FORMAT", "CheckpointError", "atomic_write_bytes", "load", "read_metadata", "save"]

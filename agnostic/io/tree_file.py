@@ -8,18 +8,20 @@ never runs code from the file.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 from collections.abc import Mapping
 from typing import Any
 
-import ml_dtypes
 import numpy as np
 
+from agnostic import dtypes
 from agnostic.device import Device, as_device
 from agnostic.dtypes import DType, as_dtype
 from agnostic.io.atomic import atomic_write_bytes
+from agnostic.io.safetensors_file import CheckpointError, code_of, read_header, read_tensors
 from agnostic.tensor import Tensor
 
 __all__ = ["CheckpointError", "save", "load", "read_metadata", "FORMAT"]
@@ -27,28 +29,9 @@ __all__ = ["CheckpointError", "save", "load", "read_metadata", "FORMAT"]
 FORMAT = "agnostic.tree/1"
 _TREE_KEY = "agnostic.tree"
 _USER_KEY = "agnostic.metadata"
-
-# safetensors dtype codes <-> NumPy dtypes (bfloat16 through ml_dtypes, as agnostic's NumPy backend).
-_NUMPY_OF_CODE = {
-    "BOOL": np.dtype(bool),
-    "U8": np.dtype(np.uint8),
-    "I8": np.dtype(np.int8),
-    "U16": np.dtype(np.uint16),
-    "I16": np.dtype(np.int16),
-    "U32": np.dtype(np.uint32),
-    "I32": np.dtype(np.int32),
-    "U64": np.dtype(np.uint64),
-    "I64": np.dtype(np.int64),
-    "F16": np.dtype(np.float16),
-    "BF16": np.dtype(ml_dtypes.bfloat16),
-    "F32": np.dtype(np.float32),
-    "F64": np.dtype(np.float64),
-}
-
-
-class CheckpointError(ValueError):
-    """A file that is not a readable checkpoint (truncated, corrupted, foreign), or one that does not
-    fit what it is loaded into. The message names the file and what is wrong."""
+# Structures nested deeper than this are refused (a training state is a handful of levels deep);
+# the number of nodes needs no limit: each takes bytes of the header, which the file's size bounds.
+MAX_DEPTH = 100
 
 
 def save(obj: Any, path: str | os.PathLike, metadata: Mapping[str, Any] | None = None) -> None:
@@ -84,7 +67,9 @@ def load(
     tensors on `backend` (a Device or backend name; default: the default backend), placed on `device`.
 
     `dtype` casts floating-point tensors (integer and bool tensors keep theirs). NumPy arrays saved as
-    NumPy arrays come back as NumPy arrays.
+    NumPy arrays come back as NumPy arrays. The file is untrusted: anything that is not a checkpoint
+    (damaged, foreign, hostile, not a regular file) is a `CheckpointError` naming it, and reading
+    takes memory in proportion to the file's size (a structure that names one tensor twice is refused).
     """
     target = as_device(backend) if device is None else _device_of(backend, device)
     cast = None if dtype is None else as_dtype(dtype)
@@ -92,31 +77,48 @@ def load(
         raise ValueError(
             f"ag.load: dtype= casts floating-point tensors, so it must be a float dtype, got {cast}"
         )
-    header, arrays = _read(path)
+    name = os.fspath(path)
+    header, arrays = read_tensors(name, "ag.load")
     tree_text = header.get(_TREE_KEY)
     if tree_text is None:  # a plain safetensors file: a flat state dict
-        return {name: _tensor(a, target, cast) for name, a in arrays.items()}
-    try:
-        tree = json.loads(tree_text)
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(
-            f"ag.load: {os.fspath(path)}: the structure entry of the header is not JSON ({exc})"
-        ) from None
-    return _decode(tree, arrays, target, cast, os.fspath(path))
+        decoder = _Decoder(arrays, target, cast, name)
+        return {key: decoder.tensor(key) for key in list(arrays)}
+    return _Decoder(arrays, target, cast, name).decode(_json(tree_text, name, "ag.load", "structure"))
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     """The user metadata stored by `save(..., metadata=)`, plus the writer's format and version
-    (under "format" and "agnostic_version"), from the header alone."""
-    header = _read_header(path)
-    user = json.loads(header.get(_USER_KEY, "{}") or "{}")
+    (under "format" and "agnostic_version"), from the header alone (a truncated file is an error)."""
+    name = os.fspath(path)
+    header, _ = read_header(name, "ag.io.read_metadata")
+    user = _json(header.get(_USER_KEY) or "{}", name, "ag.io.read_metadata", "metadata")
+    if not isinstance(user, dict):
+        raise CheckpointError(
+            f"ag.io.read_metadata: {name}: the metadata entry of the header is a JSON "
+            f"{type(user).__name__}, not an object"
+        )
     return {**user, "format": header.get("format"), "agnostic_version": header.get("agnostic.version")}
+
+
+def _json(text: str, name: str, who: str, entry: str) -> Any:
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise CheckpointError(
+            f"{who}: {name}: the {entry} entry of the header is nested too deeply"
+        ) from None
+    except ValueError as exc:
+        raise CheckpointError(f"{who}: {name}: the {entry} entry of the header is not JSON ({exc})") from None
 
 
 # -- encoding -------------------------------------------------------------------------------------
 
 
-def _encode(obj: Any, path: str, arrays: dict[str, np.ndarray]) -> Any:
+def _encode(obj: Any, path: str, arrays: dict[str, np.ndarray], depth: int = 0) -> Any:
+    if depth > MAX_DEPTH:
+        raise ValueError(
+            f"ag.save: {_where(path)} is nested more than {MAX_DEPTH} levels deep, which ag.load refuses"
+        )
     if isinstance(obj, Tensor):
         return {"tensor": _put(arrays, path, _c_order(obj.numpy()))}
     if isinstance(obj, np.ndarray):
@@ -140,11 +142,15 @@ def _encode(obj: Any, path: str, arrays: dict[str, np.ndarray]) -> Any:
                 raise TypeError(
                     f"ag.save: {_where(path)} has a key of type {type(k).__name__}; keys must be str, int, float, bool or None"
                 )
-            items.append([k, _encode(v, f"{path}.{k}" if path else str(k), arrays)])
+            items.append([k, _encode(v, f"{path}.{k}" if path else str(k), arrays, depth + 1)])
         return {"dict": items}
     if isinstance(obj, (list, tuple)):
         kind = "list" if isinstance(obj, list) else "tuple"
-        return {kind: [_encode(v, f"{path}.{i}" if path else str(i), arrays) for i, v in enumerate(obj)]}
+        return {
+            kind: [
+                _encode(v, f"{path}.{i}" if path else str(i), arrays, depth + 1) for i, v in enumerate(obj)
+            ]
+        }
     raise TypeError(
         f"ag.save: {_where(path)} is a {type(obj).__name__}; a checkpoint holds tensors, NumPy arrays, "
         "dicts, lists, tuples, str, int, float, bool and None (no pickle: arbitrary objects cannot be saved)"
@@ -157,7 +163,7 @@ def _c_order(array: np.ndarray) -> np.ndarray:
 
 
 def _put(arrays: dict[str, np.ndarray], path: str, array: np.ndarray) -> str:
-    if array.dtype not in _NUMPY_OF_CODE.values():
+    if code_of(array.dtype) is None:
         raise TypeError(f"ag.save: {_where(path)} has dtype {array.dtype}, which safetensors cannot hold")
     name, n = path or "tensor", 1
     while name in arrays:  # "a.b" as a key and as a path: keep both, the second one renamed
@@ -190,60 +196,6 @@ def _version() -> str:
 # -- decoding -------------------------------------------------------------------------------------
 
 
-def _read_header(path: str | os.PathLike) -> dict[str, str]:
-    """The header's metadata dict, read without the tensor data."""
-    name = os.fspath(path)
-    with open(name, "rb") as f:
-        return _header(f, name)
-
-
-def _header(f: Any, name: str) -> dict[str, str]:
-    """Check the length prefix and parse the JSON header of an open safetensors file."""
-    head = f.read(8)
-    if len(head) < 8:
-        raise CheckpointError(f"ag.load: {name} is not a safetensors file: it is only {len(head)} bytes long")
-    n = int.from_bytes(head, "little")
-    size = os.fstat(f.fileno()).st_size
-    if n > size - 8:
-        raise CheckpointError(
-            f"ag.load: {name} is not a whole safetensors file: its header claims {n} bytes but the file has "
-            f"{size - 8} after the length (truncated, or not a safetensors file)"
-        )
-    try:
-        header = json.loads(f.read(n))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(
-            f"ag.load: {name} is not a safetensors file: its header is not JSON ({exc})"
-        ) from None
-    if not isinstance(header, dict):
-        raise CheckpointError(f"ag.load: {name} is not a safetensors file: its header is not a JSON object")
-    return header.get("__metadata__") or {}
-
-
-def _read(path: str | os.PathLike) -> tuple[dict[str, str], dict[str, np.ndarray]]:
-    import safetensors
-
-    name = os.fspath(path)
-    with open(name, "rb") as f:  # one open: the header checked first, then the whole file
-        header = _header(f, name)
-        f.seek(0)
-        data = f.read()
-    try:
-        entries = safetensors.deserialize(data)
-    except Exception as exc:  # SafetensorError: truncated body, overlapping offsets, bad dtype...
-        raise CheckpointError(f"ag.load: {name} is not a valid safetensors file: {exc}") from None
-    arrays = {}
-    for key, entry in entries:
-        code = entry["dtype"]
-        if code not in _NUMPY_OF_CODE:
-            raise CheckpointError(
-                f"ag.load: {name}: tensor {key!r} has safetensors dtype {code}, which agnostic does not support "
-                f"(supported: {', '.join(_NUMPY_OF_CODE)})"
-            )
-        arrays[key] = np.frombuffer(entry["data"], dtype=_NUMPY_OF_CODE[code]).reshape(entry["shape"])
-    return header, arrays
-
-
 def _device_of(backend: Device | str | None, device: str | int) -> Device:
     from agnostic.device import backend as get_backend
 
@@ -251,40 +203,86 @@ def _device_of(backend: Device | str | None, device: str | int) -> Device:
     return get_backend(name, device=device)
 
 
-def _tensor(array: np.ndarray, target: Device, cast: DType | None) -> Tensor:
-    t = target.tensor(array)
-    if cast is not None and t.dtype.is_floating and t.dtype != cast:
-        t = t.astype(cast)
-    return t
+class _Decoder:
+    """Rebuilds the structure from the header's JSON, checking every node: the file is untrusted."""
 
+    def __init__(self, arrays: dict[str, np.ndarray], target: Device, cast: DType | None, name: str):
+        self.arrays, self.target, self.cast, self.name = arrays, target, cast, name
+        self.taken: set[str] = set()
 
-def _decode(
-    node: Any, arrays: Mapping[str, np.ndarray], target: Device, cast: DType | None, name: str
-) -> Any:
-    if not isinstance(node, dict) or len(node) != 1:
-        raise CheckpointError(f"ag.load: {name}: malformed structure entry {node!r:.80}")
-    ((kind, value),) = node.items()
-    if kind in ("tensor", "ndarray", "npscalar"):
-        if value not in arrays:
-            raise CheckpointError(
-                f"ag.load: {name}: the structure names tensor {value!r}, which the file does not hold"
+    def fail(self, problem: str) -> CheckpointError:
+        return CheckpointError(f"ag.load: {self.name}: {problem}")
+
+    def decode(self, node: Any, depth: int = 0) -> Any:
+        if depth > MAX_DEPTH:
+            raise self.fail(f"the structure is nested more than {MAX_DEPTH} levels deep")
+        if not isinstance(node, dict) or len(node) != 1:
+            raise self.fail(f"malformed structure entry {node!r:.80}")
+        ((kind, value),) = node.items()
+        if kind in ("tensor", "ndarray", "npscalar"):
+            return self.array(kind, value)
+        if kind == "value":
+            if value is None or isinstance(value, (bool, int, float, str)):
+                return value
+            raise self.fail(f"a plain value in the structure is a JSON {type(value).__name__}: {value!r:.80}")
+        if kind == "float":
+            return self.float(value)
+        if kind == "dtype":
+            if isinstance(value, str) and value in {d.name for d in dtypes.ALL_DTYPES}:
+                return as_dtype(value)
+            raise self.fail(f"the structure names dtype {value!r:.80}, which agnostic does not have")
+        if kind in ("dict", "list", "tuple") and not isinstance(value, list):
+            raise self.fail(f"a {kind} in the structure holds a JSON {type(value).__name__}, not a list")
+        if kind == "dict":
+            return dict(self.item(item, depth) for item in value)
+        if kind == "list":
+            return [self.decode(v, depth + 1) for v in value]
+        if kind == "tuple":
+            return tuple(self.decode(v, depth + 1) for v in value)
+        raise self.fail(f"unknown structure entry kind {kind!r:.80} (written by a newer agnostic?)")
+
+    def item(self, item: Any, depth: int) -> tuple[Any, Any]:
+        if not (
+            isinstance(item, list)
+            and len(item) == 2
+            and isinstance(item[0], (str, int, float, bool, type(None)))
+        ):
+            raise self.fail(f"a dict item in the structure is {item!r:.80}, not a [key, value] pair")
+        return item[0], self.decode(item[1], depth + 1)
+
+    def float(self, value: Any) -> float:
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                return float(value)
+        raise self.fail(f"the structure holds {value!r:.80} where a float's repr belongs")
+
+    def array(self, kind: str, key: Any) -> Any:
+        if not isinstance(key, str):
+            raise self.fail(f"the structure names tensor {key!r:.80}, which the file does not hold")
+        if key in self.taken:  # ag.save names each once; sharing would let a small file fill memory
+            raise self.fail(
+                f"the structure names tensor {key!r} more than once (a file written by ag.save names each "
+                "tensor once)"
             )
-        a = arrays[value]
+        if key not in self.arrays:
+            raise self.fail(f"the structure names tensor {key!r:.80}, which the file does not hold")
+        self.taken.add(key)
         if kind == "tensor":
-            return _tensor(a, target, cast)
-        return a.copy() if kind == "ndarray" else a[()]
-    if kind == "value":
-        return value
-    if kind == "float":
-        return float(value)
-    if kind == "dtype":
-        return as_dtype(value)
-    if kind == "dict":
-        return {k: _decode(v, arrays, target, cast, name) for k, v in value}
-    if kind == "list":
-        return [_decode(v, arrays, target, cast, name) for v in value]
-    if kind == "tuple":
-        return tuple(_decode(v, arrays, target, cast, name) for v in value)
-    raise CheckpointError(
-        f"ag.load: {name}: unknown structure entry kind {kind!r} (written by a newer agnostic?)"
-    )
+            return self.tensor(key)
+        a = self.arrays.pop(key)  # each array is the loaded structure's own
+        if kind == "ndarray":
+            return a
+        if a.ndim:
+            raise self.fail(f"the structure names tensor {key!r} of shape {a.shape} as a NumPy scalar")
+        return a[()]
+
+    def tensor(self, key: str) -> Tensor:
+        a = self.arrays.pop(key)  # freed once copied to the backend: the file's size is the peak
+        try:
+            dtypes.from_numpy_dtype(a.dtype)
+        except TypeError as exc:
+            raise self.fail(f"tensor {key!r}: {exc}") from None
+        t = self.target.tensor(a)
+        if self.cast is not None and t.dtype.is_floating and t.dtype != self.cast:
+            t = t.astype(self.cast)
+        return t

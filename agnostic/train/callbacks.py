@@ -13,6 +13,7 @@ import io
 import math
 import os
 import time
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from agnostic.io import atomic_write_bytes
@@ -118,11 +119,14 @@ class EarlyStopping(Callback):
         if self.restore_best and self.best_weights is not None:
             learner.model.load_state_dict(self.best_weights)
 
+    _STATE = ("best", "best_epoch", "wait", "best_weights", "stopped_epoch")
+
     def state_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("best", "best_epoch", "wait", "best_weights", "stopped_epoch")}
+        return {k: getattr(self, k) for k in self._STATE}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        vars(self).update(state)
+        for k in self._STATE:  # these and no others: a checkpoint is not trusted to set attributes
+            setattr(self, k, state[k])
 
 
 class Checkpoint(Callback):
@@ -181,18 +185,30 @@ class Checkpoint(Callback):
             f"interrupted: checkpoint saved to {self.path('last')}; fit(..., resume=True) continues from it"
         )
 
-    def latest(self) -> str | None:
-        """The newest checkpoint in the directory (by optimizer step, then by time), or None."""
-        from agnostic.io import read_metadata
+    def candidates(self) -> list[tuple[int, float, str]]:
+        """The checkpoints `fit(resume=True)` may continue from, newest first, as (optimizer step,
+        modification time, path). A file whose header cannot be read (truncated, damaged, not a
+        regular file) is passed over with a warning naming it."""
+        from agnostic.io import CheckpointError, read_metadata
 
         if not os.path.isdir(self.directory):
-            return None
+            return []
         found = []
         for f in os.listdir(self.directory):
             if f.endswith(".safetensors") and (f.startswith("step-") or f == "last.safetensors"):
                 path = os.path.join(self.directory, f)
-                found.append((read_metadata(path).get("step", -1), os.path.getmtime(path), path))
-        return max(found)[2] if found else None
+                try:
+                    step = read_metadata(path).get("step")
+                    found.append((step if type(step) is int else -1, os.path.getmtime(path), path))
+                except (CheckpointError, OSError) as exc:
+                    warnings.warn(f"Checkpoint: skipping {path}: {exc}", RuntimeWarning, stacklevel=2)
+        return sorted(found, reverse=True)
+
+    def latest(self) -> str | None:
+        """The newest checkpoint in the directory whose header reads (by optimizer step, then by
+        time), or None."""
+        found = self.candidates()
+        return found[0][2] if found else None
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.best}

@@ -17,6 +17,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -25,7 +26,7 @@ from agnostic.autodiff import no_grad
 from agnostic.compilation import compile as compile_step
 from agnostic.data import to_device
 from agnostic.device import Device
-from agnostic.io import load, read_metadata, save
+from agnostic.io import CheckpointError, load, save
 from agnostic.nn.module import Module
 from agnostic.nn.utils import clip_grad_norm_, clip_grad_value_
 from agnostic.optim.lr_scheduler import ReduceLROnPlateau
@@ -38,6 +39,9 @@ from agnostic.train.progress import ProgressBar
 __all__ = ["Learner", "fit"]
 
 LossFn = Callable[[Any, Any], Tensor]
+# what Learner.state_dict writes: a file without these is not a Learner checkpoint
+_CHECKPOINT_PARTS = ("model", "optimizer", "scheduler", "learner", "callbacks", "rng", "train_loader")
+_LEARNER_ENTRIES = (("epoch_seconds", (int, float)), ("history", list), ("loss", dict), ("metrics", dict))
 
 
 class Learner:
@@ -186,9 +190,10 @@ class Learner:
         self._interrupt_requested, self._epoch_seconds = False, 0.0
         self._reset_metrics()
         self._model_device = self.device  # looked up once per fit, not per batch
-        path = self._resume_path(resume)
+        if self.batches_per_epoch == 0 and epochs:
+            raise ValueError(self._no_batches_message(0))
+        path = self._resume(resume)
         if path is not None:
-            self.load_checkpoint(path)
             self.log(f"resumed from {path} at epoch {self.epoch + 1}, step {self.step}")
         with self._graceful_interrupt():
             try:
@@ -215,12 +220,26 @@ class Learner:
                     if self._interrupt_requested and self.batch_in_epoch != self.batches_per_epoch:
                         self._epoch_seconds += time.perf_counter() - started
                         return self._interrupt()
+            if self.batch_in_epoch == 0:  # the loss would be NaN, the epoch a silent no-op
+                raise ValueError(self._no_batches_message(self.epoch))
             if self.batch_in_epoch % self.grad_accum and self.batches_per_epoch is None:
                 self._optimizer_step()  # a partial accumulation at the end of a loader of unknown length
             self._epoch_seconds += time.perf_counter() - started
             self._end_epoch()
             if self._interrupt_requested:
                 return self._interrupt()
+
+    def _no_batches_message(self, epoch: int) -> str:
+        loader = self.train_loader
+        hint = (
+            "an iterator is used up after one epoch: pass a list or a DataLoader"
+            if epoch and isinstance(loader, Iterator)
+            else "is the dataset empty, or smaller than batch_size with drop_last=True?"
+        )
+        return (
+            f"Learner.fit: the training loader {type(loader).__name__} yielded no batches in epoch "
+            f"{epoch + 1}; {hint}"
+        )
 
     def _epoch_batches(self) -> Iterator[Any]:
         loader = self.train_loader
@@ -399,50 +418,110 @@ class Learner:
 
     def load_checkpoint(self, path: str | os.PathLike, weights_only: bool = False) -> None:
         """Restore a `save_checkpoint` file: the model, and unless `weights_only` everything needed to
-        continue training exactly where it stopped."""
+        continue training exactly where it stopped.
+
+        The file is checked before anything is restored (a damaged file, a state dict or a bad seed
+        stream is a `CheckpointError` naming it); the model loads all or nothing, and a later part
+        that does not fit this learner (another optimizer, scheduler or metric) raises a
+        `CheckpointError` saying which."""
+        path = os.fspath(path)
+        self._restore(self._read_checkpoint(path), path, weights_only)
+
+    def _read_checkpoint(self, path: str) -> dict[str, Any]:
+        """The training state in `path`, its structure checked (not yet whether it fits this learner)."""
+
+        def fail(problem: str) -> CheckpointError:
+            return CheckpointError(f"Learner.load_checkpoint: {path} {problem}")
+
         state = load(path, self.device)
-        self.model.load_state_dict(state["model"])
+        if not isinstance(state, dict) or any(k not in state for k in _CHECKPOINT_PARTS):
+            if isinstance(state, dict) and state and all(isinstance(v, Tensor) for v in state.values()):
+                raise fail(
+                    "holds a state dict (tensors by name), not a Learner checkpoint (the training state "
+                    "Learner.save_checkpoint writes). To train from these weights, load them with "
+                    "model.load_state_dict(ag.load(path)) and call fit without resume"
+                )
+            found = sorted(map(str, state))[:8] if isinstance(state, dict) else type(state).__name__
+            raise fail(f"is not a Learner checkpoint: it holds {found}, not {list(_CHECKPOINT_PARTS)}")
+        damaged = [
+            k for k in ("model", "optimizer", "callbacks", "learner") if not isinstance(state[k], dict)
+        ]
+        if not damaged:
+            s = state["learner"]
+            damaged = [k for k in ("epoch", "step", "batch_in_epoch") if not _is_count(s.get(k))]
+            damaged += [k for k, t in _LEARNER_ENTRIES if not isinstance(s.get(k), t)]
+            if "history" not in damaged and not all(isinstance(row, dict) for row in s["history"]):
+                damaged.append("history")
+        if damaged:
+            raise fail(
+                f"is damaged: its {', '.join(damaged)} entries are not what Learner.save_checkpoint writes"
+            )
+        try:
+            ag_random.Generator().set_state(state["rng"])  # tried on a scratch stream first
+        except (TypeError, ValueError, KeyError) as exc:
+            raise fail(f"has a damaged random-number state ({type(exc).__name__}: {exc})") from None
+        return state
+
+    def _restore(self, state: dict[str, Any], path: str, weights_only: bool = False) -> None:
+        with _fitting(path, "model"):
+            self.model.load_state_dict(state["model"])
         if weights_only:
             return
-        self.optimizer.load_state_dict(state["optimizer"])
         if (state["scheduler"] is None) != (self.scheduler is None):
             raise ValueError(
-                f"Learner.load_checkpoint: {os.fspath(path)} was saved "
+                f"Learner.load_checkpoint: {path} was saved "
                 f"{'without' if state['scheduler'] is None else 'with'} a scheduler; this learner has "
                 f"{'one' if self.scheduler is not None else 'none'}"
             )
+        with _fitting(path, "optimizer"):
+            self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None:
-            self.scheduler.load_state_dict(state["scheduler"])
+            with _fitting(path, "scheduler"):
+                self.scheduler.load_state_dict(state["scheduler"])
         s = state["learner"]
+        with _fitting(path, "metrics"):
+            self._loss.load_state_dict(s["loss"])
+            for m in self.metrics:
+                if m.name in s["metrics"]:
+                    m.load_state_dict(s["metrics"][m.name])
+        with _fitting(path, "callbacks"):
+            for i, cb in enumerate(self.callbacks):
+                if self._callback_key(i, cb) in state["callbacks"]:
+                    cb.load_state_dict(state["callbacks"][self._callback_key(i, cb)])
         self.epoch, self.step, self.batch_in_epoch = s["epoch"], s["step"], s["batch_in_epoch"]
-        self._epoch_seconds, self.history = s["epoch_seconds"], list(s["history"])
-        self._loss.load_state_dict(s["loss"])
-        for m in self.metrics:
-            if m.name in s["metrics"]:
-                m.load_state_dict(s["metrics"][m.name])
-        for i, cb in enumerate(self.callbacks):
-            saved = state["callbacks"].get(self._callback_key(i, cb))
-            if saved is not None:
-                cb.load_state_dict(saved)
+        self._epoch_seconds, self.history = float(s["epoch_seconds"]), list(s["history"])
         ag_random.default_generator.set_state(state["rng"])
         self._loader_state = state["train_loader"]
 
-    def _resume_path(self, resume: bool | str | os.PathLike | None) -> str | None:
+    def _resume(self, resume: bool | str | os.PathLike | None) -> str | None:
+        """Restore the checkpoint `resume` asks for; its path, or None for a fresh start."""
         if resume is None or resume is False:
             return None
-        if resume is True:
-            checkpoints = [cb for cb in self.callbacks if isinstance(cb, Checkpoint)]
-            if not checkpoints:
-                raise ValueError("Learner.fit(resume=True) needs a checkpoint_dir (or a Checkpoint callback)")
-            found = [f for f in (cb.latest() for cb in checkpoints) if f is not None]
-            if not found:
-                self.log("resume=True: no checkpoint yet; starting from the beginning")
-                return None
-            return max(found, key=lambda f: read_metadata(f).get("step", -1))
-        path = os.fspath(resume)
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"Learner.fit: resume checkpoint {path} does not exist")
-        return path
+        if resume is not True:
+            path = os.fspath(resume)
+            if not os.path.exists(path):
+                raise FileNotFoundError(f"Learner.fit: resume checkpoint {path} does not exist")
+            self.load_checkpoint(path)
+            return path
+        checkpoints = [cb for cb in self.callbacks if isinstance(cb, Checkpoint)]
+        if not checkpoints:
+            raise ValueError("Learner.fit(resume=True) needs a checkpoint_dir (or a Checkpoint callback)")
+        candidates = sorted((c for cb in checkpoints for c in cb.candidates()), reverse=True)
+        for _, _, path in candidates:
+            try:  # newest first; one that cannot be read (truncated, damaged) is passed over
+                state = self._read_checkpoint(path)
+            except (CheckpointError, OSError) as exc:
+                warnings.warn(
+                    f"Learner.fit(resume=True): skipping {path}: {exc}", RuntimeWarning, stacklevel=3
+                )
+                continue
+            self._restore(state, path)
+            return path
+        self.log(
+            f"resume=True: {'no readable checkpoint' if candidates else 'no checkpoint yet'}; "
+            "starting from the beginning"
+        )
+        return None
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -475,3 +554,18 @@ def fit(
     learner = Learner(model, optimizer, loss_fn, **learner_options)
     learner.fit(train_loader, epochs, val_loader=val_loader, resume=resume)
     return learner
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+@contextlib.contextmanager
+def _fitting(path: str, part: str) -> Iterator[None]:
+    """Name the file and the part of it when restoring that part fails: it does not fit this learner."""
+    try:
+        yield
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+        raise CheckpointError(
+            f"Learner.load_checkpoint: {path}: its {part} state does not fit this learner: {exc}"
+        ) from exc
