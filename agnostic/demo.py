@@ -58,7 +58,11 @@ def accuracy(layers: list[dict[str, ag.Tensor]], x: ag.Tensor, y: ag.Tensor) -> 
 
 
 def run(
-    backend: str = "numpy", steps: int = 1500, lr: float = 0.5, seed: int = 0, log_every: int = 150
+    backend: str | ag.Device = "numpy",
+    steps: int = 1500,
+    lr: float = 0.5,
+    seed: int = 0,
+    log_every: int = 150,
 ) -> dict:
     """Train and print the loss as it falls; returns the first/last loss and test accuracy."""
     B = ag.backend(backend)

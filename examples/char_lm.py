@@ -24,6 +24,7 @@ import numpy as np
 
 import agnostic as ag
 from agnostic import nn, optim
+from agnostic.cli import add_common_options, parse_args
 from agnostic.data import DataLoader, TensorDataset
 from agnostic.train import Accuracy, Learner
 
@@ -151,7 +152,7 @@ def generate(
 
 
 def run(
-    backend: str = "numpy", epochs: int = 12, batch_size: int = 32, seq_len: int = 64, d_model: int = 64,
+    backend: str | ag.Device = "numpy", epochs: int = 12, batch_size: int = 32, seq_len: int = 64, d_model: int = 64,
     num_layers: int = 2, num_heads: int = 4, lr: float = 3e-3, warmup: int = 50, max_chars: int | None = None,
     prompt: str = "Return the ", sample_length: int = 300, temperature: float = 0.8, seed: int = 0,
     progress: bool = True,
@@ -228,12 +229,14 @@ def run(
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--backend", default="numpy")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_common_options(parser)
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--prompt", default="Return the ")
     parser.add_argument("--temperature", type=float, default=0.8)
-    args = parser.parse_args()
+    args = parse_args(parser)
     result = run(args.backend, args.epochs, prompt=args.prompt, temperature=args.temperature)
     print(
         f"validation loss {result['initial_val_loss']:.3f} -> {result['final_val_loss']:.3f} nats "

@@ -24,6 +24,7 @@ import numpy as np
 
 import agnostic as ag
 from agnostic import nn
+from agnostic.cli import add_common_options, parse_args
 
 DEFAULT_MODEL = "runs/deploy/model.safetensors"
 
@@ -45,7 +46,11 @@ class DigitsMLP(nn.Module):
 
 
 def train(
-    backend: str = "torch", out: str = DEFAULT_MODEL, epochs: int = 15, seed: int = 0, progress: bool = True
+    backend: str | ag.Device = "torch",
+    out: str = DEFAULT_MODEL,
+    epochs: int = 15,
+    seed: int = 0,
+    progress: bool = True,
 ) -> dict:
     """Train on `backend` and save the model (weights + architecture) to `out`."""
     from sklearn.datasets import load_digits
@@ -76,7 +81,7 @@ def train(
 class Predictor:
     """A saved model, rebuilt on a backend (NumPy by default), answering batches of inputs."""
 
-    def __init__(self, path: str = DEFAULT_MODEL, backend: str = "numpy") -> None:
+    def __init__(self, path: str = DEFAULT_MODEL, backend: str | ag.Device = "numpy") -> None:
         meta = ag.io.read_metadata(path)
         if meta.get("model") != "DigitsMLP":
             raise ValueError(f"{path} holds a {meta.get('model')!r} model, not a DigitsMLP")
@@ -143,20 +148,22 @@ def serve(predictor: Predictor, host: str = "127.0.0.1", port: int = 8000) -> No
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p_train = sub.add_parser("train", help="train and save")
-    p_train.add_argument("--backend", default="torch")
+    add_common_options(p_train, default_backend="torch")
     p_train.add_argument("--epochs", type=int, default=15)
     p_train.add_argument("--out", default=DEFAULT_MODEL)
     for name in ("serve", "predict"):
         p = sub.add_parser(name, help="serve over HTTP" if name == "serve" else "predict JSON from stdin")
         p.add_argument("--model", default=DEFAULT_MODEL)
-        p.add_argument("--backend", default="numpy")
+        add_common_options(p)
         if name == "serve":
             p.add_argument("--host", default="127.0.0.1")
             p.add_argument("--port", type=int, default=8000)
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     if args.command == "train":
         train(args.backend, args.out, args.epochs)
     elif args.command == "serve":

@@ -18,6 +18,7 @@ import numpy as np
 
 import agnostic as ag
 from agnostic import nn, optim
+from agnostic.cli import add_common_options, parse_args
 from agnostic.data import DataLoader, TensorDataset
 from agnostic.train import Accuracy, Learner, PlotHistory
 
@@ -50,7 +51,7 @@ def load(seed: int) -> tuple[np.ndarray, ...]:
 
 
 def run(
-    backend: str = "numpy",
+    backend: str | ag.Device = "numpy",
     epochs: int = 12,
     batch_size: int = 64,
     seed: int = 0,
@@ -99,12 +100,14 @@ def run(
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--backend", default="numpy")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_common_options(parser)
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--out", default="runs/digits_cnn", help="checkpoints, history.csv, training.png")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
-    args = parser.parse_args()
+    args = parse_args(parser)
     result = run(args.backend, args.epochs, out=args.out, resume=args.resume)
     print(
         f"test accuracy {result['test_accuracy']:.2%}; {result['seconds_per_epoch']:.2f} s per epoch; "

@@ -7,8 +7,9 @@ phase plus Gaussian noise: the model sees `window` steps and predicts the next `
 to infer the frequencies from the window rather than memorize one curve. Model, optimizer and data
 pipeline are agnostic's: nn.LSTM (2 layers, batch_first) and a Linear head on the last hidden state,
 Adam with a cosine schedule, gradient clipping, a seeded DataLoader (one seed gives the same
-initial model and batches on every backend) and `agnostic.train.Learner`. The test MSE is set against the naive forecast (repeat
-the last observed value) and against the noise floor (the noise's variance: no forecast beats it).
+initial model and batches on every backend) and `agnostic.train.Learner`. The test MSE is set
+against the naive forecast (repeat the last observed value) and against the noise floor (the
+noise's variance: no forecast beats it).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 
 import agnostic as ag
 from agnostic import nn, optim
+from agnostic.cli import add_common_options, parse_args
 from agnostic.data import DataLoader, TensorDataset
 from agnostic.train import Learner
 
@@ -50,7 +52,7 @@ class Forecaster(nn.Module):
 
 
 def run(
-    backend: str = "numpy", epochs: int = 10, batch_size: int = 64, n_train: int = 2048, n_test: int = 1024,
+    backend: str | ag.Device = "numpy", epochs: int = 10, batch_size: int = 64, n_train: int = 2048, n_test: int = 1024,
     window: int = 32, horizon: int = 5, hidden: int = 48, noise: float = 0.1, lr: float = 5e-3, seed: int = 0,
     progress: bool = True,
 ) -> dict:  # fmt: skip
@@ -89,10 +91,12 @@ def run(
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--backend", default="numpy")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_common_options(parser)
     parser.add_argument("--epochs", type=int, default=10)
-    args = parser.parse_args()
+    args = parse_args(parser)
     result = run(args.backend, args.epochs)
     print(
         f"test MSE {result['test_mse']:.4f} against {result['naive_mse']:.4f} for the naive forecast "

@@ -2,7 +2,9 @@
 
 Loaded with `-p agnostic.conformance.plugin` (the project's pytest configuration and
 `agnostic conformance` both do). Every test that takes the `backend` fixture runs once per selected
-backend; a backend that cannot run here is skipped with its reason, never counted as passed.
+backend; a backend that cannot run here (its library missing, or a device this machine lacks) is
+skipped with its reason, never counted as passed, and a backend of which nothing ran is named on one
+line at the end. A name or device that does not exist is a usage error.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import pytest
 
 import agnostic as ag
 from agnostic.backends import BackendUnavailable, backend_names
+from agnostic.conformance import check_backend
 
 SUITE_DIR = os.path.dirname(os.path.abspath(__file__))
 _unavailable: dict[str, str] = {}
@@ -104,6 +107,7 @@ class AreaTable:
             self.counts[key][outcome] += 1
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        """The table; then why cases were skipped, on one line for a backend of which nothing ran."""
         if not self.counts:
             return
         tr = terminalreporter
@@ -117,9 +121,20 @@ class AreaTable:
         for be, c in sorted(totals.items()):
             tr.write_line(f"{'TOTAL':<26}{be:<16}" + "".join(f"{c[k]:>9}" for k in cols))
         for be, reasons in sorted(self.skip_reasons.items()):
+            ran = sum(totals[be][k] for k in cols if k != "skipped")
+            if not ran:
+                tr.write_line(
+                    f"{be}: not tested, every case skipped: {'; '.join(sorted(reasons))}", yellow=True
+                )
+                continue
             for r in sorted(reasons)[:5]:
                 tr.write_line(f"skipped on {be}: {r}")
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    for spec in config.getoption("--agnostic-backend") and selected_backends(config):
+        try:
+            check_backend(spec)
+        except ValueError as e:
+            raise pytest.UsageError(f"--agnostic-backend {spec}: {e}") from None
     config.pluginmanager.register(AreaTable(str(config.rootpath)), "agnostic-area-table")
