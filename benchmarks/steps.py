@@ -117,7 +117,7 @@ def jax_adam_case(
     import optax
 
     kinds = {leaf.dtype.name for leaf in jax.tree.leaves(params)}
-    if kinds != {dtype}:  # x64 is on (agnostic's JAX backend): a NumPy float64 scalar promotes
+    if kinds != {dtype}:  # with JAX_ENABLE_X64=1 a NumPy float64 scalar promotes
         raise TypeError(f"the native JAX reference must be {dtype} throughout, got {sorted(kinds)}")
     tx = optax.adam(LR)
     # the whole state committed to the device: the first call's inputs then place as every later

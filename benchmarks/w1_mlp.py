@@ -130,7 +130,7 @@ def _jax(device: str | None) -> Case:
         kw, kb = jax.random.split(k)
         params.append(
             (
-                jax.random.uniform(kw, (b, a), jnp.float32, -bound, bound),  # float32: agnostic turns x64 on
+                jax.random.uniform(kw, (b, a), jnp.float32, -bound, bound),  # also with JAX_ENABLE_X64=1
                 jax.random.uniform(kb, (b,), jnp.float32, -bound, bound),
             )
         )

@@ -69,7 +69,7 @@ def _jax(device: str | None) -> Case:
     import optax
 
     k = jax.random.split(jax.random.PRNGKey(0), 3)
-    f32 = jnp.float32  # explicit: agnostic's JAX backend turns on x64, so defaults would be float64
+    f32 = jnp.float32  # explicit: with JAX_ENABLE_X64=1 the defaults are float64
     params = {
         "c1": (jax.random.normal(k[0], (32, 1, 3, 3), f32) * 0.3, jnp.zeros(32, f32)),
         "c2": (jax.random.normal(k[1], (64, 32, 3, 3), f32) * 0.06, jnp.zeros(64, f32)),

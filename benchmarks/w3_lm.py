@@ -109,7 +109,7 @@ def _jax(device: str | None, lm: LM) -> Case:
     import jax.numpy as jnp
     import optax
 
-    # explicit: agnostic's JAX backend turns on x64, so defaults would be float64
+    # explicit: with JAX_ENABLE_X64=1 the defaults are float64
     F = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[lm.dtype]
     D, SEQ, BATCH, HEADS = lm.d, lm.seq, lm.batch, lm.heads
     keys = iter(jax.random.split(jax.random.PRNGKey(0), 4 + 4 * lm.layers))
