@@ -20,7 +20,8 @@ from agnostic.autodiff import (
     value_and_grad,
     vjp,
 )
-from agnostic.backends import BackendUnavailable, backend_names, register_backend
+from agnostic.backends import BackendUnavailable, DeviceUnavailable, backend_names, register_backend
+from agnostic.backends.base import OutOfMemoryError
 from agnostic.compilation import CompileError, RecompileWarning, compile
 from agnostic.device import Device, backend, default_backend, get_default_backend
 from agnostic.dtypes import (
@@ -54,6 +55,7 @@ from agnostic.ops import *
 from agnostic.ops import TENSOR_METHODS
 from agnostic.random import Generator, manual_seed
 from agnostic.tensor import Tensor
+from agnostic.threads import get_num_threads, num_threads, set_num_threads
 
 __version__ = "0.1.0"
 __array_api_version__ = "2023.12"

@@ -9,8 +9,9 @@ gradients work on every backend without any backend's own autograd.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -33,15 +34,10 @@ __all__ = [
 ]
 
 
-class _Mode:
-    __slots__ = ("enabled",)
-
-    def __init__(self) -> None:
-        self.enabled = True
-
-
-mode = _Mode()
-"""Whether ops record the graph (process-wide, like torch's grad mode on the main thread)."""
+_grad_enabled: contextvars.ContextVar[bool] = contextvars.ContextVar("agnostic.grad_enabled", default=True)
+grad_enabled: Callable[[], bool] = _grad_enabled.get
+"""Whether ops record the graph now. Kept in a ContextVar, as torch keeps grad mode per thread: each
+thread and each asyncio task has its own, and a new thread starts with recording on."""
 
 
 class Node:
@@ -63,29 +59,64 @@ class Node:
 
 
 def is_grad_enabled() -> bool:
-    """Whether ops on tensors that require grad are recorded for differentiation."""
-    return mode.enabled
+    """Whether ops on tensors that require grad are recorded for differentiation (in this thread or
+    asyncio task)."""
+    return _grad_enabled.get()
 
 
-@contextlib.contextmanager
-def set_grad_enabled(enabled: bool) -> Iterator[None]:
-    """Turn graph recording on or off inside a `with` block."""
-    previous = mode.enabled
-    mode.enabled = bool(enabled)
-    try:
-        yield
-    finally:
-        mode.enabled = previous
+class _GradMode(contextlib.ContextDecorator):
+    """Sets grad mode for a `with` block or a decorated function, in this thread or task only, and
+    restores the previous mode exactly on exit (also when blocks of two threads overlap)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self._enabled = bool(enabled)
+        self._previous: list[bool] = []
+
+    def __enter__(self) -> None:
+        self._previous.append(_grad_enabled.get())
+        _grad_enabled.set(self._enabled)
+
+    def __exit__(self, *exc: object) -> None:
+        _grad_enabled.set(self._previous.pop())
+
+    def _recreate_cm(
+        self,
+    ) -> _GradMode:  # a decorated function gets a fresh one per call (threads, recursion)
+        return type(self)(self._enabled)
 
 
-def no_grad() -> contextlib.AbstractContextManager[None]:
-    """Ops inside record nothing: for inference and parameter updates."""
-    return set_grad_enabled(False)
+class set_grad_enabled(_GradMode):
+    """Turn graph recording on or off: as a `with` block or decorator, restored on exit; called
+    alone (`ag.set_grad_enabled(False)`) it sets the mode for the rest of this thread or task, as
+    `torch.set_grad_enabled` does."""
+
+    def __init__(self, enabled: bool) -> None:
+        if enabled not in (True, False):
+            raise TypeError(f"set_grad_enabled: expected a bool, got {enabled!r}")
+        super().__init__(enabled)
+        self._previous.append(_grad_enabled.get())
+        _grad_enabled.set(self._enabled)
+
+    def __enter__(self) -> None:  # the mode was set when the object was made
+        pass
+
+    def __call__(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """As a decorator it applies to the function's calls only: undo the mode set at creation."""
+        _grad_enabled.set(self._previous.pop())
+        return super().__call__(fn)
+
+    def _recreate_cm(self) -> _GradMode:
+        return _GradMode(self._enabled)
 
 
-def enable_grad() -> contextlib.AbstractContextManager[None]:
-    """Turn recording back on inside a `no_grad` block."""
-    return set_grad_enabled(True)
+def no_grad() -> _GradMode:
+    """Ops inside record nothing: for inference and parameter updates (a `with` block or decorator)."""
+    return _GradMode(False)
+
+
+def enable_grad() -> _GradMode:
+    """Turn recording back on inside a `no_grad` block (a `with` block or decorator)."""
+    return _GradMode(True)
 
 
 def _topological(roots: Sequence[Tensor], stop: set[int]) -> list[Tensor]:
@@ -185,7 +216,7 @@ def _propagate(
     results: dict[int, tuple[Tensor, Tensor]] = {}
     retain = create_graph if retain_graph is None else retain_graph
     order = _topological(roots, stop)
-    with set_grad_enabled(create_graph):
+    with _GradMode(bool(create_graph)):
         while order:
             t = order.pop()
             g = grads.pop(id(t), None)
@@ -369,7 +400,7 @@ def value_and_grad(
         args = list(args)
         flat_inputs: list[Tensor] = []
         specs = {}
-        outer = mode.enabled and any(
+        outer = _grad_enabled.get() and any(
             _is_tensor(leaf) and leaf.requires_grad for n in nums for leaf in tree_flatten(args[n])[0]
         )
         for n in nums:
@@ -390,7 +421,7 @@ def value_and_grad(
                 new_leaves.append(leaf)
             specs[n] = spec
             args[n] = tree_unflatten(spec, new_leaves)
-        with set_grad_enabled(True):
+        with _GradMode(True):
             result = f(*args, **kwargs)
         value, aux = result if has_aux else (result, None)
         if not _is_tensor(value):
@@ -401,7 +432,7 @@ def value_and_grad(
                 f"grad: the function must return one element, got shape {value.shape}; reduce it "
                 "(e.g. .sum()) or use ag.vjp"
             )
-        outer = outer or (mode.enabled and _reaches_outer(value, flat_inputs))
+        outer = outer or (_grad_enabled.get() and _reaches_outer(value, flat_inputs))
         found = gradients(value, flat_inputs, create_graph=outer) if flat_inputs else ()
         for leaf in flat_inputs:  # done: an enclosing grad must not mistake these for its inputs
             if leaf._node is None:
@@ -447,9 +478,9 @@ def vjp(f: Callable[..., Tensor], *primals: Tensor) -> tuple[Tensor, Callable[[T
         if not _is_tensor(p) or not p.dtype.is_floating:
             raise TypeError("vjp: every primal must be a floating-point tensor")
     inputs = [p._alias_for_grad() for p in primals]
-    with set_grad_enabled(True):
+    with _GradMode(True):
         out = f(*inputs)
-    outer = mode.enabled and (any(p.requires_grad for p in primals) or _reaches_outer(out, inputs))
+    outer = _grad_enabled.get() and (any(p.requires_grad for p in primals) or _reaches_outer(out, inputs))
 
     def pullback(cotangent: Tensor) -> tuple[Tensor, ...]:
         return gradients(  # the pullback may be called again: the graph stays
@@ -457,7 +488,7 @@ def vjp(f: Callable[..., Tensor], *primals: Tensor) -> tuple[Tensor, Callable[[T
             inputs,
             cotangent,
             retain_graph=True,
-            create_graph=outer or (mode.enabled and cotangent.requires_grad),
+            create_graph=outer or (_grad_enabled.get() and cotangent.requires_grad),
         )
 
     return (out if outer else out.detach()), pullback

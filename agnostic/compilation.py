@@ -334,13 +334,12 @@ class CompiledFunction:
         record.draw_inputs = [next(arrays_in) for _ in entry.draws]
         call = [_rebuild(t, next(arrays_in), device) if isinstance(t, Tensor) else t for t in leaves]
         args, kwargs = _unflatten(tree, call)
-        previous, tracing.active = tracing.active, record
         try:
-            result = self._fn(*args, **kwargs)
+            with tracing.tracing_with(record):
+                result = self._fn(*args, **kwargs)
             written = state.written(installed)
             grads = [(p, _RAW_GRAD.__get__(p)) for p in record.grads_written.values()]
         finally:
-            tracing.active = previous
             state.restore(installed)
             for p, g in saved_grads:
                 _RAW_GRAD.__set__(p, g)

@@ -8,15 +8,18 @@ on the same backend. One Device object exists per (backend, device): identity is
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import math
 import os
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from agnostic import dtypes, tracing
 from agnostic.backends import backend_ops
-from agnostic.backends.base import Backend
+from agnostic.backends.base import Backend, allocation_error, check_allocation
 from agnostic.dtypes import DType
 
 if TYPE_CHECKING:
@@ -26,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["Device", "backend", "default_backend", "get_default_backend", "as_device"]
 
 _devices: dict[tuple[str, str], Device] = {}
+_devices_lock = threading.Lock()
 
 
 class Device:
@@ -69,30 +73,50 @@ class Device:
     def _dtype(self, dtype: Any, default: DType) -> DType:
         return default if dtype is None else dtypes.as_dtype(dtype)
 
-    def full(self, shape: int | Sequence[int], value: bool | float, dtype: Any = None) -> Tensor:
-        """A tensor of `shape` filled with `value` (dtype inferred from the value if not given)."""
+    def _allocate(self, op: str, shape: tuple[int, ...], d: DType, make: Callable[[], Any]) -> Tensor:
+        """`make()`, a call that creates an array of `shape` and `d` (a native one, or a Tensor
+        by way of an op), as a Tensor: refused with OutOfMemoryError before the call when it cannot
+        fit on the device (XLA would abort the process), and the library's own out-of-memory error
+        translated to it."""
         from agnostic.tensor import Tensor
 
+        check_allocation(self.ops, op, shape, d)
+        try:
+            native = make()
+        except Exception as exc:
+            if (error := allocation_error(self.ops, op, shape, d, exc)) is not None:
+                raise error from exc
+            raise
+        return native if isinstance(native, Tensor) else Tensor._make(native, self)
+
+    def full(self, shape: int | Sequence[int], value: bool | float, dtype: Any = None) -> Tensor:
+        """A tensor of `shape` filled with `value` (dtype inferred from the value if not given)."""
         d = dtypes.result_type(value) if dtype is None else dtypes.as_dtype(dtype)
+        return self._fill("full", shape, value, d)
+
+    def _fill(self, op: str, shape: int | Sequence[int], value: bool | float, d: DType) -> Tensor:
         if d.kind in "iu" and isinstance(value, int) and not isinstance(value, bool):
             info = dtypes.iinfo(d)
             if not info.min <= value <= info.max:
                 raise OverflowError(
-                    f"full: Python int {value} is out of range for {d.name} [{info.min}, {info.max}]"
+                    f"{op}: Python int {value} is out of range for {d.name} [{info.min}, {info.max}]"
                 )
-        return Tensor._make(self.ops.full(_shape(shape, "full"), value, d), self)
+        if type(value) is float and d.itemsize < 4:  # rounded once here: libraries go through float32
+            value = float(np.asarray(value).astype(dtypes.to_numpy_dtype(d)))
+        shape = _shape(shape, op)
+        return self._allocate(op, shape, d, lambda: self.ops.full(shape, value, d))
 
     def zeros(self, *shape: Any, dtype: Any = None) -> Tensor:
         """A tensor of zeros (default float32); shape as ints or one tuple."""
-        return self.full(_varargs_shape(shape), 0, self._dtype(dtype, dtypes.default_float))
+        return self._fill("zeros", _varargs_shape(shape), 0, self._dtype(dtype, dtypes.default_float))
 
     def ones(self, *shape: Any, dtype: Any = None) -> Tensor:
         """A tensor of ones (default float32); shape as ints or one tuple."""
-        return self.full(_varargs_shape(shape), 1, self._dtype(dtype, dtypes.default_float))
+        return self._fill("ones", _varargs_shape(shape), 1, self._dtype(dtype, dtypes.default_float))
 
     def empty(self, *shape: Any, dtype: Any = None) -> Tensor:
         """A tensor of `shape` (zero-filled: uninitialized memory is never exposed)."""
-        return self.zeros(*shape, dtype=dtype)
+        return self._fill("empty", _varargs_shape(shape), 0, self._dtype(dtype, dtypes.default_float))
 
     def arange(self, start: float, stop: float | None = None, step: float = 1, dtype: Any = None) -> Tensor:
         """Evenly spaced values in [start, stop): int64 for integer arguments, else float32."""
@@ -105,21 +129,25 @@ class Device:
         d = dtypes.result_type(start, stop, step) if dtype is None else dtypes.as_dtype(dtype)
         if (stop - start) / step <= 0:  # an empty range (some libraries raise for it)
             return Tensor._make(self.ops.full((0,), 0, d), self)
-        return Tensor._make(self.ops.arange(start, stop, step, d), self)
+        length = (math.ceil((stop - start) / step),)
+        return self._allocate("arange", length, d, lambda: self.ops.arange(start, stop, step, d))
 
     def linspace(
         self, start: float, stop: float, num: int, endpoint: bool = True, dtype: Any = None
     ) -> Tensor:
         """`num` evenly spaced values from start to stop (computed in float64 on the host)."""
         d = self._dtype(dtype, dtypes.default_float)
-        return self.tensor(np.linspace(start, stop, num, endpoint=endpoint), dtype=d)
+
+        def make() -> Tensor:
+            return self.tensor(np.linspace(start, stop, num, endpoint=endpoint), dtype=d)
+
+        return self._allocate("linspace", (num,), d, make)
 
     def eye(self, n: int, m: int | None = None, k: int = 0, dtype: Any = None) -> Tensor:
         """An n x m tensor with ones on the k-th diagonal."""
-        from agnostic.tensor import Tensor
-
         d = self._dtype(dtype, dtypes.default_float)
-        return Tensor._make(self.ops.eye(n, n if m is None else m, k, d), self)
+        m = n if m is None else m
+        return self._allocate("eye", (n, m), d, lambda: self.ops.eye(n, m, k, d))
 
     # ------------------------------------------------------------------ random
     def rand(self, *shape: Any, seed: int | None = None, generator: Generator | None = None,
@@ -137,21 +165,25 @@ class Device:
         """Uniform [low, high) samples."""
         d = self._dtype(dtype, dtypes.default_float)
         _float_only(d, "uniform")
-        return _draw(self, "random_uniform", (_shape(shape, "uniform"), low, high, d), seed, generator)
+        return _draw(
+            self, "uniform", "random_uniform", (_shape(shape, "uniform"), low, high, d), seed, generator
+        )
 
     def normal(self, shape: Any, mean: float = 0.0, std: float = 1.0, *, seed: int | None = None,
                generator: Generator | None = None, dtype: Any = None) -> Tensor:  # fmt: skip
         """Normal samples with the given mean and standard deviation."""
         d = self._dtype(dtype, dtypes.default_float)
         _float_only(d, "normal")
-        return _draw(self, "random_normal", (_shape(shape, "normal"), mean, std, d), seed, generator)
+        return _draw(
+            self, "normal", "random_normal", (_shape(shape, "normal"), mean, std, d), seed, generator
+        )
 
     def bernoulli(self, shape: Any, p: float = 0.5, *, seed: int | None = None,
                   generator: Generator | None = None) -> Tensor:  # fmt: skip
         """Boolean samples, True with probability p."""
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"bernoulli: p must be in [0, 1], got {p}")
-        return _draw(self, "random_bernoulli", (_shape(shape, "bernoulli"), p), seed, generator)
+        return _draw(self, "bernoulli", "random_bernoulli", (_shape(shape, "bernoulli"), p), seed, generator)
 
     def randint(self, low: int, high: int, shape: Any, *, seed: int | None = None,
                 generator: Generator | None = None, dtype: Any = None) -> Tensor:  # fmt: skip
@@ -159,21 +191,28 @@ class Device:
         if high <= low:
             raise ValueError(f"randint: need low < high, got low={low}, high={high}")
         d = self._dtype(dtype, dtypes.default_int)
-        return _draw(self, "random_integers", (_shape(shape, "randint"), low, high, d), seed, generator)
+        return _draw(
+            self, "randint", "random_integers", (_shape(shape, "randint"), low, high, d), seed, generator
+        )
 
 
 def _draw(
-    device: Device, kind: str, args: tuple[Any, ...], seed: int | None, generator: Generator | None
-) -> Any:
-    """`device.ops.<kind>(*args, seed)` as a Tensor, the seed from `next_seed`. Inside an
+    device: Device, op: str, kind: str, args: tuple[Any, ...], seed: int | None,
+    generator: Generator | None,
+) -> Any:  # fmt: skip
+    """`device.ops.<kind>(*args, seed)` as a Tensor, the seed from `next_seed`, for the public
+    `op` (args[0] is the shape, args[-1] the dtype but for bernoulli's bools). Inside an
     `agnostic.compile` trace the tracer takes the draw: the compiled step is fed one drawn the
     same way at each call, so compiled and eager steps see the same numbers."""
     from agnostic.random import next_seed
-    from agnostic.tensor import Tensor
 
-    if tracing.active is not None:
-        return tracing.active.draw(device, kind, args, seed, generator)
-    return Tensor._make(getattr(device.ops, kind)(*args, next_seed(seed, generator)), device)
+    d = args[-1] if isinstance(args[-1], DType) else dtypes.bool
+    if (tracer := tracing.active()) is not None:
+        check_allocation(device.ops, op, args[0], d)
+        return tracer.draw(device, kind, args, seed, generator)
+    return device._allocate(
+        op, args[0], d, lambda: getattr(device.ops, kind)(*args, next_seed(seed, generator))
+    )
 
 
 def _dtype_table(ops: Backend) -> Any:
@@ -208,7 +247,16 @@ def _varargs_shape(shape: tuple[Any, ...]) -> Any:
 
 def backend(name: str | Device | None = None, device: str | int | None = None) -> Device:
     """The Device for a backend name ("numpy", "torch", "jax", "cupy", or a registered one) and
-    device; with no name, the current default (AGNOSTIC_BACKEND, else numpy)."""
+    device, or both in one string as the command line and AGNOSTIC_BACKEND take them
+    ("torch:cuda:0", "jax:gpu"); with no name, the current default (AGNOSTIC_BACKEND, else numpy)."""
+    if isinstance(name, str) and ":" in name:
+        if device is not None:
+            raise ValueError(
+                f"backend({name!r}, device={device!r}): the device is named twice; give "
+                f"backend({name.partition(':')[0]!r}, device=...) or {name!r} alone"
+            )
+        name, _, device = name.partition(":")
+        device = device or None
     if isinstance(name, Device):
         if device is None or name.ops.canonical_device(device) == name.device:
             return name
@@ -221,7 +269,10 @@ def backend(name: str | Device | None = None, device: str | int | None = None) -
     key = (name, ops.device)
     dev = _devices.get(key)
     if dev is None:
-        dev = _devices[key] = Device(ops, name)
+        with _devices_lock:  # one Device per key, also when two threads ask first at once
+            dev = _devices.get(key)
+            if dev is None:
+                dev = _devices[key] = Device(ops, name)
     return dev
 
 
@@ -230,28 +281,33 @@ def as_device(obj: Device | str | None) -> Device:
     if obj is None or isinstance(obj, Device):
         return get_default_backend() if obj is None else obj
     if isinstance(obj, str):
-        name, _, dev = obj.partition(":")
-        return backend(name, dev or None)
+        return backend(obj)
     raise TypeError(f"expected a Device (from ag.backend(...)) or a backend name, got {obj!r}")
 
 
-_default: list[Device] = []
+_default: contextvars.ContextVar[Device | None] = contextvars.ContextVar(
+    "agnostic.default_backend", default=None
+)
 
 
 def get_default_backend() -> Device:
-    """The backend used when none is named: set by `default_backend`, else AGNOSTIC_BACKEND, else numpy."""
-    if _default:
-        return _default[-1]
+    """The backend used when none is named: set by `default_backend` (in this thread or asyncio
+    task), else AGNOSTIC_BACKEND, else numpy."""
+    d = _default.get()
+    if d is not None:
+        return d
     env = os.environ.get("AGNOSTIC_BACKEND", "").strip()
     return as_device(env or "numpy")
 
 
 @contextlib.contextmanager
 def default_backend(dev: Device | str) -> Iterator[Device]:
-    """Within the block, creation without an explicit backend uses `dev`."""
+    """Within the block, creation without an explicit backend uses `dev`. The setting is this
+    thread's (or asyncio task's) alone, as torch's and JAX's are: other threads keep their own, and a
+    new thread starts from the default."""
     d = as_device(dev)
-    _default.append(d)
+    token = _default.set(d)
     try:
         yield d
     finally:
-        _default.pop()
+        _default.reset(token)

@@ -9,8 +9,14 @@ unless their kind is higher (a float scalar with an integer tensor gives the def
 
 from __future__ import annotations
 
-import ml_dtypes
+import sys
+from collections.abc import Callable, Hashable
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
+
+if TYPE_CHECKING:
+    import ml_dtypes
 
 __all__ = [
     "DType",
@@ -34,6 +40,8 @@ __all__ = [
     "scalar_result_type",
     "to_numpy_dtype",
     "from_numpy_dtype",
+    "numpy_dtype_tables",
+    "CompletedTable",
     "isdtype",
     "can_cast",
     "finfo",
@@ -180,27 +188,73 @@ _NUMPY_DTYPES = {
     int64: np.dtype(np.int64),
     uint8: np.dtype(np.uint8),
     float16: np.dtype(np.float16),
-    bfloat16: np.dtype(ml_dtypes.bfloat16),
     float32: np.dtype(np.float32),
     float64: np.dtype(np.float64),
-}
+}  # bfloat16 joins when ml_dtypes is loaded (_load_ml_dtypes)
 _FROM_NUMPY = {v: k for k, v in _NUMPY_DTYPES.items()}
+_ML_DTYPES = (bfloat16,)
+
+
+def _load_ml_dtypes() -> None:
+    """Import ml_dtypes (NumPy's bfloat16) and add its dtypes to the tables. It takes most of a
+    second to import, so it is loaded when a bfloat16 is first needed, not with agnostic."""
+    import ml_dtypes
+
+    for d in _ML_DTYPES:
+        native = np.dtype(getattr(ml_dtypes, d.name))
+        _NUMPY_DTYPES[d], _FROM_NUMPY[native] = native, d
 
 
 def to_numpy_dtype(dtype: DType) -> np.dtype:
-    """The host NumPy dtype for `dtype` (bfloat16 through ml_dtypes)."""
+    """The host NumPy dtype for `dtype` (bfloat16 through ml_dtypes, loaded on first need)."""
+    try:
+        return _NUMPY_DTYPES[dtype]
+    except KeyError:
+        if dtype not in _ML_DTYPES:
+            raise
+    _load_ml_dtypes()
     return _NUMPY_DTYPES[dtype]
 
 
-def from_numpy_dtype(dtype: np.dtype) -> DType:
+def from_numpy_dtype(dtype: Any) -> DType:
     """The agnostic dtype of a NumPy dtype; a clear error for ones agnostic does not support."""
+    native = np.dtype(dtype)
     try:
-        return _FROM_NUMPY[np.dtype(dtype)]
+        return _FROM_NUMPY[native]
     except KeyError:
-        raise TypeError(
-            f"dtype {np.dtype(dtype)} is not supported by agnostic; supported: "
-            + ", ".join(d.name for d in ALL_DTYPES)
-        ) from None
+        pass
+    if (
+        "ml_dtypes" in sys.modules and bfloat16 not in _NUMPY_DTYPES
+    ):  # its arrays exist only once it is imported
+        _load_ml_dtypes()
+        if native in _FROM_NUMPY:
+            return _FROM_NUMPY[native]
+    raise TypeError(
+        f"dtype {native} is not supported by agnostic; supported: " + ", ".join(d.name for d in ALL_DTYPES)
+    )
+
+
+class CompletedTable(dict):
+    """A lookup table (a backend's native dtype <-> DType) that completes itself on a miss with
+    `complete(key)`: a backend's tables need no bfloat16 entry (and no ml_dtypes) until one is used,
+    and an unsupported dtype gets `complete`'s clear error instead of a KeyError. Hits stay plain
+    dict lookups."""
+
+    def __init__(self, items: dict, complete: Callable[[Any], Any]) -> None:
+        super().__init__(items)
+        self._complete = complete
+
+    def __missing__(self, key: Hashable) -> Any:
+        value = self[key] = self._complete(key)
+        return value
+
+
+def numpy_dtype_tables() -> tuple[CompletedTable, CompletedTable]:
+    """(DType -> NumPy dtype, NumPy dtype -> DType) tables for a backend on NumPy-typed arrays."""
+    return (
+        CompletedTable(_NUMPY_DTYPES, to_numpy_dtype),
+        CompletedTable(_FROM_NUMPY, from_numpy_dtype),
+    )
 
 
 def as_dtype(obj: object) -> DType:
@@ -262,7 +316,11 @@ def finfo(dtype: object) -> np.finfo | ml_dtypes.finfo:
     d = as_dtype(getattr(dtype, "dtype", dtype))
     if d.kind != "f":
         raise TypeError(f"finfo: {d} is not a floating-point dtype")
-    return ml_dtypes.finfo(to_numpy_dtype(d))
+    if d in _ML_DTYPES:
+        import ml_dtypes
+
+        return ml_dtypes.finfo(to_numpy_dtype(d))
+    return np.finfo(to_numpy_dtype(d))
 
 
 def iinfo(dtype: object) -> np.iinfo:

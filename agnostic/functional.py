@@ -54,7 +54,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         )
     if bias is not None and bias.shape != (weight.shape[0],):
         raise ValueError(f"linear: bias has shape {bias.shape}, expected ({weight.shape[0]},)")
-    return P.linear(x, _same_dtype(x, weight), _same_dtype(x, bias))
+    return P.linear(x, _same_dtype(x, weight, "linear"), _same_dtype(x, bias, "linear"))
 
 
 # ====================================================================== activations
@@ -145,14 +145,15 @@ def layer_norm(
     for name, t in (("weight", weight), ("bias", bias)):
         if t is not None and t.shape != shape:
             raise ValueError(f"layer_norm: {name} has shape {t.shape}, expected {shape}")
-    weight, bias = _same_dtype(x, weight), _same_dtype(x, bias)
+    weight, bias = _same_dtype(x, weight, "layer_norm"), _same_dtype(x, bias, "layer_norm")
     return P.layer_norm(x, len(shape), weight, bias, float(eps))
 
 
-def _same_dtype(x: Tensor, t: Tensor | None) -> Tensor | None:
+def _same_dtype(x: Tensor, t: Tensor | None, op: str) -> Tensor | None:
+    """`t` (an optional weight, bias or statistic) cast to `x`'s dtype, on `x`'s device."""
     if t is None:
         return None
-    O._same_device("functional", (x, t))
+    O._same_device(op, (x, O._tensor(t, op)))
     return P.cast(t, x.dtype)
 
 
@@ -182,9 +183,11 @@ def batch_norm(
             )
         mean, var = P.mean(x, axes, False), P.var(x, axes, 0.0, False)
     else:
-        mean, var = _same_dtype(x, running_mean), _same_dtype(x, running_var)
+        mean, var = _same_dtype(x, running_mean, "batch_norm"), _same_dtype(x, running_var, "batch_norm")
     return P.composite(
-        "batch_norm", (x, mean, var, _same_dtype(x, weight), _same_dtype(x, bias), float(eps)), {}
+        "batch_norm",
+        (x, mean, var, _same_dtype(x, weight, "batch_norm"), _same_dtype(x, bias, "batch_norm"), float(eps)),
+        {},
     )
 
 
@@ -197,6 +200,7 @@ def cross_entropy(
     probabilities shaped like the logits; optional class weights; label smoothing."""
     logits = _float(input, "cross_entropy")
     target = O._tensor(target, "cross_entropy")
+    O._same_device("cross_entropy", (logits, target))
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
     if not 0.0 <= label_smoothing <= 1.0:
@@ -205,7 +209,7 @@ def cross_entropy(
     num_classes = logits.shape[class_axis]
     if weight is not None and weight.shape != (num_classes,):
         raise ValueError(f"cross_entropy: weight has shape {weight.shape}, expected ({num_classes},)")
-    weight = _same_dtype(logits, weight)
+    weight = _same_dtype(logits, weight, "cross_entropy")
     if target.dtype.is_floating:
         if target.shape != logits.shape:
             raise ValueError(
@@ -255,9 +259,12 @@ def _soft_cross_entropy(
 
 
 def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
-    """Mean (or summed) squared error."""
+    """Mean (or summed) squared error. The target must have the input's shape, as for the other
+    pointwise losses: a (N, 1) prediction against (N,) targets would broadcast to (N, N) and give a
+    wrong loss without a word (torch only warns)."""
     _check_reduction(reduction, "mse_loss")
-    diff = O.subtract(input, target)
+    x, t = _loss_pair(input, target, "mse_loss")
+    diff = O.subtract(x, t)
     return _reduce_loss(P.mul(diff, diff), reduction)
 
 
@@ -278,9 +285,15 @@ def _loss_pair(input: Any, target: Any, op: str) -> tuple[Tensor, Tensor]:
     """A float input and a target of the same shape, cast to the input's dtype."""
     x = _float(input, op)
     t = O._tensor(target, op)
-    if t.shape != x.shape:
-        raise ValueError(f"{op}: target shape {t.shape} must match input shape {x.shape}")
     O._same_device(op, (x, t))
+    if t.shape != x.shape:
+        fix = ""
+        if t.size == x.size:
+            fix = f"; reshape one to the other's shape (e.g. target.reshape({x.shape}))"
+        raise ValueError(
+            f"{op}: target shape {t.shape} must match input shape {x.shape} (pointwise losses do not "
+            f"broadcast: a mismatch is almost always a bug){fix}"
+        )
     return x, (t if t.dtype is x.dtype else P.cast(t, x.dtype))
 
 
@@ -341,7 +354,9 @@ def nll_loss(
         w = O.where(valid, 1.0, 0.0)
         w = P.cast(w, logp.dtype)
     else:
-        taken = O.reshape(O.take(_same_dtype(logp, weight), O.reshape(safe, (-1,)), axis=0), safe.shape)
+        taken = O.reshape(
+            O.take(_same_dtype(logp, weight, "nll_loss"), O.reshape(safe, (-1,)), axis=0), safe.shape
+        )
         w = O.where(valid, taken, 0.0)
     loss = O.where(valid, O.negative(O.multiply(picked, w)), 0.0)
     if reduction == "none":
@@ -562,7 +577,7 @@ def conv(
     if bias is None:
         out = P.conv(x, w, stride_, pads, dilation_, groups)
     else:
-        bias = _same_dtype(x, bias)
+        bias = _same_dtype(x, bias, "conv")
         if bias.shape != (w.shape[0],):
             raise ValueError(f"{op}: bias has shape {bias.shape}, expected ({w.shape[0]},) (out_channels)")
         out = P.conv_bias(x, w, bias, stride_, pads, dilation_, groups)
@@ -600,7 +615,7 @@ def conv_transpose(
     out_shape = (x.shape[0], w.shape[1] * groups) + spatial
     out = P.conv_input_grad(x, w, out_shape, stride_, tuple((p, p) for p in pad_), dilation_, groups)
     if bias is not None:
-        out = P.add(out, P.reshape(_same_dtype(x, bias), (1, out_shape[1]) + (1,) * d))
+        out = P.add(out, P.reshape(_same_dtype(x, bias, "conv_transpose"), (1, out_shape[1]) + (1,) * d))
     return P.squeeze(out, (0,)) if unbatched else out
 
 
@@ -694,9 +709,9 @@ def group_norm(
     y = O.reshape((g - mean) * O.rsqrt(var + float(eps)), x.shape)
     per_channel = (1, c) + (1,) * (x.ndim - 2)
     if weight is not None:
-        y = y * O.reshape(_same_dtype(x, weight), per_channel)
+        y = y * O.reshape(_same_dtype(x, weight, "group_norm"), per_channel)
     if bias is not None:
-        y = y + O.reshape(_same_dtype(x, bias), per_channel)
+        y = y + O.reshape(_same_dtype(x, bias, "group_norm"), per_channel)
     return y
 
 
@@ -716,7 +731,7 @@ def rms_norm(
     e = float(dtypes.finfo(x.dtype).eps) if eps is None else float(eps)
     axes = tuple(range(x.ndim - len(shape), x.ndim))
     y = x * O.rsqrt(O.mean(x * x, axis=axes, keepdims=True) + e)
-    return y if weight is None else y * _same_dtype(x, weight)
+    return y if weight is None else y * _same_dtype(x, weight, "rms_norm")
 
 
 def _adaptive_matrix(length: int, out: int) -> Any:

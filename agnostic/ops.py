@@ -17,6 +17,7 @@ import numpy as np
 
 from agnostic import dtypes, tracing
 from agnostic import primitives as P
+from agnostic.backends.base import allocation_error, check_allocation
 from agnostic.device import Device, as_device, get_default_backend
 from agnostic.dtypes import DType
 from agnostic.tensor import Tensor
@@ -36,7 +37,8 @@ def asarray(
     requires_grad: bool = False,
 ) -> Tensor:
     """A tensor from a tensor, a native array of the backend, a NumPy array, nested sequences or a
-    scalar. Python floats become float32 and ints int64 unless `dtype` says otherwise."""
+    scalar. Python numbers keep their full precision until `dtype` is applied; without one, Python
+    floats become float32 and ints int64."""
     d = None if dtype is None else dtypes.as_dtype(dtype)
     if isinstance(obj, Tensor):
         dev = obj._device if device is None else as_device(device)
@@ -48,21 +50,12 @@ def asarray(
     else:
         dev = as_device(device)
         if dev.ops.is_native(obj):
+            dev.ops.dtype_of(obj)  # a clear error for a dtype agnostic does not support
             if copy:  # a private copy: the caller may still write to its array (stack allocates anew)
                 obj = dev.ops.reshape(dev.ops.stack([obj], 0), dev.ops.shape(obj))
             out = Tensor._make(obj, dev)
         else:
-            host = _host_array(obj)
-            python_ints = host.dtype.kind in "iu" and not isinstance(obj, (np.ndarray, np.generic))
-            if d is not None and d.kind in "iu" and python_ints and host.size:
-                info = dtypes.iinfo(d)
-                lo, hi = int(host.min()), int(host.max())
-                if lo < info.min or hi > info.max:
-                    bad = lo if lo < info.min else hi
-                    raise OverflowError(
-                        f"asarray: Python int {bad} is out of range for {d.name} [{info.min}, {info.max}]"
-                    )
-            out = Tensor._make(dev.ops.from_numpy(host), dev)
+            out = Tensor._make(dev.ops.from_numpy(_host_array(obj, d)), dev)
         if d is not None and d is not out._dtype:
             out = Tensor._make(dev.ops.cast(out._data, d), dev)
     if requires_grad:
@@ -72,25 +65,62 @@ def asarray(
     return out
 
 
-def _host_array(obj: Any) -> np.ndarray:
-    """A NumPy array for `obj`; Python data gets agnostic's defaults (float32, int64)."""
-    if isinstance(obj, np.ndarray) or isinstance(obj, np.generic):
+def _host_array(obj: Any, dtype: DType | None = None) -> np.ndarray:
+    """A NumPy array for `obj`. NumPy data keeps its dtype. Python data is read at full precision
+    (float64, int64) and rounded once, to `dtype` if it is floating, else to agnostic's defaults
+    (float32, int64); a float going to an integer dtype stays float64 for the backend's cast, which
+    decides NaN and out-of-range values the same on every backend."""
+    if isinstance(obj, (np.ndarray, np.generic)):
         a = np.asarray(obj)
         dtypes.from_numpy_dtype(a.dtype)  # a clear error for unsupported dtypes
         return a
     if hasattr(obj, "__dlpack__") and not isinstance(obj, (list, tuple)):
-        return np.asarray(obj)
+        a = np.asarray(obj)
+        dtypes.from_numpy_dtype(a.dtype)
+        return a
     try:
         a = np.asarray(obj)
-    except ValueError as e:
+        if a.dtype == object and dtype is not None and dtype.is_floating and _has_big_int(obj):
+            a = np.asarray(obj, dtype=np.float64)  # ints beyond int64 made floating (as torch)
+    except (ValueError, OverflowError) as e:
         raise ValueError(f"asarray: cannot make a tensor from {type(obj).__name__}: {e}") from None
-    if a.dtype == object or a.dtype.kind in "USV":
-        raise TypeError(f"asarray: cannot make a tensor from {obj!r} (not numbers)")
-    if a.dtype.kind == "f":
-        return a.astype(np.float32)
-    if a.dtype.kind in "iu":
-        return a.astype(np.int64)
-    return a
+    if (a.dtype == object and _has_big_int(obj)) or (a.dtype == np.uint64 and dtype is None):
+        raise OverflowError(f"asarray: a Python int in {_short(obj)} is out of range for int64")
+    if a.dtype == object or a.dtype.kind not in "biuf":
+        raise TypeError(
+            f"asarray: cannot make a tensor from {_short(obj)} (not real numbers: {a.dtype}); "
+            "agnostic supports bool, integer and real floating data"
+        )
+    if a.dtype.kind in "iu" and dtype is not None and dtype.is_integer and a.size:
+        info = dtypes.iinfo(dtype)
+        lo, hi = int(a.min()), int(a.max())
+        if lo < info.min or hi > info.max:
+            bad = lo if lo < info.min else hi
+            raise OverflowError(
+                f"asarray: Python int {bad} is out of range for {dtype.name} [{info.min}, {info.max}]"
+            )
+    if dtype is None:  # agnostic's defaults
+        dtype = {"f": dtypes.default_float, "i": dtypes.default_int, "u": dtypes.default_int}.get(
+            a.dtype.kind
+        )
+    elif not dtype.is_floating and a.dtype.kind == "f":
+        dtype = None  # left to the backend's cast
+    if dtype is None:
+        return a
+    with np.errstate(over="ignore"):  # 1e300 as float32 is inf, silently, as in torch and JAX
+        return a.astype(dtypes.to_numpy_dtype(dtype))
+
+
+def _has_big_int(obj: Any) -> bool:
+    """Whether nested Python data holds an int that NumPy could not read as an integer."""
+    if isinstance(obj, (list, tuple)):
+        return builtins.any(_has_big_int(o) for o in obj)
+    return isinstance(obj, int) and not isinstance(obj, bool)
+
+
+def _short(obj: Any, limit: int = 60) -> str:
+    text = repr(obj)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def to_device(x: Tensor, device: Device | str) -> Tensor:
@@ -225,6 +255,7 @@ def meshgrid(*arrays: Tensor, indexing: str = "xy") -> list[Tensor]:
             pos = 1 - i
         view = [1] * n
         view[pos] = a.size
+        check_allocation(a._device.ops, "meshgrid", tuple(shape), a._dtype)
         out.append(P.broadcast_to(P.reshape(a, tuple(view)), tuple(shape)))
     return out
 
@@ -322,7 +353,7 @@ def _promote(op: str, x1: Any, x2: Any) -> tuple[Any, Any, DType]:
             d = dtypes.scalar_result_type(d, x2)
             _check_scalar_fits(op, d, x2)
             return (x1 if d is x1._dtype else P.cast(x1, d)), x2, d
-        return _promote(op, x1, asarray(x2, device=x1._device))
+        return _promote(op, x1, _operand(x2, x1))
     if isinstance(x2, Tensor):
         if isinstance(x1, _SCALARS):
             d = x2._dtype
@@ -331,17 +362,42 @@ def _promote(op: str, x1: Any, x2: Any) -> tuple[Any, Any, DType]:
             d = dtypes.scalar_result_type(d, x1)
             _check_scalar_fits(op, d, x1)
             return x1, (x2 if d is x2._dtype else P.cast(x2, d)), d
-        return _promote(op, asarray(x1, device=x2._device), x2)
+        return _promote(op, _operand(x1, x2), x2)
     raise TypeError(
         f"{op}: expected at least one Tensor operand, got {type(x1).__name__} and {type(x2).__name__}"
     )
 
 
-def _check_broadcast(op: str, a: Any, b: Any) -> None:
-    """After a backend failed on `op`: raise the clear message when the shapes are the problem."""
+def _operand(obj: Any, like: Tensor) -> Tensor:
+    """A non-tensor operand as a tensor beside `like`. Python sequences are weak, as Python scalars
+    are: they take `like`'s dtype when their kind fits (`x64 + [0.1]` is float64 and exact); NumPy
+    arrays keep their own dtype."""
+    if isinstance(obj, (list, tuple)):
+        kind = np.asarray(obj).dtype.kind
+        sample = {"b": True, "i": 0, "u": 0, "f": 0.0}.get(kind)
+        if sample is not None:
+            return asarray(obj, dtype=dtypes.scalar_result_type(like._dtype, sample), device=like._device)
+    return asarray(obj, device=like._device)
+
+
+def _check_broadcast(op: str, a: Any, b: Any) -> tuple[int, ...]:
+    """After a backend failed on `op`: raise the clear message when the shapes are the problem,
+    else return the result's shape."""
     sa = a.shape if isinstance(a, Tensor) else ()
     sb = b.shape if isinstance(b, Tensor) else ()
-    _broadcast_shapes(op, sa, sb)
+    return _broadcast_shapes(op, sa, sb)
+
+
+def _raise_out_of_memory(op: str, exc: Exception, dev: Device, shape: tuple[int, ...], d: DType) -> None:
+    """After a backend failed on `op`, whose result has `shape` and `d`: raise OutOfMemoryError
+    when the result cannot fit or the library ran out of memory. Checked after the call, not before,
+    for the ops too small to pay for it (elementwise, matmul): libraries that run eagerly raise for
+    an allocation they cannot make, and the JAX backend checks its asynchronous ops itself."""
+    if (error := allocation_error(dev.ops, op, shape, d, exc)) is not None:
+        raise error from exc
+
+
+_COMPARISONS = frozenset({"equal", "not_equal", "less", "less_equal", "greater", "greater_equal"})
 
 
 # ====================================================================== elementwise
@@ -365,8 +421,10 @@ def _arith(op: str, prim: Any, float_only: bool = False, no_bool: bool = False) 
             raise TypeError(f"{op}: not defined for bool tensors; cast with .astype(ag.int64) first")
         try:
             return prim(a, b)
-        except Exception:
-            _check_broadcast(op, a, b)
+        except Exception as exc:
+            shape = _check_broadcast(op, a, b)
+            t = a if isinstance(a, Tensor) else b
+            _raise_out_of_memory(op, exc, t._device, shape, _BOOL if op in _COMPARISONS else t._dtype)
             raise
 
     fn.__name__ = fn.__qualname__ = op
@@ -382,8 +440,9 @@ def _logical(op: str, prim: Any) -> Any:
             b = P.ne(b, 0) if isinstance(b, Tensor) else builtins.bool(b)
         try:
             return prim(a, b)
-        except Exception:
-            _check_broadcast(op, a, b)
+        except Exception as exc:
+            shape = _check_broadcast(op, a, b)
+            _raise_out_of_memory(op, exc, (a if isinstance(a, Tensor) else b)._device, shape, _BOOL)
             raise
 
     fn.__name__ = fn.__qualname__ = op
@@ -398,8 +457,9 @@ def _bitwise(op: str, prim: Any, allow_bool: bool = True) -> Any:
             raise TypeError(f"{op}: needs integer{' or bool' if allow_bool else ''} tensors, got {d.name}")
         try:
             return prim(a, b)
-        except Exception:
-            _check_broadcast(op, a, b)
+        except Exception as exc:
+            shape = _check_broadcast(op, a, b)
+            _raise_out_of_memory(op, exc, (a if isinstance(a, Tensor) else b)._device, shape, d)
             raise
 
     fn.__name__ = fn.__qualname__ = op
@@ -412,7 +472,7 @@ multiply = _arith("multiply", P.mul)
 divide = _arith("divide", P.div, float_only=True)
 floor_divide = _arith("floor_divide", P.floor_divide, no_bool=True)
 remainder = _arith("remainder", P.remainder, no_bool=True)
-pow = _arith("pow", P.pow, no_bool=True)
+_pow = _arith("pow", P.pow, no_bool=True)
 maximum = _arith("maximum", P.maximum)
 minimum = _arith("minimum", P.minimum)
 atan2 = _arith("atan2", P.atan2, float_only=True)
@@ -433,6 +493,27 @@ bitwise_or = _bitwise("bitwise_or", P.bitwise_or)
 bitwise_xor = _bitwise("bitwise_xor", P.bitwise_xor)
 bitwise_left_shift = _bitwise("bitwise_left_shift", P.bitwise_left_shift, allow_bool=False)
 bitwise_right_shift = _bitwise("bitwise_right_shift", P.bitwise_right_shift, allow_bool=False)
+
+
+def pow(x1: Any, x2: Any, /) -> Tensor:
+    """Elementwise x1 ** x2 with broadcasting and the agnostic promotion table. Integers to a
+    negative power have no integer result: a Python negative exponent raises (as NumPy, torch and
+    JAX all do); a tensor exponent, whose values only the device knows, gives the exact result
+    truncated toward zero on every backend (1 for a base of 1, -1 or 1 for -1, else 0)."""
+    if (
+        isinstance(x1, Tensor)
+        and x1._dtype.is_integer
+        and isinstance(x2, int)
+        and not isinstance(x2, builtins.bool)
+        and x2 < 0
+    ):
+        raise ValueError(
+            f"pow: an integer tensor ({x1._dtype.name}) to the negative power {x2} has no integer "
+            f"result; use a float base (x.astype(ag.float32) ** {x2}) or exponent (x ** {float(x2)})"
+        )
+    return _pow(x1, x2)
+
+
 sub, mul, div, power = subtract, multiply, divide, pow
 
 
@@ -551,8 +632,10 @@ def where(condition: Tensor, x1: Any, x2: Any, /) -> Tensor:
     _same_device("where", [condition] + [t for t in (a, b) if isinstance(t, Tensor)])
     try:
         return P.where(condition, a, b)
-    except Exception:
-        _broadcast_shapes("where", condition.shape, *(t.shape for t in (a, b) if isinstance(t, Tensor)))
+    except Exception as exc:
+        tensors = [t for t in (a, b) if isinstance(t, Tensor)]
+        shape = _broadcast_shapes("where", condition.shape, *(t.shape for t in tensors))
+        _raise_out_of_memory("where", exc, condition._device, shape, tensors[0]._dtype)
         raise
 
 
@@ -727,13 +810,13 @@ def matmul(x1: Tensor, x2: Tensor, /) -> Tensor:
     # them first would cost more than the product of two small matrices
     try:
         return P.matmul(a, b)
-    except Exception:
-        _check_matmul(a, b, d)
+    except Exception as exc:
+        _raise_out_of_memory("matmul", exc, a._device, _check_matmul(a, b, d), d)
         raise
 
 
-def _check_matmul(a: Tensor, b: Tensor, d: DType) -> None:
-    """Raise the clear message for operands matmul does not accept."""
+def _check_matmul(a: Tensor, b: Tensor, d: DType) -> tuple[int, ...]:
+    """Raise the clear message for operands matmul does not accept, else return the result's shape."""
     sa, sb = a.shape, b.shape
     na, nb = len(sa), len(sb)
     if na == 0 or nb == 0:
@@ -744,8 +827,8 @@ def _check_matmul(a: Tensor, b: Tensor, d: DType) -> None:
     kb = sb[-2] if nb > 1 else sb[0]
     if ka != kb:
         raise ValueError(f"matmul: shapes {sa} and {sb}: inner dimensions {ka} and {kb} differ")
-    if na > 2 or nb > 2:
-        _broadcast_shapes("matmul (batch dimensions)", sa[:-2], sb[:-2])
+    batch = _broadcast_shapes("matmul (batch dimensions)", sa[:-2], sb[:-2]) if na > 2 or nb > 2 else ()
+    return batch + sa[-2:-1] + sb[-1:] if nb > 1 else batch + sa[-2:-1]
 
 
 def matrix_transpose(x: Tensor, /) -> Tensor:
@@ -869,7 +952,10 @@ def broadcast_to(x: Tensor, /, shape: Sequence[int]) -> Tensor:
     shape = tuple(int(s) for s in shape)
     if len(shape) < x.ndim or _broadcast_shapes("broadcast_to", x.shape, shape) != shape:
         raise ValueError(f"broadcast_to: cannot broadcast shape {x.shape} to {shape}")
-    return x if shape == x.shape else P.broadcast_to(x, shape)
+    if shape == x.shape:
+        return x
+    # NumPy and torch would make a view, XLA the whole array: one rule, the tensor's own size
+    return x._device._allocate("broadcast_to", shape, x._dtype, lambda: P.broadcast_to(x, shape))
 
 
 def broadcast_arrays(*arrays: Tensor) -> list[Tensor]:
@@ -1029,7 +1115,8 @@ def pad(x: Tensor, /, pad_width: Any, mode: str = "constant", value: float = 0.0
         return x
     if mode == "constant":
         _check_scalar_fits("pad", x._dtype, value)
-    return P.pad(x, pairs, mode, value)
+    shape = tuple(n + lo + hi for n, (lo, hi) in zip(x.shape, pairs))
+    return x._device._allocate("pad", shape, x._dtype, lambda: P.pad(x, pairs, mode, value))
 
 
 def tile(x: Tensor, /, repetitions: Sequence[int]) -> Tensor:
@@ -1042,7 +1129,8 @@ def tile(x: Tensor, /, repetitions: Sequence[int]) -> Tensor:
         reps = (1,) * (x.ndim - len(reps)) + reps
     elif len(reps) > x.ndim:
         x = P.reshape(x, (1,) * (len(reps) - x.ndim) + x.shape)
-    return P.tile(x, reps)
+    shape = tuple(n * r for n, r in zip(x.shape, reps))
+    return x._device._allocate("tile", shape, x._dtype, lambda: P.tile(x, reps))
 
 
 def repeat(x: Tensor, /, repeats: int | Tensor, *, axis: int | None = None) -> Tensor:
@@ -1061,6 +1149,9 @@ def repeat(x: Tensor, /, repeats: int | Tensor, *, axis: int | None = None) -> T
             )
     elif int(repeats) < 0:
         raise ValueError(f"repeat: repeats must be non-negative, got {repeats}")
+    else:  # (a tensor of counts gives a size only the device knows)
+        shape = x.shape[:ax] + (x.shape[ax] * int(repeats),) + x.shape[ax + 1 :]
+        return x._device._allocate("repeat", shape, x._dtype, lambda: P.repeat(x, repeats, ax))
     return P.repeat(x, repeats, ax)
 
 
@@ -1317,7 +1408,10 @@ def one_hot(x: Tensor, /, num_classes: int, *, dtype: Any = None) -> Tensor:
                 f"one_hot: indices must be in [0, {num_classes}), got {host.min()}..{host.max()}"
             )
     d = dtypes.default_float if dtype is None else dtypes.as_dtype(dtype)
-    return Tensor._make(x._device.ops.one_hot(P.cast(x, dtypes.int64)._data, num_classes, d), x._device)
+    indices = P.cast(x, dtypes.int64)._data
+    return x._device._allocate(
+        "one_hot", x.shape + (num_classes,), d, lambda: x._device.ops.one_hot(indices, num_classes, d)
+    )
 
 
 # ====================================================================== data-dependent shapes (host)

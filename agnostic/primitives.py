@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from agnostic import dtypes
-from agnostic.autodiff import DeferredCotangent, Node, gradients, mode, set_grad_enabled
+from agnostic.autodiff import DeferredCotangent, Node, enable_grad, grad_enabled, gradients
 from agnostic.backends.base import Backend
 from agnostic.device import Device
 from agnostic.dtypes import DType
@@ -33,7 +33,7 @@ def _record(out: Tensor, name: str, inputs: tuple[Tensor, ...], vjp: Rule) -> Te
 
 
 def _tracking(*ts: Any) -> bool:
-    if not mode.enabled:
+    if not grad_enabled():
         return False
     for t in ts:
         if isinstance(t, Tensor) and t.requires_grad:
@@ -62,7 +62,7 @@ def _unary(name: str, rule: Rule | None) -> Callable[[Tensor], Tensor]:
     def op(x: Tensor) -> Tensor:
         dev = x._device
         out = _make(getattr(dev.ops, name)(x._data), dev)
-        if rule is not None and x.requires_grad and mode.enabled:
+        if rule is not None and x.requires_grad and grad_enabled():
             _record(out, name, (x,), lambda g, y: (rule(g, x, y),))
         return out
 
@@ -122,7 +122,7 @@ def _binary(name: str, rule: Rule | None) -> Callable[[Any, Any], Tensor]:
         ta, tb = isinstance(a, Tensor), isinstance(b, Tensor)
         dev = a._device if ta else b._device
         out = _make(getattr(dev.ops, name)(a._data if ta else a, b._data if tb else b), dev)
-        if rule is None or not mode.enabled:
+        if rule is None or not grad_enabled():
             return out
         wa, wb = ta and a.requires_grad, tb and b.requires_grad
         if not (wa or wb):
@@ -238,7 +238,7 @@ def where(cond: Tensor, a: Any, b: Any) -> Tensor:
     dev = cond._device
     out = _make(dev.ops.where(cond._data, a._data if ta else a, b._data if tb else b), dev)
     wa, wb = ta and a.requires_grad, tb and b.requires_grad
-    if mode.enabled and (wa or wb):
+    if grad_enabled() and (wa or wb):
         inputs = tuple(t for t, w in ((a, wa), (b, wb)) if w)
 
         def vjp(g: Tensor, y: Tensor) -> tuple[Tensor, ...]:
@@ -286,7 +286,7 @@ def cast(x: Tensor, dtype: DType) -> Tensor:
     if x._dtype is dtype:
         return x
     out = _make(x._device.ops.cast(x._data, dtype), x._device)
-    if dtype.is_floating and mode.enabled and x.requires_grad:
+    if dtype.is_floating and grad_enabled() and x.requires_grad:
         _record(out, "cast", (x,), lambda g, y: (cast(g, x._dtype),))
     return out
 
@@ -307,7 +307,7 @@ def _count(x: Tensor, axes: tuple[int, ...]) -> int:
 def _reduction(name: str, rule: Rule | None) -> Callable[..., Tensor]:
     def op(x: Tensor, axes: tuple[int, ...], keepdims: bool) -> Tensor:
         out = _make(getattr(x._device.ops, name)(x._data, axes, keepdims), x._device)
-        if rule is not None and mode.enabled and x.requires_grad:
+        if rule is not None and grad_enabled() and x.requires_grad:
             _record(out, name, (x,), lambda g, y: (rule(g, x, y, axes, keepdims),))
         return out
 
@@ -373,7 +373,7 @@ all = _reduction("all", None)
 
 def var(x: Tensor, axes: tuple[int, ...], correction: float, keepdims: bool) -> Tensor:
     out = _make(x._device.ops.var(x._data, axes, correction, keepdims), x._device)
-    if mode.enabled and x.requires_grad:
+    if grad_enabled() and x.requires_grad:
         rule = _var_rule(correction)
         _record(out, "var", (x,), lambda g, y: (rule(g, x, y, axes, keepdims),))
     return out
@@ -381,7 +381,7 @@ def var(x: Tensor, axes: tuple[int, ...], correction: float, keepdims: bool) -> 
 
 def std(x: Tensor, axes: tuple[int, ...], correction: float, keepdims: bool) -> Tensor:
     out = _make(x._device.ops.std(x._data, axes, correction, keepdims), x._device)
-    if mode.enabled and x.requires_grad:
+    if grad_enabled() and x.requires_grad:
 
         def vjp(g: Tensor, y: Tensor) -> tuple[Tensor]:
             # d std = d var / (2 std); zero where std is zero (as torch)
@@ -403,14 +403,14 @@ def argmin(x: Tensor, axis: int, keepdims: bool) -> Tensor:
 
 def cumsum(x: Tensor, axis: int) -> Tensor:
     out = _make(x._device.ops.cumsum(x._data, axis), x._device)
-    if mode.enabled and x.requires_grad:
+    if grad_enabled() and x.requires_grad:
         _record(out, "cumsum", (x,), lambda g, y: (flip(cumsum(flip(g, (axis,)), axis), (axis,)),))
     return out
 
 
 def cumprod(x: Tensor, axis: int) -> Tensor:
     out = _make(x._device.ops.cumprod(x._data, axis), x._device)
-    if mode.enabled and x.requires_grad:
+    if grad_enabled() and x.requires_grad:
         _record(out, "cumprod", (x,), lambda g, y: (_cumprod_vjp(g, x, axis),))
     return out
 
@@ -447,7 +447,7 @@ def logsumexp(x: Tensor, axes: tuple[int, ...], keepdims: bool) -> Tensor:
 def matmul(a: Tensor, b: Tensor) -> Tensor:
     dev = a._device
     out = _make(dev.ops.matmul(a._data, b._data), dev)
-    if (a.requires_grad or b.requires_grad) and mode.enabled:
+    if (a.requires_grad or b.requires_grad) and grad_enabled():
         wa, wb = a.requires_grad, b.requires_grad
 
         def vjp(g: Tensor, y: Tensor) -> tuple[Tensor, ...]:
@@ -478,7 +478,7 @@ def _mt(x: Tensor) -> Tensor:
 def _shape_op(name: str, forward: Callable[..., Any], rule: Rule) -> Callable[..., Tensor]:
     def op(x: Tensor, *args: Any) -> Tensor:
         out = _make(forward(x._device.ops, x._data, *args), x._device)
-        if mode.enabled and x.requires_grad:
+        if grad_enabled() and x.requires_grad:
             _record(out, name, (x,), lambda g, y: (rule(g, x, *args),))
         return out
 
@@ -530,7 +530,7 @@ tile = _shape_op("tile", lambda o, a, reps: o.tile(a, reps), _tile_rule)
 def repeat(x: Tensor, repeats: int | Tensor, axis: int) -> Tensor:
     dev = x._device
     out = _make(dev.ops.repeat(x._data, repeats._data if isinstance(repeats, Tensor) else repeats, axis), dev)
-    if mode.enabled and x.requires_grad:
+    if grad_enabled() and x.requires_grad:
         n = x.shape[axis]
 
         def vjp(g: Tensor, y: Tensor) -> tuple[Tensor]:
@@ -577,7 +577,7 @@ def stack(xs: Sequence[Tensor], axis: int) -> Tensor:
 def pad(x: Tensor, widths: tuple[tuple[int, int], ...], mode_: str, value: float) -> Tensor:
     dev = x._device
     out = _make(dev.ops.pad(x._data, widths, mode_, value), dev)
-    if mode.enabled and x.requires_grad:
+    if grad_enabled() and x.requires_grad:
 
         def vjp(g: Tensor, y: Tensor) -> tuple[Tensor]:
             if mode_ == "constant":
@@ -603,7 +603,7 @@ def _key_data(key: tuple) -> tuple:
 def getitem(x: Tensor, key: tuple) -> Tensor:
     """NumPy indexing with a normalized key (index arrays as int64 or bool Tensors)."""
     out = _make(x._device.ops.getitem(x._data, _key_data(key)), x._device)
-    if mode.enabled and x.requires_grad:
+    if grad_enabled() and x.requires_grad:
         band = _axis_band(x.shape, key)
         if band is None:
             _record(out, "getitem", (x,), lambda g, y: (index_add(zeros_like(x), key, g),))
@@ -693,7 +693,7 @@ def index_add(a: Tensor, key: tuple, values: Tensor) -> Tensor:
 
 def take(x: Tensor, indices: Tensor, axis: int) -> Tensor:
     out = _make(x._device.ops.take(x._data, indices._data, axis), x._device)
-    if mode.enabled and x.requires_grad:
+    if grad_enabled() and x.requires_grad:
         _record(out, "take", (x,), lambda g, y: (take_adjoint(g, indices, axis, x.shape[axis]),))
     return out
 
@@ -707,7 +707,7 @@ def take_adjoint(g: Tensor, indices: Tensor, axis: int, n: int) -> Tensor:
 
 def take_along_axis(x: Tensor, indices: Tensor, axis: int) -> Tensor:
     out = _make(x._device.ops.take_along_axis(x._data, indices._data, axis), x._device)
-    if mode.enabled and x.requires_grad:
+    if grad_enabled() and x.requires_grad:
 
         def vjp(g: Tensor, y: Tensor) -> tuple[Tensor]:
             target = list(g.shape)
@@ -734,7 +734,7 @@ def scatter_add(a: Tensor, axis: int, indices: Tensor, src: Tensor) -> Tensor:
 
 
 def sort(x: Tensor, axis: int, descending: bool, stable: bool) -> Tensor:
-    if mode.enabled and x.requires_grad:
+    if grad_enabled() and x.requires_grad:
         return take_along_axis(x, argsort(x, axis, descending, stable), axis)
     return _make(x._device.ops.sort(x._data, axis, descending, stable), x._device)
 
@@ -746,7 +746,7 @@ def argsort(x: Tensor, axis: int, descending: bool, stable: bool) -> Tensor:
 def topk(x: Tensor, k: int, axis: int, largest: bool) -> tuple[Tensor, Tensor]:
     values, idx = x._device.ops.topk(x._data, k, axis, largest)
     indices = _make(idx, x._device)
-    if mode.enabled and x.requires_grad:
+    if grad_enabled() and x.requires_grad:
         return take_along_axis(x, indices, axis), indices
     return _make(values, x._device), indices
 
@@ -828,7 +828,7 @@ def max_pool(
 ) -> tuple[Tensor, Tensor]:
     values, idx = x._device.ops.max_pool(x._data, kernel, stride, padding, dilation, ceil_mode)
     out, indices = _make(values, x._device), _make(idx, x._device)
-    if mode.enabled and x.requires_grad:
+    if grad_enabled() and x.requires_grad:
         args = (kernel, stride, padding, dilation, ceil_mode)
         _record(out, "max_pool", (x,), lambda g, y: (max_pool_grad(g, x, indices, *args),))
     return out, indices
@@ -860,7 +860,7 @@ def avg_pool(
 ) -> Tensor:
     args = (kernel, stride, padding, ceil_mode, count_include_pad)
     out = _make(x._device.ops.avg_pool(x._data, *args), x._device)
-    if mode.enabled and x.requires_grad:
+    if grad_enabled() and x.requires_grad:
         _record(out, "avg_pool", (x,), lambda g, y: (avg_pool_grad(g, x.shape, *args),))
     return out
 
@@ -869,7 +869,7 @@ def avg_pool_grad(gy: Tensor, input_shape: Any, kernel: Any, stride: Any, paddin
                   count_include_pad: bool) -> Tensor:  # fmt: skip
     args = (kernel, stride, padding, ceil_mode, count_include_pad)
     out = _make(gy._device.ops.avg_pool_grad(gy._data, input_shape, *args), gy._device)
-    if mode.enabled and gy.requires_grad:
+    if grad_enabled() and gy.requires_grad:
         _record(out, "avg_pool_grad", (gy,), lambda g, y: (avg_pool(g, *args),))
     return out
 
@@ -915,7 +915,7 @@ def composite(name: str, args: tuple[Any, ...], kwargs: dict[str, Any], rule: Ru
     resets its inputs' when it is done; the rule must not be what decides which inputs it feeds.)"""
     dev, result, tracked = _run_composite(name, args, kwargs)
     out = _make(result, dev)
-    if mode.enabled and tracked:
+    if grad_enabled() and tracked:
         if rule is None:
             _record(out, name, tracked, _default_rule(name, args, kwargs, tracked, None))
         else:
@@ -940,7 +940,7 @@ def composite_outputs(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) 
     the base-class default run on Tensors."""
     dev, results, tracked = _run_composite(name, args, kwargs)
     outs = tuple(None if o is None else _make(o, dev) for o in results)
-    if mode.enabled and tracked:
+    if grad_enabled() and tracked:
         for i, out in enumerate(outs):
             if out is not None:
                 _record(out, name, tracked, _default_rule(name, args, kwargs, tracked, i))
@@ -954,6 +954,12 @@ def _run_composite(
     tensor args that require grad."""
     tensors = [a for a in args if isinstance(a, Tensor)]
     dev = tensors[0]._device
+    for t in tensors:
+        if t._device is not dev:  # one check for every composite: the backend would fail obscurely
+            raise ValueError(
+                f"{name}: tensors are on different backends/devices: {dev} and {t._device}; "
+                f"move one first, e.g. x.to({t._device!r} or {dev!r})"
+            )
     native = [a._data if isinstance(a, Tensor) else a for a in args]
     return dev, getattr(dev.ops, name)(*native, **kwargs), tuple(t for t in tensors if t.requires_grad)
 
@@ -967,8 +973,8 @@ def _default_rule(
     def rule(g: Tensor, y: Tensor) -> tuple[Tensor, ...]:
         aliases = {id(t): t._alias_for_grad() for t in tracked}
         call_args = [aliases.get(id(a), a) if isinstance(a, Tensor) else a for a in args]
-        create_graph = mode.enabled
-        with set_grad_enabled(True):
+        create_graph = grad_enabled()
+        with enable_grad():
             redo = getattr(Backend, name)(TensorOps(tracked[0]._device), *call_args, **kwargs)
         if pick is not None:
             redo = redo[pick]

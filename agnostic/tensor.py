@@ -226,7 +226,7 @@ class Tensor:
         """A differentiation input for `ag.grad`: same values, tied to `self` when `self` is tracked."""
         t = Tensor._make(self._data, self._device)
         t.requires_grad = True
-        if self.requires_grad and autodiff.mode.enabled:
+        if self.requires_grad and autodiff.grad_enabled():
             t._node = autodiff.Node("alias", (self,), lambda g, out: (g,))
         return t
 

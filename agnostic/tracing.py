@@ -4,14 +4,19 @@ While a step is traced its tensors are symbolic (jax tracers, torch fake tensors
 values on the host (index bounds, target ranges) are skipped, as under jax.jit, random draws are
 handed to the tracer (which feeds them in as inputs at every call, drawn as eagerly), and modules,
 optimizers and parameters report that the step uses them, so their state is lifted into the
-compiled function's inputs and outputs. The compiler (`agnostic.compilation`) sets `active`.
+compiled function's inputs and outputs. The compiler (`agnostic.compilation`) sets the running trace
+with `tracing_with`; it is kept per thread and asyncio task, so a trace in one thread never sees
+another thread's eager work.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
-__all__ = ["Tracer", "active", "tracing"]
+__all__ = ["Tracer", "active", "tracing", "tracing_with"]
 
 
 class Tracer(Protocol):
@@ -30,10 +35,22 @@ class Tracer(Protocol):
         """The step sets `param.grad`."""
 
 
-active: Tracer | None = None
-"""The running trace, or None (eager)."""
+_active: contextvars.ContextVar[Tracer | None] = contextvars.ContextVar("agnostic.tracer", default=None)
+
+active: Callable[[], Tracer | None] = _active.get
+"""The running trace in this thread or task, or None (eager)."""
 
 
 def tracing() -> bool:
     """Whether tensor values are symbolic now (inside an `agnostic.compile` trace)."""
-    return active is not None
+    return _active.get() is not None
+
+
+@contextlib.contextmanager
+def tracing_with(tracer: Tracer) -> Iterator[Tracer]:
+    """Run a block as `tracer`'s trace (in this thread or task only), then restore the previous one."""
+    token = _active.set(tracer)
+    try:
+        yield tracer
+    finally:
+        _active.reset(token)

@@ -8,13 +8,15 @@ cupy are imported when their backend is first asked for. Third-party backends re
 from __future__ import annotations
 
 import importlib
+import threading
 from importlib import metadata
 
-from agnostic.backends.base import Backend, BackendUnavailable
+from agnostic.backends.base import Backend, BackendUnavailable, DeviceUnavailable
 
 __all__ = [
     "Backend",
     "BackendUnavailable",
+    "DeviceUnavailable",
     "register_backend",
     "backend_names",
     "backend_class",
@@ -35,6 +37,7 @@ BUILTIN_EXTRAS = {"numpy": "", "torch": "agnostic[torch]", "jax": "agnostic[jax]
 _registry: dict[str, BackendSpec] = dict(_BUILTIN)
 _entry_points_loaded = False
 _instances: dict[tuple[str, str], Backend] = {}
+_instances_lock = threading.RLock()  # an op-set's constructor may ask for another op-set
 
 
 def register_backend(name: str, cls: BackendSpec) -> None:
@@ -98,5 +101,8 @@ def backend_ops(name: str, device: str | int | None = None) -> Backend:
     key = (name, canonical)
     ops = _instances.get(key)
     if ops is None:
-        ops = _instances[key] = cls(canonical)
+        with _instances_lock:  # one instance per key, also when two threads ask first at once
+            ops = _instances.get(key)
+            if ops is None:
+                ops = _instances[key] = cls(canonical)
     return ops

@@ -14,7 +14,7 @@ import numpy as np
 
 from agnostic import dtypes
 from agnostic.backends import _xp_conv, _xp_special
-from agnostic.backends.base import Array, Axes, Backend, Pairs, Shape
+from agnostic.backends.base import Array, Axes, Backend, Pairs, Shape, int_cast
 from agnostic.dtypes import DType
 
 _UNARY = {
@@ -57,9 +57,6 @@ _BINARY = {
     "sub": "subtract",
     "mul": "multiply",
     "div": "true_divide",
-    "floor_divide": "floor_divide",
-    "remainder": "remainder",
-    "pow": "power",
     "maximum": "maximum",
     "minimum": "minimum",
     "atan2": "arctan2",
@@ -99,8 +96,7 @@ class XPBackend(Backend):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Bind the table-driven primitives straight to `cls.xp`'s functions (no lookup per call)."""
         super().__init_subclass__(**kwargs)
-        cls._native_dtypes = {d: dtypes.to_numpy_dtype(d) for d in dtypes.ALL_DTYPES}
-        cls.dtype_table = {v: k for k, v in cls._native_dtypes.items()}
+        cls._native_dtypes, cls.dtype_table = dtypes.numpy_dtype_tables()
         for table, make in (
             (_UNARY, _unary),
             (_BINARY, _binary),
@@ -141,7 +137,30 @@ class XPBackend(Backend):
         return self.xp.eye(n, m, k, dtype=self._native_dtypes[dtype])
 
     def cast(self, a: Array, dtype: DType) -> Array:
+        source = self.dtype_table[a.dtype]
+        if source.is_floating:
+            if dtype.is_integer:
+                return self._saturating_cast(a, dtype)
+            if dtype.is_floating and dtype.itemsize <= source.itemsize and dtype is not source:
+                # a value too large for the narrower float becomes inf, without NumPy's warning
+                with np.errstate(over="ignore"):
+                    return a.astype(self._native_dtypes[dtype])
         return a.astype(self._native_dtypes[dtype])
+
+    def _saturating_cast(self, a: Array, dtype: DType) -> Array:
+        """Float to int as the op-set defines it (see `IntCast`): NumPy leaves NaN, inf and
+        out-of-range values undefined, with a warning."""
+        xp, target, info = self.xp, self._native_dtypes[dtype], dtypes.iinfo(dtype)
+        plan = int_cast(self.dtype_table[a.dtype], dtype)
+        clipped = xp.asarray(xp.clip(a, _weak(plan.lo, a), _weak(plan.hi, a)))  # a new array
+        # in place with copyto: where() with a scalar branch took 10 times as long (1M elements)
+        xp.copyto(clipped, 0, where=xp.isnan(clipped))
+        out = clipped.astype(target)
+        if plan.fix_max:
+            xp.copyto(out, target.type(info.max), where=a > plan.hi)
+        if plan.fix_min:
+            xp.copyto(out, target.type(info.min), where=a < plan.lo)
+        return out
 
     # ------------------------------------------------------------------ elementwise
     def rsqrt(self, a: Array) -> Array:
@@ -157,6 +176,27 @@ class XPBackend(Backend):
 
     def erf(self, a: Array) -> Array:
         return _xp_special.erf(self.xp, a)
+
+    def floor_divide(self, a: Array | float, b: Array | float) -> Array:
+        # NumPy gives the op-set's values (integer x // 0 == 0, INT_MIN // -1 == INT_MIN, IEEE
+        # inf and NaN for floats), with a RuntimeWarning that torch and JAX do not give
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return self.xp.floor_divide(_weak(a, b), _weak(b, a))
+
+    def remainder(self, a: Array | float, b: Array | float) -> Array:
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # as floor_divide
+            return self.xp.remainder(_weak(a, b), _weak(b, a))
+
+    def pow(self, a: Array | float, b: Array | float) -> Array:
+        if getattr(getattr(b, "dtype", None), "kind", "") != "i":  # floats, unsigned, Python ints >= 0
+            return self.xp.power(_weak(a, b), _weak(b, a))
+        # NumPy raises for any negative integer exponent: those elements get the op-set's value
+        xp = self.xp
+        negative = b < 0
+        out = xp.power(a, xp.where(negative, 0, b))
+        odd = (b & 1) == 1
+        exact = xp.where(a == 1, 1, xp.where(a == -1, xp.where(odd, -1, 1), 0)).astype(out.dtype)
+        return xp.where(negative, exact, out)
 
     def where(self, cond: Array, a: Array | float, b: Array | float) -> Array:
         return self.xp.where(cond, _weak(a, b), _weak(b, a))
@@ -269,14 +309,14 @@ class XPBackend(Backend):
 
     def sort(self, a: Array, axis: int, descending: bool, stable: bool) -> Array:
         if not descending:
-            if a.dtype == _BFLOAT16:  # ml_dtypes' bfloat16 sort leaves NaNs unordered; float32 is exact
+            if _is_bfloat16(a):  # ml_dtypes' bfloat16 sort leaves NaNs unordered; float32 is exact
                 return self.xp.sort(a.astype(np.float32), axis=axis).astype(a.dtype)
             return self.xp.sort(a, axis=axis)
         return self.take_along_axis(a, self.argsort(a, axis, True, stable), axis)
 
     def argsort(self, a: Array, axis: int, descending: bool, stable: bool) -> Array:
         xp = self.xp
-        if a.dtype == _BFLOAT16:  # as in sort: order bfloat16 through its exact float32 values
+        if _is_bfloat16(a):  # as in sort: order bfloat16 through its exact float32 values
             a = a.astype(np.float32)
         if not descending:
             return xp.argsort(a, axis=axis, kind="stable" if stable else None).astype(np.int64, copy=False)
@@ -406,14 +446,17 @@ def _unary(fn: Any) -> Any:
     return op
 
 
-_BFLOAT16 = dtypes.to_numpy_dtype(dtypes.bfloat16)
+def _is_bfloat16(a: Any) -> bool:
+    """Whether `a` is an ml_dtypes bfloat16 array (by name: ml_dtypes loads on first need)."""
+    dtype = getattr(a, "dtype", None)
+    return dtype is not None and dtype.name == "bfloat16"
 
 
 def _weak(scalar: Any, like: Any) -> Any:
     """ml_dtypes' bfloat16 promotes a Python float to float32 (NumPy's weak scalars do not reach
     it): give the scalar the array's dtype instead."""
-    if type(scalar) is float and getattr(like, "dtype", None) == _BFLOAT16:
-        return _BFLOAT16.type(scalar)
+    if type(scalar) is float and _is_bfloat16(like):
+        return like.dtype.type(scalar)
     return scalar
 
 

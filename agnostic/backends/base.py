@@ -12,6 +12,20 @@ with any exception, on shapes it cannot combine, and the Tensor layer then names
 - `dtype` is an `agnostic.dtypes.DType`; map it with `native_dtype`;
 - float-only primitives (exp, div, var, ...) get floating arrays.
 
+Where the libraries disagree and the Array API leaves the answer open, the op-set fixes it, and the
+conformance suite holds every backend to it (docs/conformance.md, "Edge cases"), with no warning:
+
+- integer `floor_divide` and `remainder` by zero give 0, and INT_MIN // -1 wraps to INT_MIN;
+- integer `pow` with a negative exponent gives the exact result truncated toward zero: 1 for a base
+  of 1, -1 or 1 for -1 (odd or even exponent), 0 for any other base (a Python negative exponent
+  never reaches a backend: the Tensor layer refuses it);
+- `cast` from a float to an integer dtype truncates toward zero and saturates: values beyond the
+  integer range, and +-inf, give its max or min, NaN gives 0 (see `IntCast`);
+- a result that does not fit in memory raises, never aborts the process or hands back a broken
+  array: the Tensor layer checks the size first where it knows it cheaply (`check_allocation`), and
+  translates the library's own error otherwise (`allocation_error`). A library that fails later than
+  the call (XLA runs jitted ops asynchronously) checks its growing ops itself, before dispatch.
+
 Two tiers. Primitives are abstract: every backend implements them. Composites (softmax,
 layer_norm, attention, ...) have a default here written only with `self.<primitive>` calls, so the
 same body also runs on Tensors (the autodiff layer differentiates a composite through this very
@@ -22,9 +36,11 @@ checks every override against the default.
 from __future__ import annotations
 
 import abc
+import functools
 import math
+import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -61,8 +77,29 @@ class BackendUnavailable(RuntimeError):
     """A backend cannot run here: its library is missing or it has no device. The message says why."""
 
 
+class DeviceUnavailable(BackendUnavailable, ValueError):
+    """A device the backend knows but this machine lacks ("cuda:0" with no CUDA, "gpu:1" with one
+    GPU): like an absent backend, a reason to skip. A ValueError too, as every bad device is; a name
+    the backend does not know at all ("cuda:x") stays a plain ValueError, an error to fix."""
+
+
 class TraceError(RuntimeError):
     """A traced function read a symbolic value on the host (its library's error, translated)."""
+
+
+class OutOfMemoryError(MemoryError):
+    """A result that does not fit in its device's memory. Raised before the library is asked where
+    agnostic knows the size (XLA aborts the whole process on some failed allocations), and in place
+    of the library's own error (MemoryError, torch's RuntimeError, JAX's RESOURCE_EXHAUSTED)
+    otherwise, so one `except ag.OutOfMemoryError` (or MemoryError) works on every backend. The
+    attributes say what was asked for: `op`, `shape`, `dtype` and `nbytes`."""
+
+    def __init__(
+        self, message: str, *, op: str | None = None, shape: Shape | None = None,
+        dtype: DType | None = None, nbytes: int | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__(message)
+        self.op, self.shape, self.dtype, self.nbytes = op, shape, dtype, nbytes
 
 
 class Backend(abc.ABC):
@@ -86,7 +123,8 @@ class Backend(abc.ABC):
     # ------------------------------------------------------------------ identity and info
     @classmethod
     def canonical_device(cls, device: str | int | None) -> str:
-        """The device's canonical name; raise ValueError listing valid ones for a bad name."""
+        """The device's canonical name; raise ValueError listing valid ones for a bad name, and
+        DeviceUnavailable for a device of a kind the backend knows that this machine lacks."""
         if device in (None, "cpu"):
             return "cpu"
         raise ValueError(f"backend {cls.name!r}: unknown device {device!r}; available: cpu")
@@ -108,6 +146,19 @@ class Backend(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(device={self.device!r})"
+
+    # ------------------------------------------------------------------ memory
+    def memory_capacity(self) -> int | None:
+        """The bytes of memory of this backend's device, None where unknown: no array can be larger,
+        and the Tensor layer refuses a result that would be with OutOfMemoryError before asking the
+        library. The default is the host's physical memory, right for a backend that computes in
+        host memory; a backend with device memory gives its size."""
+        return host_memory()
+
+    def is_out_of_memory(self, exc: BaseException) -> bool:
+        """Whether `exc`, raised by this backend's library, says it ran out of memory (by default:
+        it is a MemoryError). The Tensor layer then raises OutOfMemoryError in its place."""
+        return isinstance(exc, MemoryError)
 
     # ------------------------------------------------------------------ dtypes, shapes, host
     @abc.abstractmethod
@@ -190,7 +241,9 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def cast(self, a: Array, dtype: DType) -> Array:
-        """`a` converted to `dtype` (float to int truncates toward zero)."""
+        """`a` converted to `dtype`. Float to int truncates toward zero and saturates (NaN gives 0,
+        see `IntCast`); int to a narrower int wraps (two's complement); a float too large for a
+        narrower float becomes +-inf."""
 
     # ------------------------------------------------------------------ elementwise
     # One abstract method per name in UNARY_OPS and BINARY_OPS; see `_declare_elementwise` below.
@@ -762,6 +815,105 @@ class Backend(abc.ABC):
         return not self.is_native(lr) and not any(self.is_native(t) for t in steps)
 
 
+_ADDRESSABLE = 2**63
+"""No device holds this many bytes: sizes are int64 in every library (XLA aborts on the overflow)."""
+
+
+@functools.cache
+def host_memory() -> int | None:
+    """The host's physical memory in bytes (None where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _bytes_text(n: int) -> str:
+    """`n` bytes in binary units, for messages: "3.6 TiB"."""
+    size = float(n)
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if size < 1024:
+            return f"{size:.1f} {unit}" if unit != "bytes" else f"{n} bytes"
+        size /= 1024
+    return f"{size:.1f} EiB"
+
+
+def _request(op: str, shape: Shape, dtype: DType, nbytes: int) -> str:
+    """The start of an OutOfMemoryError's message: what was asked for."""
+    size = f"{nbytes} bytes ({_bytes_text(nbytes)})"
+    return f"{op}: a tensor of shape {tuple(shape)} and dtype {dtype.name} needs {size}"
+
+
+def check_allocation(ops: Backend, op: str, shape: Shape, dtype: DType) -> None:
+    """Raise OutOfMemoryError, before anything is allocated, when a result of `shape` and `dtype`
+    cannot fit on `ops`'s device: more bytes than the device has (`memory_capacity`), or than any
+    device can address. Only bytes that can never fit are refused: a result that fits the device
+    but not its free memory is the library's to refuse (`allocation_error` translates that)."""
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes < _ADDRESSABLE:
+        limit = ops.memory_capacity()
+        if limit is None or nbytes <= limit:
+            return
+        where = f"more than the {_bytes_text(limit)} of memory of backend {ops.name!r} ({ops.device})"
+    else:
+        where = "more than any device can address (2**63 bytes)"
+    raise OutOfMemoryError(
+        f"{_request(op, shape, dtype, nbytes)}, {where}; use a smaller shape (a smaller batch, or "
+        "the work in chunks) or a device with more memory",
+        op=op, shape=tuple(shape), dtype=dtype, nbytes=nbytes,
+    )  # fmt: skip
+
+
+def allocation_error(
+    ops: Backend, op: str, shape: Shape, dtype: DType, exc: BaseException
+) -> OutOfMemoryError | None:
+    """After `ops`'s library failed to make a result of `shape` and `dtype`: the OutOfMemoryError to
+    raise in place of `exc` when the result cannot fit or the library says it ran out of memory
+    (`is_out_of_memory`), else None (`exc` is about something else)."""
+    try:
+        check_allocation(ops, op, shape, dtype)
+    except OutOfMemoryError as too_big:
+        return too_big
+    if not ops.is_out_of_memory(exc):
+        return None
+    nbytes = math.prod(shape) * dtype.itemsize
+    said = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return OutOfMemoryError(
+        f"{_request(op, shape, dtype, nbytes)} and backend {ops.name!r} ({ops.device}) could not "
+        f"allocate it ({said}); free memory (drop tensors you no longer need) or use a smaller shape",
+        op=op, shape=tuple(shape), dtype=dtype, nbytes=nbytes,
+    )  # fmt: skip
+
+
+class IntCast(NamedTuple):
+    """How to cast float to int as the op-set says, in a few vectorized passes on any library:
+    clip to [lo, hi], set NaN to 0, convert (exact: both bounds are values of the float dtype inside
+    the int's range), then, where `fix_min`, give the int's min to inputs below lo (only -inf can
+    be: float16's range is narrower than int32's), and where `fix_max` its max to inputs above hi
+    (the int's max is not a value of the float dtype: 2**31 - 1 is not a float32)."""
+
+    lo: float
+    hi: float
+    fix_min: bool
+    fix_max: bool
+
+
+@functools.cache
+def int_cast(src: DType, dst: DType) -> IntCast:
+    """The IntCast from float dtype `src` to integer dtype `dst`."""
+    info, fi = dtypes.iinfo(dst), dtypes.finfo(src)
+    largest, digits = float(fi.max), int(fi.nmant) + 1  # significand bits
+    end = float(info.max) + 1  # 2**(bits - 1), or 2**bits unsigned: exact in every float dtype
+    if end > largest:
+        hi = largest
+    elif info.max < 2**digits:
+        hi = float(info.max)  # exact
+    else:
+        hi = end - end / 2**digits  # the float just below 2**m: 2**m - 2**(m - digits)
+    lo = max(float(info.min), -largest)  # 0, or -2**(bits - 1) when the float reaches it
+    return IntCast(lo, hi, lo != info.min, hi != info.max)
+
+
 def distinct(items: Sequence[Any]) -> tuple[list[Any], list[int]]:
     """The distinct objects of `items` (by identity, in first-seen order) and, per item, its
     position among them: work on a compiled step's shared step count is done once, not per
@@ -807,7 +959,8 @@ ones are gradients, which backward runs: a backend with a fused backward kernel 
 
 DEFAULTS: tuple[str, ...] = (
     "std", "topk", "nonzero", "random_uniform", "random_normal", "random_bernoulli",
-    "random_integers", "from_dlpack", "to_dlpack", "dlpack_device",
+    "random_integers", "from_dlpack", "to_dlpack", "dlpack_device", "memory_capacity",
+    "is_out_of_memory",
 )  # fmt: skip
 """Other methods with a default here that a backend may override (not composites: they are not
 differentiated through their default body)."""

@@ -16,7 +16,7 @@ import numpy as np
 
 from agnostic import dtypes
 from agnostic.backends._xp import XPBackend
-from agnostic.backends.base import COMPOSITES, DEFAULTS, PRIMITIVES, Array
+from agnostic.backends.base import COMPOSITES, DEFAULTS, PRIMITIVES, Array, DeviceUnavailable
 from agnostic.dtypes import DType
 
 
@@ -52,14 +52,19 @@ class CupyBackend(XPBackend):
         if isinstance(device, str) and device.startswith("cuda:"):
             device = int(device.split(":", 1)[1])
         if not isinstance(device, int) or f"cuda:{device}" not in cls.devices():
-            raise ValueError(
-                f"backend 'cupy': unknown device {device!r}; available: {', '.join(cls.devices())}"
-            )
+            error = DeviceUnavailable if isinstance(device, int) and device >= 0 else ValueError
+            raise error(f"backend 'cupy': unknown device {device!r}; available: {', '.join(cls.devices())}")
         return f"cuda:{device}"
 
     def __init__(self, device: str | int | None = None) -> None:
         super().__init__(device)
         self._cuda_device = cupy.cuda.Device(int(self.device.split(":", 1)[1]))
+        self._total_memory: int | None = None
+
+    def memory_capacity(self) -> int | None:
+        if self._total_memory is None:  # asked of the driver once: (free, total) bytes
+            self._total_memory = int(self._cuda_device.mem_info[1])
+        return self._total_memory
 
     def native_dtype(self, dtype: DType) -> Any:
         if dtype is dtypes.bfloat16:
@@ -98,6 +103,7 @@ def _on_own_device(fn: Any) -> Any:
     return method
 
 
-_METADATA = {"native_dtype", "dtype_of", "shape", "is_native"}  # no device work: keep them lean
+# no device work: keep them lean
+_METADATA = {"native_dtype", "dtype_of", "shape", "is_native", "is_out_of_memory"}
 for _name in sorted((set(PRIMITIVES) | set(COMPOSITES) | set(DEFAULTS)) - _METADATA):
     setattr(CupyBackend, _name, _on_own_device(getattr(CupyBackend, _name)))

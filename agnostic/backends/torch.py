@@ -6,18 +6,30 @@ Only this module imports torch, and only when the backend is first asked for.
 from __future__ import annotations
 
 import abc
+import contextvars
 import math
 from collections.abc import Sequence
 from typing import Any
 
-import ml_dtypes
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from agnostic import dtypes
-from agnostic.backends.base import Array, Axes, Backend, Pairs, Shape, TraceError, distinct
+from agnostic import dtypes, threads
+from agnostic.backends.base import (
+    Array,
+    Axes,
+    Backend,
+    DeviceUnavailable,
+    Pairs,
+    Shape,
+    TraceError,
+    distinct,
+    int_cast,
+)
 from agnostic.dtypes import DType
+
+threads.torch_loaded(torch)  # a thread count the user set (ag.set_num_threads) before torch loaded
 
 _TORCH_DTYPES = {
     dtypes.bool: torch.bool,
@@ -46,8 +58,7 @@ _UNARY = {
 }  # fmt: skip
 # ops whose torch function takes a Python scalar for either operand
 _BINARY_SCALAR_OK = {
-    "add": torch.add, "sub": torch.sub, "mul": torch.mul, "div": torch.true_divide,
-    "floor_divide": torch.floor_divide, "remainder": torch.remainder, "pow": torch.pow,
+    "add": torch.add, "sub": torch.sub, "mul": torch.mul, "div": torch.true_divide, "pow": torch.pow,
     "eq": torch.eq, "ne": torch.ne, "lt": torch.lt, "le": torch.le, "gt": torch.gt, "ge": torch.ge,
     "bitwise_and": torch.bitwise_and, "bitwise_or": torch.bitwise_or, "bitwise_xor": torch.bitwise_xor,
     "bitwise_left_shift": torch.bitwise_left_shift, "bitwise_right_shift": torch.bitwise_right_shift,
@@ -82,18 +93,18 @@ class TorchBackend(Backend):
             device = "cuda:0"
         if isinstance(device, str) and device.startswith("cuda:") and device[5:].isdigit():
             if not torch.cuda.is_available():
-                raise ValueError(
+                raise DeviceUnavailable(
                     f"backend 'torch': device {device!r} requested but torch sees no CUDA device"
                 )
             index = int(device.split(":", 1)[1])
             if index >= torch.cuda.device_count():
-                raise ValueError(
+                raise DeviceUnavailable(
                     f"backend 'torch': no device {device!r}; available: {', '.join(cls.devices())}"
                 )
             return device
         if device == "mps":
             if not torch.backends.mps.is_available():
-                raise ValueError("backend 'torch': device 'mps' requested but MPS is not available")
+                raise DeviceUnavailable("backend 'torch': device 'mps' requested but MPS is not available")
             return "mps"
         raise ValueError(f"backend 'torch': unknown device {device!r}; available: {', '.join(cls.devices())}")
 
@@ -107,6 +118,18 @@ class TorchBackend(Backend):
         if torch.backends.mps.is_available():
             found.append("mps")
         return found
+
+    def memory_capacity(self) -> int | None:
+        kind = self._torch_device.type
+        if kind == "cuda":
+            return torch.cuda.get_device_properties(self._torch_device).total_memory
+        return super().memory_capacity() if kind == "cpu" else None
+
+    def is_out_of_memory(self, exc: BaseException) -> bool:
+        # CUDA says torch.OutOfMemoryError; the CPU and MPS allocators a RuntimeError of their own
+        return isinstance(exc, (MemoryError, _CUDA_OUT_OF_MEMORY)) or (
+            isinstance(exc, RuntimeError) and any(s in str(exc) for s in _OUT_OF_MEMORY_SAYS)
+        )
 
     # ------------------------------------------------------------------ dtypes, shapes, host
     def native_dtype(self, dtype: DType) -> Any:
@@ -123,7 +146,7 @@ class TorchBackend(Backend):
 
     def from_numpy(self, array: np.ndarray) -> Array:
         array = np.array(array, copy=True, order="C")  # (ascontiguousarray would make 0-d 1-d)
-        if array.dtype == ml_dtypes.bfloat16:
+        if array.dtype.name == "bfloat16":  # ml_dtypes' (NumPy has none): torch reads its bits
             t = torch.from_numpy(array.view(np.int16)).view(torch.bfloat16)
         else:
             t = torch.from_numpy(array)
@@ -132,7 +155,7 @@ class TorchBackend(Backend):
     def to_numpy(self, a: Array) -> np.ndarray:
         a = a.detach()
         if a.dtype == torch.bfloat16:
-            return a.view(torch.int16).cpu().numpy().view(ml_dtypes.bfloat16)
+            return a.view(torch.int16).cpu().numpy().view(dtypes.to_numpy_dtype(dtypes.bfloat16))
         host = a.cpu().numpy()
         if host.flags.writeable and a.device.type == "cpu":
             host = host.view()
@@ -155,6 +178,8 @@ class TorchBackend(Backend):
         return (cols - rows == k).to(_TORCH_DTYPES[dtype])
 
     def cast(self, a: Array, dtype: DType) -> Array:
+        if dtype.is_integer and a.is_floating_point():
+            return _saturating_cast(a, dtype)
         return a.to(_TORCH_DTYPES[dtype])
 
     # ------------------------------------------------------------------ elementwise
@@ -164,6 +189,12 @@ class TorchBackend(Backend):
     def sign(self, a: Array) -> Array:
         out = torch.sign(a)  # torch gives sign(nan) = 0; NaN must stay NaN
         return torch.where(torch.isnan(a), a, out) if a.is_floating_point() else out
+
+    def floor_divide(self, a: Array | int | float, b: Array | int | float) -> Array:
+        return _by_zero_is_zero(torch.floor_divide, a, b)
+
+    def remainder(self, a: Array | int | float, b: Array | int | float) -> Array:
+        return _by_zero_is_zero(torch.remainder, a, b)
 
     def where(self, cond: Array, a: Array | float, b: Array | float) -> Array:
         if not isinstance(a, torch.Tensor) and not isinstance(b, torch.Tensor):
@@ -463,7 +494,7 @@ class TorchBackend(Backend):
         computed), so the Python of agnostic's layers, autodiff and optimizers is gone from it."""
         from torch.fx.experimental.proxy_tensor import make_fx
 
-        _for_inductor[0] = mode is not None
+        token = _for_inductor.set(mode is not None)
         try:
             return make_fx(fn, tracing_mode="fake", _allow_non_fake_inputs=True)(*inputs)
         except Exception as exc:
@@ -472,7 +503,7 @@ class TorchBackend(Backend):
                 raise
             raise TraceError(said.split("\n")[0]) from exc
         finally:
-            _for_inductor[0] = False
+            _for_inductor.reset(token)
 
     def compile_traced(self, traced: Any, mode: str | None) -> Any:
         """The graph as it is, or, given a mode, torch.compile's (inductor) build of it."""
@@ -588,7 +619,7 @@ class TorchBackend(Backend):
         contiguous. A compiled step's 0-d step counts and learning rate go in as tensors (the
         kernel's tensor-lr form), so the traced graph keeps the one fused call."""
         if self._torch_device.type not in _fused_kernel_devices() or (
-            _for_inductor[0] and not self._numbers(lr, steps)
+            _for_inductor.get() and not self._numbers(lr, steps)
         ):  # inductor has no kernel for the fused op's tensor-lr form: it fuses the default itself
             return super().adam_step(
                 params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, lr, beta1, beta2, eps,
@@ -624,8 +655,11 @@ class TorchBackend(Backend):
         return new_p, new_m, new_v, (new_max if amsgrad else None)
 
 
-_for_inductor = [False]
-"""Set while a step is traced for torch.compile (a mode was given), not to run as a plain graph."""
+_for_inductor: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "agnostic.torch_for_inductor", default=False
+)
+"""Set while a step is traced for torch.compile (a mode was given), not to run as a plain graph (in
+the tracing thread only)."""
 
 _HOST_READ_ERRORS = ("DataDependent", "data-dependent", "tensor subclasses", "FakeTensor", "fake tensor")
 """How torch says, in a fake-tensor trace, that Python asked for a value (`.item()`, `.numpy()`...)."""
@@ -648,6 +682,34 @@ def _unary(fn: Any) -> Any:
 
 
 _Tensor = torch.Tensor  # (one attribute lookup less per binary op)
+_CUDA_OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+_OUT_OF_MEMORY_SAYS = ("can't allocate memory", "out of memory")
+
+
+def _by_zero_is_zero(fn: Any, a: Any, b: Any) -> Array:
+    """`fn(a, b)` (floor_divide or remainder) with an integer divisor of 0 giving 0, as the op-set
+    says: torch raises ZeroDivisionError for it on the CPU. The zero divisors are replaced by 1 and
+    their results selected away, on the device (raising would need the values on the host)."""
+    if not isinstance(a, _Tensor):
+        a = torch.as_tensor(a, dtype=b.dtype, device=b.device)
+    if a.is_floating_point():
+        return fn(a, b)
+    if not isinstance(b, _Tensor):
+        return fn(a, b) if b != 0 else torch.zeros_like(a)
+    zero = b == 0
+    return fn(a, b.masked_fill(zero, 1)).masked_fill(zero, 0)
+
+
+def _saturating_cast(a: Array, dtype: DType) -> Array:
+    """Float to int as the op-set defines it (see `IntCast`): torch's conversion of NaN, inf and
+    out-of-range values is undefined and differs by device."""
+    plan, info = int_cast(_FROM_TORCH[a.dtype], dtype), dtypes.iinfo(dtype)
+    out = a.clamp(plan.lo, plan.hi).nan_to_num_(0.0).to(_TORCH_DTYPES[dtype])
+    if plan.fix_max:
+        out.masked_fill_(a > plan.hi, int(info.max))
+    if plan.fix_min:
+        out.masked_fill_(a < plan.lo, int(info.min))
+    return out
 
 
 def _binary_scalar_ok(fn: Any) -> Any:

@@ -398,7 +398,7 @@ def test_attention_fully_masked_row_and_numpy_reference(backend: ag.Device) -> N
 # ====================================================================== losses and dropout
 def test_mse_loss(backend: ag.Device) -> None:
     r = rng(10)
-    a, b = r.standard_normal((3, 4)), r.standard_normal((4,))
+    a, b = r.standard_normal((3, 4)), r.standard_normal((3, 4))  # same shapes: no broadcasting
     d = (a - b) ** 2
     assert_close(ag.functional.mse_loss(tensor(backend, a), tensor(backend, b)), d.mean())
     assert_close(ag.functional.mse_loss(tensor(backend, a), tensor(backend, b), reduction="sum"), d.sum())

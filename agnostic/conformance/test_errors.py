@@ -372,6 +372,96 @@ def test_tensors_of_two_backends_in_one_op(backend, other_backend):
     support.assert_close(a + b.to(backend), np.full(3, 2.0), dtype=ag.float32)
 
 
+def test_losses_and_composites_with_tensors_of_two_backends(backend, other_backend):
+    """Every composite checks its tensors' devices before the backend sees them (an AttributeError or
+    a backend's TypeError before); the losses name themselves."""
+    logits, labels = backend.ones((4, 3)), backend.tensor([0, 1, 2, 0])
+    two = "tensors are on different backends/devices"
+    cases = [
+        ("cross_entropy", lambda: ag.cross_entropy(logits, other_backend.tensor([0, 1, 2, 0]))),
+        ("cross_entropy", lambda: ag.cross_entropy(other_backend.ones((4, 3)), labels)),
+        ("cross_entropy", lambda: ag.cross_entropy(logits, labels, weight=other_backend.ones(3))),
+        ("nll_loss", lambda: F.nll_loss(logits, other_backend.tensor([0, 1, 2, 0]))),
+        ("mse_loss", lambda: F.mse_loss(logits, other_backend.ones((4, 3)))),
+        ("l1_loss", lambda: F.l1_loss(logits, other_backend.ones((4, 3)))),
+        ("linear", lambda: F.linear(logits, other_backend.ones((2, 3)))),
+        ("layer_norm", lambda: F.layer_norm(logits, (3,), weight=other_backend.ones(3))),
+        (
+            "scaled_dot_product_attention",
+            lambda: F.scaled_dot_product_attention(
+                backend.ones((1, 2, 3)), other_backend.ones((1, 2, 3)), backend.ones((1, 2, 3))
+            ),
+        ),
+    ]
+    for name, call in cases:
+        with pytest.raises(ValueError, match=rf"^{name}: {two}"):
+            call()
+
+
+@pytest.mark.parametrize("dtype", ["complex64", "complex128", "object", "U3", "uint16", "datetime64[s]"])
+def test_numpy_arrays_of_unsupported_dtypes(backend, dtype):
+    """On every backend (and on NumPy's, where a NumPy array is the native type: a KeyError before)."""
+    data = np.zeros(2, dtype=dtype)
+    with pytest.raises(TypeError, match=r"is not supported by agnostic; supported: bool, int8"):
+        backend.tensor(data)
+    with pytest.raises(TypeError, match=r"is not supported by agnostic"):
+        ag.asarray(data, device=backend)
+
+
+def test_python_data_that_is_not_real_numbers(backend):
+    for data in (1 + 2j, [1j, 2.0], ["a", "b"], [None]):
+        with pytest.raises(TypeError, match=r"asarray: cannot make a tensor from .* \(not real numbers"):
+            backend.tensor(data)
+
+
+def test_pointwise_losses_do_not_broadcast(backend):
+    """(4, 1) predictions against (4,) targets would broadcast to (4, 4): an error for every
+    pointwise loss, mse_loss included (it broadcast silently before), with the reshape that fixes it."""
+    pred, target = backend.ones((4, 1)), backend.zeros(4)
+    for loss in (F.mse_loss, F.l1_loss, F.smooth_l1_loss, F.huber_loss, F.binary_cross_entropy):
+        name = loss.__name__
+        with pytest.raises(
+            ValueError,
+            match=rf"{name}: target shape \(4,\) must match input shape \(4, 1\) .*target.reshape\(\(4, 1\)\)",
+        ):
+            loss(pred * 0.5, target)
+    support.assert_close(F.mse_loss(pred, target.reshape((4, 1))), np.float64(1.0), dtype=ag.float32)
+
+
+def test_layers_given_a_list_say_to_make_a_tensor(backend):
+    from agnostic import nn
+
+    with ag.default_backend(backend):
+        layers = [
+            (nn.Linear(2, 3), [[1.0, 2.0]]),
+            (nn.Conv2d(1, 2, 3), [[[[0.0] * 4] * 4]]),
+            (nn.Conv1d(1, 2, 3), np.zeros((1, 1, 4), np.float32)),
+            (nn.LayerNorm(2), [[1.0, 2.0]]),
+            (nn.BatchNorm1d(2), [[1.0, 2.0]]),
+            (nn.MaxPool2d(2), [[[[0.0] * 4] * 4]]),
+            (nn.AdaptiveAvgPool2d(1), [[[[0.0] * 4] * 4]]),
+            (nn.Flatten(), [[1.0]]),
+            (nn.ReLU(), [1.0]),
+            (nn.Dropout(), [1.0]),
+            (nn.Upsample(scale_factor=2), [[[1.0]]]),
+            (nn.Embedding(5, 2), [1, 2]),
+            (nn.LSTM(2, 3), [[[1.0, 2.0]]]),
+            (nn.Sequential(nn.Linear(2, 2)), [[1.0, 2.0]]),
+        ]
+    for layer, data in layers:
+        inner = layer[0] if isinstance(layer, nn.Sequential) else layer
+        with pytest.raises(
+            TypeError,
+            match=rf"^{type(inner).__name__}: \w+ must be a Tensor, got {type(data).__name__}; make one on "
+            r"the layer's backend with ag.asarray\(data, device=...\)",
+        ):
+            layer(data)
+    attention = nn.MultiheadAttention(4, 2, backend=backend)
+    q = backend.ones((1, 2, 4))
+    with pytest.raises(TypeError, match=r"^MultiheadAttention: value must be a Tensor, got list"):
+        attention(q, q, [[[1.0] * 4] * 2])
+
+
 def test_gradient_of_tensor_on_another_backend(backend, other_backend):
     y = _ones(backend, 2, dtype=ag.float64).requires_grad_() * 2.0
     with pytest.raises(ValueError, match=r"backward: gradient is on .* but the output is on"):
@@ -578,7 +668,7 @@ def test_dtype_errors_of_ops(backend):
         b - b
     with pytest.raises(TypeError, match=r"bitwise_and: needs integer or bool tensors, got float32"):
         backend.ones(2) & backend.ones(2)
-    with pytest.raises(TypeError, match=r"asarray: cannot make a tensor from \['a'\] \(not numbers\)"):
+    with pytest.raises(TypeError, match=r"asarray: cannot make a tensor from \['a'\] \(not real numbers"):
         ag.asarray(["a"], device=backend)
     with pytest.raises(TypeError, match=r"abs: not defined for bool tensors"):
         ag.abs(b)

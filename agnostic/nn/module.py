@@ -41,6 +41,35 @@ class _Changes:
 changes = _Changes()
 
 
+_TENSOR_ARGS: dict[type, int] = {}
+"""Per layer class: how many leading positional arguments of its forward must be Tensors."""
+
+
+def _leading_tensor_args(cls: type) -> int:
+    """The leading positional parameters of `cls.forward` annotated `Tensor`, for agnostic's own
+    layers: they are checked on the way in, so a list or a NumPy array gets a TypeError that says
+    what to do, not an AttributeError from inside the layer. (Users' modules are left as they are.)"""
+    if not cls.__module__.startswith("agnostic."):
+        return 0
+    count = 0
+    for p in list(inspect.signature(cls.forward).parameters.values())[1:]:
+        if p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) or p.annotation not in (
+            "Tensor",
+            Tensor,
+        ):
+            break
+        count += 1
+    return count
+
+
+def _not_a_tensor_input(module: Module, index: int, value: Any) -> TypeError:
+    name = list(inspect.signature(type(module).forward).parameters)[index + 1]
+    return TypeError(
+        f"{type(module).__name__}: {name} must be a Tensor, got {type(value).__name__}; make one on the "
+        "layer's backend with ag.asarray(data, device=...)"
+    )
+
+
 def _bind_backend(init: Callable[..., None]) -> Callable[..., None]:
     """Wrap a Module subclass's `__init__` so that `backend=B` builds the module on B."""
     takes_backend = "backend" in inspect.signature(init).parameters
@@ -376,8 +405,14 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if tracing.active is not None:  # an agnostic.compile trace lifts this module's state
-            tracing.active.uses(self)
+        if (tracer := tracing.active()) is not None:  # an agnostic.compile trace lifts this module's state
+            tracer.uses(self)
+        n = _TENSOR_ARGS.get(type(self))
+        if n is None:
+            n = _TENSOR_ARGS[type(self)] = _leading_tensor_args(type(self))
+        for i in range(min(n, len(args))):
+            if not isinstance(args[i], Tensor):
+                raise _not_a_tensor_input(self, i, args[i])
         return self.forward(*args, **kwargs)
 
     def extra_repr(self) -> str:
@@ -386,6 +421,13 @@ class Module:
 
     def num_parameters(self, trainable_only: bool = False) -> int:
         return sum(p.size for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    def summary(self, *inputs: Any, **kwargs: Any) -> Any:
+        """A table of the layers, their output shapes on `inputs` (Tensors or shapes) and their
+        parameter counts; `print(model.summary((64, 1, 8, 8)))`. See `agnostic.nn.summary`."""
+        from agnostic.nn.summary import summary
+
+        return summary(self, *inputs, **kwargs)
 
     def __repr__(self) -> str:
         return self._repr(top=True)

@@ -41,14 +41,14 @@ class Parameter(Tensor):
     def grad(self) -> Tensor | None:
         """The accumulated gradient, or None. Reads and writes are reported to a running
         `agnostic.compile` trace, which lifts a gradient that the step reads into its inputs."""
-        if tracing.active is not None:
-            tracing.active.grad_read(self)
+        if (tracer := tracing.active()) is not None:
+            tracer.grad_read(self)
         return _GRAD.__get__(self, Parameter)
 
     @grad.setter
     def grad(self, value: Tensor | None) -> None:
-        if tracing.active is not None:
-            tracing.active.grad_written(self)
+        if (tracer := tracing.active()) is not None:
+            tracer.grad_written(self)
         _GRAD.__set__(self, value)
 
     def assign(self, value: Any) -> None:

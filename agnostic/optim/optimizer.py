@@ -69,8 +69,8 @@ class Optimizer:
             raise ValueError(f"{type(self).__name__}: lr must be >= 0, got {group['lr']}")
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        if tracing.active is not None:  # an agnostic.compile trace lifts this optimizer's state
-            tracing.active.uses(self)
+        if (tracer := tracing.active()) is not None:  # an agnostic.compile trace lifts this optimizer's state
+            tracer.uses(self)
         for g in self.param_groups:
             for p in g["params"]:
                 if set_to_none:  # a write, not a read: a compiled step then needs no incoming gradient
@@ -80,8 +80,8 @@ class Optimizer:
 
     def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
         """One update of every parameter that has a gradient; `closure` re-evaluates the loss."""
-        if tracing.active is not None:
-            tracing.active.uses(self)
+        if (tracer := tracing.active()) is not None:
+            tracer.uses(self)
         loss = closure() if closure is not None else None
         with no_grad():
             for group in self.param_groups:
