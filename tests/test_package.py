@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -22,11 +23,49 @@ def _python(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     )
 
 
+HEAVY = ("torch", "jax", "cupy", "ml_dtypes", "safetensors", "threadpoolctl", "matplotlib", "tqdm")
+"""Libraries `import agnostic` must not load: the backends' (loaded with their backend), and the
+ones only some work needs (ml_dtypes alone took 0.7-1.2 s, most of agnostic's import time)."""
+
+
 def test_import_loads_no_backend_library() -> None:
-    code = "import sys, agnostic; print(sorted(m for m in ('torch', 'jax', 'cupy') if m in sys.modules))"
+    code = f"import sys, agnostic; print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
     out = _python("-c", code)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_float32_work_on_numpy_does_not_load_ml_dtypes_and_bfloat16_does() -> None:
+    """ml_dtypes (NumPy's bfloat16) loads when a bfloat16 is first needed, and then works."""
+    code = (
+        "import sys, agnostic as ag\n"
+        "x = ag.asarray([1.0, 2.0]); y = (ag.tanh(x) * 2).sum(); ag.save({'x': x}, sys.argv[1])\n"
+        "before = 'ml_dtypes' in sys.modules\n"
+        "b = x.astype(ag.bfloat16) * 1.5\n"
+        "print(before, 'ml_dtypes' in sys.modules, b.dtype, b.numpy().tolist(), ag.finfo(ag.bfloat16).eps)\n"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        out = _python("-c", code, os.path.join(tmp, "x.safetensors"))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "True", "ag.bfloat16", "[1.5,", "3.0]", "0.0078125"]
+
+
+def test_a_bfloat16_array_made_elsewhere_is_read_before_agnostic_loads_ml_dtypes() -> None:
+    """The dtype tables complete themselves on a miss: a bfloat16 NumPy array from the user's own
+    ml_dtypes import is a bfloat16 tensor, and an unsupported dtype is the usual clear TypeError."""
+    code = (
+        "import ml_dtypes, numpy as np, agnostic as ag\n"
+        "t = ag.asarray(np.ones(2, dtype=ml_dtypes.bfloat16))\n"
+        "print(t.dtype, (t + 1).numpy().tolist())\n"
+        "try:\n    ag.asarray(np.ones(2, dtype=ml_dtypes.float8_e4m3fn))\n"
+        "except TypeError as e:\n    print(str(e).split(';')[0])\n"
+    )
+    out = _python("-c", code)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "ag.bfloat16 [2.0, 2.0]",
+        "dtype float8_e4m3fn is not supported by agnostic",
+    ]
 
 
 def test_namespace_is_the_array_namespace() -> None:

@@ -486,6 +486,23 @@ def test_an_empty_training_loader_is_an_error_not_a_nan_loss() -> None:
     ):
         learner.fit(used_up, epochs=2)
     assert learner.fit(empty, epochs=0) == []  # nothing to train: nothing to complain about
+    with pytest.raises(ValueError, match=r"Learner.evaluate: the loader DataLoader yielded no batches"):
+        learner.evaluate(empty)
+    with pytest.raises(ValueError, match=r"Learner.evaluate: the loader DataLoader yielded no batches"):
+        learner.fit(DataLoader(TensorDataset(x, y), batch_size=4), epochs=1, val_loader=empty)
+
+
+def test_a_metric_state_from_a_checkpoint_sets_only_the_metric_s_own_names() -> None:
+    from agnostic.train import Accuracy
+
+    metric = Accuracy()
+    state = metric.state_dict()
+    metric.load_state_dict(state)
+    with pytest.raises(ValueError, match=r"Accuracy.load_state_dict: expected the keys \["):
+        metric.load_state_dict({**state, "update": "not a method"})
+    with pytest.raises(ValueError, match=r"Accuracy.load_state_dict: expected the keys"):
+        metric.load_state_dict(["not", "a", "dict"])
+    assert callable(metric.update)
 
 
 def _edit_tree(path, old: str, new: str) -> None:

@@ -340,13 +340,21 @@ class Learner:
             m.reset()
         was_training = self.model.training
         self.model.eval()
+        batches = 0
         try:
             with no_grad():
                 for batch in loader:
                     output, target = self.forward(to_device(batch, device))
                     self._update_metrics(mean, metrics, self.loss_fn(output, target), output, target)
+                    batches += 1
         finally:
             self.model.train(was_training)
+        if not batches:  # a NaN loss without a word before
+            raise ValueError(
+                f"Learner.evaluate: the loader {type(loader).__name__} yielded no batches; is the "
+                "dataset empty, or smaller than batch_size with drop_last=True? (an iterator is used "
+                "up after one pass: pass a list or a DataLoader)"
+            )
         return {"loss": mean.compute(), **{m.name: m.compute() for m in metrics}}
 
     # -- interruption --------------------------------------------------------------------------

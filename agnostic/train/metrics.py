@@ -38,6 +38,13 @@ class Metric:
         return dict(vars(self))
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore `state_dict`'s values: only the names this metric has (a checkpoint is data; it
+        does not get to set other attributes)."""
+        if not isinstance(state, dict) or set(state) != set(vars(self)):
+            got = sorted(state) if isinstance(state, dict) else type(state).__name__
+            raise ValueError(
+                f"{type(self).__name__}.load_state_dict: expected the keys {sorted(vars(self))}, got {got}"
+            )
         vars(self).update(state)
 
     def __repr__(self) -> str:
