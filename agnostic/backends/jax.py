@@ -59,6 +59,8 @@ _FROM_NATIVE = {v: k for k, v in _NATIVE.items()}
 _PLATFORMS = {"cpu": "cpu", "gpu": "gpu", "cuda": "gpu", "rocm": "gpu", "tpu": "tpu"}
 _READERS = {"native_dtype", "dtype_of", "shape", "is_native"}
 """Methods that only read a Python attribute: they run outside `_in_x64` (every op asks them)."""
+_SETS_X64_ITSELF = {"matmul"}
+"""Methods that turn 64-bit mode on in their own body (no `_in_x64` frame: 0.1 us a call less)."""
 
 _UNARY = {
     "neg": "negative", "abs": "abs", "sign": "sign", "exp": "exp", "expm1": "expm1", "log": "log",
@@ -320,12 +322,19 @@ class JaxBackend(Backend):
     # ------------------------------------------------------------------ linear algebra
     def matmul(self, a: Array, b: Array) -> Array:
         sa, sb = a.shape, b.shape
-        columns = sb[-1:] if len(sb) > 1 else ()
-        if math.prod(sa[:-1]) * math.prod(sb[:-2] + columns) * a.dtype.itemsize > _SURELY_FITS:
-            # (that product bounds the result's size; the async dispatch needs the check first)
+        if len(sa) == 2 == len(sb):  # the usual case, kept cheap: 8 bytes bound every item
+            big = sa[0] * sb[1] * 8 > _SURELY_FITS
+        else:  # (that product bounds the result's size; the async dispatch needs the check first)
+            big = math.prod(sa[:-1]) * math.prod(sb[:-2] + sb[-1:] if len(sb) > 1 else ()) * 8 > _SURELY_FITS
+        if big:
+            columns = sb[-1:] if len(sb) > 1 else ()
             batch = np.broadcast_shapes(sa[:-2], sb[:-2])
             check_allocation(self, "matmul", batch + sa[-2:-1] + columns, _FROM_NATIVE[a.dtype])
-        return _matmul(a, b)
+        before = jax.enable_x64.swap_local(True)  # itself, as the elementwise ops: the hottest op
+        try:
+            return _matmul(a, b)
+        finally:
+            jax.enable_x64.set_local(before)
 
     # ------------------------------------------------------------------ shape
     def reshape(self, a: Array, shape: Shape) -> Array:
@@ -946,7 +955,7 @@ def _accumulation(fn: Any) -> Any:
 if _IMPORT_ERROR is None:
     _matmul = jax.jit(_matmul_highest, inline=True)  # a static `precision` costs jnp.matmul a lookup per call
     _div = jax.jit(_true_divide, inline=True)
-    _no_wrap = set(_READERS)
+    _no_wrap = _READERS | _SETS_X64_ITSELF
     for _table, _make in (
         (_UNARY, _unary),
         (_BINARY, _binary),
