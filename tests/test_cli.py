@@ -174,3 +174,16 @@ def test_backend_accepts_name_colon_device() -> None:
         ag.backend("numpy:cpu", device="cpu")
     with pytest.raises(ValueError, match=r"backend 'numpy': unknown device 'gpu'"):
         ag.backend("numpy:gpu")
+
+
+@pytest.mark.parametrize("name", ["cupy", "torch", "jax"])
+def test_a_malformed_device_is_a_value_error_not_a_skip(name: str) -> None:
+    """'cuda:x' names no device at all: a plain ValueError naming it (CuPy's raised int()'s own
+    error), never DeviceUnavailable, which the conformance suite would take for a reason to skip."""
+    try:
+        cls = backend_class(name)
+    except ag.BackendUnavailable as e:
+        pytest.skip(str(e))
+    with pytest.raises(ValueError, match=rf"backend '{name}': unknown device 'cuda:x'") as info:
+        cls.canonical_device("cuda:x")
+    assert not isinstance(info.value, ag.DeviceUnavailable)

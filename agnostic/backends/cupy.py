@@ -49,8 +49,8 @@ class CupyBackend(XPBackend):
     def canonical_device(cls, device: str | int | None) -> str:
         if device is None or device == "cuda":
             device = 0
-        if isinstance(device, str) and device.startswith("cuda:"):
-            device = int(device.split(":", 1)[1])
+        if isinstance(device, str) and device.startswith("cuda:") and device[5:].isdigit():
+            device = int(device[5:])  # ("cuda:x" stays a string: an unknown device below)
         if not isinstance(device, int) or f"cuda:{device}" not in cls.devices():
             error = DeviceUnavailable if isinstance(device, int) and device >= 0 else ValueError
             raise error(f"backend 'cupy': unknown device {device!r}; available: {', '.join(cls.devices())}")
