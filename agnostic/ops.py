@@ -401,7 +401,12 @@ _COMPARISONS = frozenset({"equal", "not_equal", "less", "less_equal", "greater",
 
 
 # ====================================================================== elementwise
-def _arith(op: str, prim: Any, float_only: bool = False, no_bool: bool = False) -> Any:
+def _arith(
+    op: str, prim: Any, float_only: bool = False, no_bool: bool = False, check_scalar: Any = None
+) -> Any:
+    """The public binary op `op` on primitive `prim`; `check_scalar(x1, x2)` vets the operands before
+    promotion when they are not two tensors of one dtype (the fast path never pays for it)."""
+
     def fn(x1: Any, x2: Any, /) -> Tensor:
         # two tensors of one dtype on one device (the usual case) need no promotion: skip the call
         if (
@@ -412,6 +417,8 @@ def _arith(op: str, prim: Any, float_only: bool = False, no_bool: bool = False) 
         ):
             a, b, d = x1, x2, x1._dtype
         else:
+            if check_scalar is not None:
+                check_scalar(x1, x2)
             a, b, d = _promote(op, x1, x2)
         if float_only and not d.is_floating:
             f = dtypes.default_float
@@ -472,7 +479,22 @@ multiply = _arith("multiply", P.mul)
 divide = _arith("divide", P.div, float_only=True)
 floor_divide = _arith("floor_divide", P.floor_divide, no_bool=True)
 remainder = _arith("remainder", P.remainder, no_bool=True)
-_pow = _arith("pow", P.pow, no_bool=True)
+
+
+def _no_negative_int_exponent(base: Any, exponent: Any) -> None:
+    """pow's check of a Python exponent: integers to a negative power have no integer result. A
+    Python exponent raises, as NumPy, torch and JAX all do; a tensor one, whose values only the
+    device knows, gives the exact result truncated toward zero on every backend (1 for a base of
+    1, -1 or 1 for -1, else 0)."""
+    if isinstance(base, Tensor) and base._dtype.is_integer and type(exponent) is int and exponent < 0:
+        raise ValueError(
+            f"pow: an integer tensor ({base._dtype.name}) to the negative power {exponent} has no integer "
+            f"result; use a float base (x.astype(ag.float32) ** {exponent}) or exponent "
+            f"(x ** {float(exponent)})"
+        )
+
+
+pow = _arith("pow", P.pow, no_bool=True, check_scalar=_no_negative_int_exponent)
 maximum = _arith("maximum", P.maximum)
 minimum = _arith("minimum", P.minimum)
 atan2 = _arith("atan2", P.atan2, float_only=True)
@@ -493,25 +515,6 @@ bitwise_or = _bitwise("bitwise_or", P.bitwise_or)
 bitwise_xor = _bitwise("bitwise_xor", P.bitwise_xor)
 bitwise_left_shift = _bitwise("bitwise_left_shift", P.bitwise_left_shift, allow_bool=False)
 bitwise_right_shift = _bitwise("bitwise_right_shift", P.bitwise_right_shift, allow_bool=False)
-
-
-def pow(x1: Any, x2: Any, /) -> Tensor:
-    """Elementwise x1 ** x2 with broadcasting and the agnostic promotion table. Integers to a
-    negative power have no integer result: a Python negative exponent raises (as NumPy, torch and
-    JAX all do); a tensor exponent, whose values only the device knows, gives the exact result
-    truncated toward zero on every backend (1 for a base of 1, -1 or 1 for -1, else 0)."""
-    if (
-        isinstance(x1, Tensor)
-        and x1._dtype.is_integer
-        and isinstance(x2, int)
-        and not isinstance(x2, builtins.bool)
-        and x2 < 0
-    ):
-        raise ValueError(
-            f"pow: an integer tensor ({x1._dtype.name}) to the negative power {x2} has no integer "
-            f"result; use a float base (x.astype(ag.float32) ** {x2}) or exponent (x ** {float(x2)})"
-        )
-    return _pow(x1, x2)
 
 
 sub, mul, div, power = subtract, multiply, divide, pow

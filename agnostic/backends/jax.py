@@ -57,8 +57,9 @@ else:
 _NATIVE = {d: np.dtype(dtypes.to_numpy_dtype(d)) for d in dtypes.ALL_DTYPES}
 _FROM_NATIVE = {v: k for k, v in _NATIVE.items()}
 _PLATFORMS = {"cpu": "cpu", "gpu": "gpu", "cuda": "gpu", "rocm": "gpu", "tpu": "tpu"}
-_READERS = {"native_dtype", "dtype_of", "shape", "is_native"}
-"""Methods that only read a Python attribute: they run outside `_in_x64` (every op asks them)."""
+_READERS = {"native_dtype", "dtype_of", "shape", "is_native", "memory_capacity", "is_out_of_memory"}
+"""Methods that compute nothing on arrays: they run outside `_in_x64` (every op or creation asks
+one of them)."""
 _SETS_X64_ITSELF = {"matmul"}
 """Methods that turn 64-bit mode on in their own body (no `_in_x64` frame: 0.1 us a call less)."""
 
@@ -184,8 +185,9 @@ class JaxBackend(Backend):
     def memory_capacity(self) -> int | None:
         if self._jax_device.platform == "cpu":
             return super().memory_capacity()
-        stats = self._jax_device.memory_stats() or {}  # the allocator's limit on GPU and TPU
-        return stats.get("bytes_limit")
+        if not hasattr(self, "_bytes_limit"):  # the allocator's limit on GPU and TPU, asked once
+            self._bytes_limit = (self._jax_device.memory_stats() or {}).get("bytes_limit")
+        return self._bytes_limit
 
     def is_out_of_memory(self, exc: BaseException) -> bool:
         return isinstance(exc, MemoryError) or (

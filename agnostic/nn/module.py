@@ -410,9 +410,10 @@ class Module:
         n = _TENSOR_ARGS.get(type(self))
         if n is None:
             n = _TENSOR_ARGS[type(self)] = _leading_tensor_args(type(self))
-        for i in range(min(n, len(args))):
-            if not isinstance(args[i], Tensor):
-                raise _not_a_tensor_input(self, i, args[i])
+        if n:  # (0 for users' modules: nothing more per call)
+            for i, a in enumerate(args[:n]):
+                if not isinstance(a, Tensor):
+                    raise _not_a_tensor_input(self, i, a)
         return self.forward(*args, **kwargs)
 
     def extra_repr(self) -> str:
