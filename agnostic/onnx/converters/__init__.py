@@ -1,0 +1,3 @@
+"""ONNX op converters, one module per family; importing this package registers them all."""
+
+from agnostic.onnx.converters import control, elementwise, ml, nn, quantize, sequence, shape, signal, training  # noqa: F401
