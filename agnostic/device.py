@@ -233,12 +233,18 @@ def _shape(shape: Any, op: str) -> tuple[int, ...]:
     if isinstance(shape, (int, np.integer)):
         shape = (shape,)
     try:
-        out = tuple(int(s) for s in shape)
+        out = tuple(_size(s) for s in shape)
     except TypeError:
         raise TypeError(f"{op}: shape must be an int or a sequence of ints, got {shape!r}") from None
     if any(s < 0 for s in out):
         raise ValueError(f"{op}: negative dimension in shape {out}")
     return out
+
+
+def _size(s: Any) -> int:
+    """A size as an int; an int subclass is kept as it is (an ONNX export's symbolic sizes, which
+    remember the input axis they follow)."""
+    return s if isinstance(s, int) and not isinstance(s, bool) else int(s)
 
 
 def _varargs_shape(shape: tuple[Any, ...]) -> Any:

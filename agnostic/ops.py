@@ -18,7 +18,7 @@ import numpy as np
 from agnostic import dtypes, tracing
 from agnostic import primitives as P
 from agnostic.backends.base import allocation_error, check_allocation
-from agnostic.device import Device, as_device, get_default_backend
+from agnostic.device import Device, _size, as_device, get_default_backend
 from agnostic.dtypes import DType
 from agnostic.tensor import Tensor
 
@@ -887,7 +887,7 @@ def reshape(x: Tensor, /, shape: Sequence[int] | int, *more: int, copy: bool | N
         shape = (shape,) + more
     elif isinstance(shape, (int, np.integer)):
         shape = (shape,)
-    shape = tuple(int(s) for s in shape)
+    shape = tuple(_size(s) for s in shape)
     size = x.size
     if shape.count(-1) > 1:
         raise ValueError(f"reshape: only one dimension can be -1, got {shape}")
@@ -952,7 +952,7 @@ def moveaxis(x: Tensor, source: int | Sequence[int], destination: int | Sequence
 def broadcast_to(x: Tensor, /, shape: Sequence[int]) -> Tensor:
     """`x` broadcast to `shape`."""
     x = _tensor(x, "broadcast_to")
-    shape = tuple(int(s) for s in shape)
+    shape = tuple(_size(s) for s in shape)
     if len(shape) < x.ndim or _broadcast_shapes("broadcast_to", x.shape, shape) != shape:
         raise ValueError(f"broadcast_to: cannot broadcast shape {x.shape} to {shape}")
     if shape == x.shape:
@@ -1170,7 +1170,7 @@ def _normalize_key(x: Tensor, key: Any, op: str = "getitem") -> tuple:
             out.append(asarray(bool(k), device=x._device))
             continue
         if isinstance(k, (int, np.integer)):
-            out.append(int(k))
+            out.append(_size(k))
             consumed += 1
         elif isinstance(k, slice):
             if k.step == 0:
