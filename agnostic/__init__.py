@@ -100,4 +100,13 @@ def __array_namespace_info__() -> _NamespaceInfo:
     return _NamespaceInfo()
 
 
+def __getattr__(name: str) -> object:
+    """`ag.onnx` (and `ag.compat`...) import on first use: `import agnostic` imports numpy alone."""
+    if name == "onnx":
+        import importlib
+
+        return importlib.import_module("agnostic.onnx")
+    raise AttributeError(f"module 'agnostic' has no attribute {name!r}")
+
+
 del annotations

@@ -1,4 +1,4 @@
-"""The command line: `agnostic info | conformance | demo` (also `python -m agnostic ...`), and the
+"""The command line: `agnostic info | conformance | demo | onnx` (also `python -m agnostic ...`), and the
 options every agnostic script shares, `--backend NAME[:DEVICE]` and `--threads N`.
 
 The examples use the same two functions (`add_common_options`, `parse_args`), so a backend is named
@@ -81,6 +81,7 @@ _COMMANDS = {
     "info": "list the backends: available here or not and why, library version, devices",
     "conformance": "run the conformance suite on backends and print a table by area",
     "demo": "train a small network with gradient descent and show the loss falling",
+    "onnx": "inspect an ONNX file, or run it on a backend and on ONNX Runtime and compare",
 }
 
 
@@ -98,6 +99,43 @@ def _info() -> int:
             ok, version, detail = False, "", str(e)
         print(f"{name:<12}{'available' if ok else 'unavailable':<14}{version:<12}{detail}")
     return 0
+
+
+def _onnx_commands(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="onnx_command", required=True)
+    text = "print a file's inputs, outputs, opsets and ops, and which ops agnostic supports"
+    info = sub.add_parser("info", help=text, description=text[0].upper() + text[1:] + ".")
+    info.add_argument("file", help="an .onnx file")
+    text = "run a file on a backend and on ONNX Runtime with random inputs; print the largest difference"
+    check = sub.add_parser("check", help=text, description=text[0].upper() + text[1:] + ".")
+    check.add_argument("file", help="an .onnx file")
+    add_common_options(check)
+    check.add_argument("--batch", type=int, default=2, help="the size of every dynamic dimension (default 2)")
+    check.add_argument("--seed", type=int, default=0, help="the random inputs' seed (default 0)")
+    check.add_argument(
+        "--atol", type=float, default=1e-4, help="exit status 1 when a difference is larger (default 1e-4)"
+    )
+
+
+def _onnx(args: argparse.Namespace) -> int:
+    """`agnostic onnx info|check`: a file that cannot be read is one line on stderr, status 1."""
+    try:
+        from agnostic.onnx import OnnxImportError, tools
+    except ImportError as exc:
+        print(f"agnostic onnx: {exc}", file=sys.stderr)
+        return 1
+    try:
+        if args.onnx_command == "info":
+            print(tools.info(args.file))
+            return 0
+        report, worst = tools.check(args.file, args.backend, batch=args.batch, seed=args.seed)
+    except (OnnxImportError, ImportError, OSError) as exc:
+        print(f"agnostic onnx {args.onnx_command}: {exc}", file=sys.stderr)
+        return 1
+    print(report)
+    ok = worst <= args.atol
+    print(f"largest difference {worst:.3g}: {'within' if ok else 'OVER'} --atol {args.atol:g}")
+    return 0 if ok else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -123,6 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo = sub.choices["demo"]
     add_common_options(demo)
     demo.add_argument("--steps", type=int, default=1500)
+    _onnx_commands(sub.choices["onnx"])
     args = parse_args(parser, argv)
     if args.command == "info":
         return _info()
@@ -130,6 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from agnostic.conformance import run
 
         return run(args.backend, args.pytest_args)
+    if args.command == "onnx":
+        return _onnx(args)
     from agnostic.demo import run as run_demo
 
     run_demo(args.backend, steps=args.steps)

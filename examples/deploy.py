@@ -4,11 +4,16 @@ CPU server that has nothing but numpy and agnostic.
     python examples/deploy.py train                      # trains on torch (--backend to change), saves
     python examples/deploy.py serve --port 8000          # NumPy backend: POST /predict {"inputs": [[64 floats], ...]}
     python examples/deploy.py predict < inputs.json      # the same, once, JSON in and out
+    python examples/deploy.py export                     # the trained model as ONNX: runs/deploy/model.onnx
+    python examples/deploy.py serve --model runs/deploy/model.onnx --runtime onnxruntime
+                                                         # the ONNX file served by ONNX Runtime (or by
+                                                         # agnostic on --backend: --runtime agnostic)
 
 The model is an MLP on scikit-learn's 8x8 digits (flattened, scaled to [0, 1]). `train` writes one
 safetensors file: the weights, and in its header the architecture, so `serve` rebuilds the model
 from the file alone. Serving imports only numpy and agnostic (scikit-learn, torch and the rest are
-imported by `train` only).
+imported by `train` only). `export` writes the same model as an ONNX file, which ONNX Runtime (or
+any ONNX consumer) serves without agnostic, and which agnostic itself loads on any backend.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from agnostic import nn
 from agnostic.cli import add_common_options, parse_args
 
 DEFAULT_MODEL = "runs/deploy/model.safetensors"
+DEFAULT_ONNX = "runs/deploy/model.onnx"
 
 
 class DigitsMLP(nn.Module):
@@ -78,18 +84,54 @@ def train(
     return {"test_accuracy": accuracy, "path": out}
 
 
-class Predictor:
-    """A saved model, rebuilt on a backend (NumPy by default), answering batches of inputs."""
+def rebuild(path: str, backend: str | ag.Device = "numpy") -> tuple[DigitsMLP, dict]:
+    """The model saved by `train`, on `backend`, in eval mode, and the file's metadata."""
+    meta = ag.io.read_metadata(path)
+    if meta.get("model") != "DigitsMLP":
+        raise ValueError(f"{path} holds a {meta.get('model')!r} model, not a DigitsMLP")
+    model = DigitsMLP(int(meta["in_features"]), meta["hidden"], int(meta["classes"]), backend=backend)
+    model.load(path).eval()
+    return model, meta
 
-    def __init__(self, path: str = DEFAULT_MODEL, backend: str | ag.Device = "numpy") -> None:
-        meta = ag.io.read_metadata(path)
-        if meta.get("model") != "DigitsMLP":
-            raise ValueError(f"{path} holds a {meta.get('model')!r} model, not a DigitsMLP")
+
+def export(path: str = DEFAULT_MODEL, out: str = DEFAULT_ONNX) -> str:
+    """The model saved by `train` as an ONNX file (a dynamic batch axis), for ONNX Runtime."""
+    model, meta = rebuild(path)
+    example = ag.zeros((1, int(meta["in_features"])))
+    ag.onnx.export(model, (example,), out, input_names=["inputs"], output_names=["logits"])
+    print(f"exported {path} to {out}")
+    return out
+
+
+class Predictor:
+    """A saved model answering batches of inputs: a safetensors file from `train`, rebuilt on a
+    backend (NumPy by default), or an ONNX file run by agnostic on that backend or by ONNX Runtime
+    (`runtime="onnxruntime"`)."""
+
+    def __init__(
+        self, path: str = DEFAULT_MODEL, backend: str | ag.Device = "numpy", runtime: str = "agnostic"
+    ) -> None:
         self.device = ag.backend(backend)
-        self.in_features = int(meta["in_features"])
-        self.model = DigitsMLP(self.in_features, meta["hidden"], int(meta["classes"]), backend=self.device)
-        self.model.load(path).eval()
-        self.meta = meta
+        self.session = None
+        if not path.endswith(".onnx"):
+            self.model, self.meta = rebuild(path, self.device)
+            self.in_features = int(self.meta["in_features"])
+            return
+        if runtime == "onnxruntime":
+            import onnxruntime
+
+            self.session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+            shape = self.session.get_inputs()[0].shape
+        else:
+            self.model = ag.onnx.load(path, backend=self.device).eval()
+            shape = self.model._graph.input_types[0][1]
+        self.in_features = int(shape[-1])
+        self.meta = {"model": "DigitsMLP (ONNX)", "path": path, "runtime": runtime}
+
+    @property
+    def where(self) -> str:
+        """What runs the model: ONNX Runtime, or agnostic's backend."""
+        return "ONNX Runtime" if self.session is not None else str(self.device)
 
     def predict(self, inputs: Any) -> dict[str, list]:
         x = np.asarray(inputs, dtype=np.float32)
@@ -97,8 +139,12 @@ class Predictor:
             raise ValueError(
                 f"inputs must be a list of rows of {self.in_features} numbers, got shape {x.shape}"
             )
-        with ag.no_grad():
-            probs = ag.softmax(self.model(self.device.tensor(x)), axis=-1).numpy()
+        if self.session is not None:
+            logits = ag.asarray(self.session.run(None, {self.session.get_inputs()[0].name: x})[0])
+        else:
+            with ag.no_grad():
+                logits = self.model(self.device.tensor(x))
+        probs = ag.softmax(logits, axis=-1).numpy()
         return {
             "classes": probs.argmax(-1).tolist(),
             "probabilities": probs.astype(np.float64).round(6).tolist(),
@@ -120,7 +166,7 @@ def serve(predictor: Predictor, host: str = "127.0.0.1", port: int = 8000) -> No
         def do_GET(self) -> None:
             if self.path != "/health":
                 return self._reply(404, {"error": "GET /health or POST /predict"})
-            self._reply(200, {"status": "ok", "backend": str(predictor.device), "model": predictor.meta})
+            self._reply(200, {"status": "ok", "backend": predictor.where, "model": predictor.meta})
 
         def do_POST(self) -> None:
             if self.path != "/predict":
@@ -136,7 +182,7 @@ def serve(predictor: Predictor, host: str = "127.0.0.1", port: int = 8000) -> No
 
     server = ThreadingHTTPServer((host, port), Handler)
     print(
-        f"serving {predictor.meta['model']} on {predictor.device} at http://{host}:{server.server_port}",
+        f"serving {predictor.meta['model']} on {predictor.where} at http://{host}:{server.server_port}",
         flush=True,
     )
     try:
@@ -156,9 +202,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     add_common_options(p_train, default_backend="torch")
     p_train.add_argument("--epochs", type=int, default=15)
     p_train.add_argument("--out", default=DEFAULT_MODEL)
+    p_export = sub.add_parser("export", help="write the trained model as an ONNX file")
+    p_export.add_argument("--model", default=DEFAULT_MODEL)
+    p_export.add_argument("--out", default=DEFAULT_ONNX)
     for name in ("serve", "predict"):
         p = sub.add_parser(name, help="serve over HTTP" if name == "serve" else "predict JSON from stdin")
-        p.add_argument("--model", default=DEFAULT_MODEL)
+        p.add_argument(
+            "--model", default=DEFAULT_MODEL, help="a safetensors file from train, or an .onnx file"
+        )
+        p.add_argument(
+            "--runtime",
+            choices=("agnostic", "onnxruntime"),
+            default="agnostic",
+            help="what runs an .onnx model: agnostic on --backend, or ONNX Runtime",
+        )
         add_common_options(p)
         if name == "serve":
             p.add_argument("--host", default="127.0.0.1")
@@ -166,10 +223,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(parser, argv)
     if args.command == "train":
         train(args.backend, args.out, args.epochs)
+    elif args.command == "export":
+        export(args.model, args.out)
     elif args.command == "serve":
-        serve(Predictor(args.model, args.backend), args.host, args.port)
+        serve(Predictor(args.model, args.backend, args.runtime), args.host, args.port)
     else:
-        print(json.dumps(Predictor(args.model, args.backend).predict(json.load(sys.stdin)["inputs"])))
+        predictor = Predictor(args.model, args.backend, args.runtime)
+        print(json.dumps(predictor.predict(json.load(sys.stdin)["inputs"])))
 
 
 if __name__ == "__main__":

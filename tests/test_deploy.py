@@ -114,3 +114,32 @@ def test_a_file_of_another_model_is_refused(tmp_path, trained) -> None:
     ag.save({"w": ag.zeros(3)}, tmp_path / "other.safetensors")
     with pytest.raises(ValueError, match="holds a None model, not a DigitsMLP"):
         trained["deploy"].Predictor(str(tmp_path / "other.safetensors"))
+
+
+def test_export_to_onnx_then_serve_with_onnx_runtime_and_with_agnostic(tmp_path, trained) -> None:
+    """`deploy.py export` writes the trained model as ONNX; ONNX Runtime (no agnostic model code)
+    and agnostic's importer on NumPy both give the trainer's predictions."""
+    pytest.importorskip(
+        "onnxruntime", reason="the ONNX path is served by onnxruntime (pip install onnxruntime)"
+    )
+    onnx_path = str(tmp_path / "model.onnx")
+    run = subprocess.run(
+        [sys.executable, SCRIPT, "export", "--model", trained["path"], "--out", onnx_path],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert run.returncode == 0, run.stderr
+    for runtime in ("onnxruntime", "agnostic"):
+        run = subprocess.run(
+            [sys.executable, SCRIPT, "predict", "--model", onnx_path, "--runtime", runtime],
+            input=json.dumps({"inputs": trained["inputs"].tolist()}),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert run.returncode == 0, (runtime, run.stderr)
+        got = json.loads(run.stdout)
+        assert got["classes"] == trained["expected"]["classes"], runtime
+        np.testing.assert_allclose(got["probabilities"], trained["expected"]["probabilities"], atol=2e-5)

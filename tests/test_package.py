@@ -23,7 +23,10 @@ def _python(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     )
 
 
-HEAVY = ("torch", "jax", "cupy", "ml_dtypes", "safetensors", "threadpoolctl", "matplotlib", "tqdm")
+HEAVY = (
+    "torch", "jax", "cupy", "ml_dtypes", "safetensors", "threadpoolctl", "matplotlib", "tqdm", "onnx",
+    "onnxruntime",
+)  # fmt: skip
 """Libraries `import agnostic` must not load: the backends' (loaded with their backend), and the
 ones only some work needs (ml_dtypes alone took 0.7-1.2 s, most of agnostic's import time)."""
 
