@@ -151,6 +151,29 @@ def astype(x: Tensor, dtype: Any, copy: bool = True) -> Tensor:
     return P.cast(x, d)
 
 
+def bitcast(x: Tensor, /, dtype: Any) -> Tensor:
+    """`x`'s bytes read as `dtype`, which must have the same item size: each element's bit pattern
+    is kept, not its value (NumPy's `x.view(dtype)`, torch's `x.view(dtype)`, JAX's
+    `lax.bitcast_convert_type`): float32 1.0 becomes int32 1065353216, NaN payloads and -0.0 keep
+    their bits. A byte read as bool gives True where it is non-zero.
+
+    Not differentiable: the result never requires grad (a float-to-float bitcast of a tensor that
+    requires grad gives a result detached from the graph, as torch's `view(dtype)` does). The same
+    dtype gives `x` itself."""
+    x = _tensor(x, "bitcast")
+    d = dtypes.as_dtype(dtype)
+    if d is x._dtype:
+        return x
+    if d.itemsize != x._dtype.itemsize:
+        raise TypeError(
+            f"bitcast: {x._dtype.name} ({x._dtype.itemsize} byte{'s' * (x._dtype.itemsize > 1)}) to "
+            f"{d.name} ({d.itemsize} byte{'s' * (d.itemsize > 1)}): item sizes differ; bitcast "
+            "reinterprets each element's bytes, so both dtypes must have the same size (astype "
+            "converts values)"
+        )
+    return Tensor._make(x._device.ops.bitcast(x._data, d), x._device)
+
+
 def _device_of(device: Device | str | None) -> Device:
     return get_default_backend() if device is None else as_device(device)
 

@@ -135,14 +135,71 @@ def test_bitcast_int8_to_uint8_wraps_twos_complement(backend):
     np.testing.assert_array_equal(got, x.view(np.uint8))
 
 
-def test_unsupported_quantized_types_and_float_bitcast_fail_at_load():
+_BITS = {  # bit patterns per width: 0, -0.0, 1.0, +-inf, NaNs (one with a payload), a subnormal, max
+    2: [0x0000, 0x8000, 0x3C00, 0x3F80, 0x7C00, 0xFC00, 0x7F80, 0x7E00, 0x7FC1, 0x0001, 0x7BFF],
+    4: [0, 0x80000000, 0x3F800000, 0x7F800000, 0xFF800000, 0x7FC00000, 0xFFC00001, 1, 0x7F7FFFFF, 0x12345678],
+    8: [0, 1 << 63, 0x3FF0000000000000, 0x7FF0000000000000, 0x7FF8000000000001, 1, 0xFEDCBA9876543210],
+}  # fmt: skip
+_UINT = {2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=IDS)
+@pytest.mark.parametrize(
+    "source, to",
+    [
+        (TensorProto.FLOAT, TensorProto.INT32),
+        (TensorProto.INT32, TensorProto.FLOAT),
+        (TensorProto.DOUBLE, TensorProto.INT64),
+        (TensorProto.INT64, TensorProto.DOUBLE),
+        (TensorProto.FLOAT16, TensorProto.INT16),
+        (TensorProto.INT16, TensorProto.BFLOAT16),
+        (TensorProto.BFLOAT16, TensorProto.FLOAT16),
+    ],
+)
+def test_bitcast_between_floats_and_integers_keeps_every_bit(backend, source, to):
+    np_source = helper.tensor_dtype_to_np_dtype(source)
+    width = np.dtype(np_source).itemsize
+    x = np.array(_BITS[width], np.uint64).astype(_UINT[width]).view(np_source).reshape(-1, 1)
+    node = helper.make_node("BitCast", ["x"], ["y"], to=to)
+    model = _model(
+        [node], [_info("x", source, list(x.shape))], [_info("y", to, list(x.shape))], opsets=(("", 26),)
+    )
+    want = ReferenceEvaluator(model).run(None, {"x": x})[0]
+    assert want.dtype == x.view(want.dtype).dtype
+    np.testing.assert_array_equal(want.view(_UINT[width]), x.view(_UINT[width]))  # the reference is a view
+    got = load(model, backend=backend)(backend.tensor(x)).numpy()
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(np.ascontiguousarray(got).view(_UINT[width]), want.view(_UINT[width]))
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=IDS)
+def test_bitcast_bool_to_and_from_bytes(backend):
+    flags = np.array([True, False, True])
+    for source, to, x in (
+        (TensorProto.BOOL, TensorProto.INT8, flags),
+        (TensorProto.UINT8, TensorProto.BOOL, flags.view(np.uint8)),
+    ):
+        node = helper.make_node("BitCast", ["x"], ["y"], to=to)
+        model = _model([node], [_info("x", source, [3])], [_info("y", to, [3])], opsets=(("", 26),))
+        _check(model, backend, {"x": x}, rtol=0, atol=0)
+
+
+def test_unsupported_quantized_types_and_bitcast_widths_fail_at_load():
     quant = helper.make_node("QuantizeLinear", ["x", "s"], ["y"], output_dtype=TensorProto.FLOAT8E4M3FN)
     model = _model([quant], [_info("x", F32, [2]), _info("s", F32, [])], [_info("y", F32, [2])])
     with pytest.raises(OnnxImportError, match="output_dtype"):
         load(model)
-    cast = helper.make_node("BitCast", ["x"], ["y"], to=TensorProto.INT32)
-    model = _model([cast], [_info("x", F32, [2])], [_info("y", TensorProto.INT32, [2])], opsets=(("", 26),))
-    with pytest.raises(OnnxImportError, match="reinterprets"):
+    cast = helper.make_node("BitCast", ["x"], ["y"], to=TensorProto.INT16)
+    model = _model([cast], [_info("x", F32, [2])], [_info("y", TensorProto.INT16, [2])], opsets=(("", 26),))
+    with pytest.raises(
+        OnnxImportError, match=r"BitCast from float32 \(32 bits\) to int16 \(16 bits\): the bit widths"
+    ):
+        load(model)
+    cast = helper.make_node("BitCast", ["x"], ["y"], to=TensorProto.UINT32)
+    model = _model([cast], [_info("x", F32, [2])], [_info("y", TensorProto.UINT32, [2])], opsets=(("", 26),))
+    with pytest.raises(
+        OnnxImportError, match=r"BitCast \(opset 26\): to: ONNX element type UINT32 has no agnostic dtype"
+    ):
         load(model)
 
 

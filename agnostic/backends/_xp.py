@@ -147,6 +147,13 @@ class XPBackend(Backend):
                     return a.astype(self._native_dtypes[dtype])
         return a.astype(self._native_dtypes[dtype])
 
+    def bitcast(self, a: Array, dtype: DType) -> Array:
+        # a view of the same buffer (tensors are values: nothing writes to it); any strides will do,
+        # the item size being the same. A byte read as bool is True where non-zero (see Backend).
+        if dtype is dtypes.bool:
+            return a.view(self._native_dtypes[dtypes.uint8]) != 0
+        return a.view(self.native_dtype(dtype))
+
     def _saturating_cast(self, a: Array, dtype: DType) -> Array:
         """Float to int as the op-set defines it (see `IntCast`): NumPy leaves NaN, inf and
         out-of-range values undefined, with a warning."""

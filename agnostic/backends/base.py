@@ -524,6 +524,19 @@ class Backend(abc.ABC):
         hit = self.eq(self.expand_dims(indices, (len(self.shape(indices)),)), classes)
         return self.cast(hit, dtype)
 
+    def bitcast(self, a: Array, dtype: DType) -> Array:
+        """Each element's bytes read as `dtype`, a dtype of the same item size (NumPy's
+        `ndarray.view(dtype)`, torch's `Tensor.view(dtype)`). A byte read as bool gives True where it
+        is non-zero (a bool holds 0 or 1: this is what those bytes mean to every library).
+
+        Unlike the other composites, this default is not written with primitives (no primitive reads
+        bytes): it is a round trip through host memory, right on every backend and slow on a device;
+        override it with the library's native reinterpretation."""
+        host = np.asarray(self.to_numpy(a))  # a view to a dtype of the same size takes any strides
+        if dtype is dtypes.bool:
+            return self.from_numpy(host.view(np.uint8) != 0)
+        return self.from_numpy(host.view(dtypes.to_numpy_dtype(dtype)))
+
     def layer_norm(
         self, a: Array, normalized_ndim: int, weight: Array | None, bias: Array | None, eps: float
     ) -> Array:
@@ -951,11 +964,14 @@ PRIMITIVES: tuple[str, ...] = tuple(sorted(Backend.__abstractmethods__))
 
 COMPOSITES: tuple[str, ...] = (
     "linear", "linear_grad", "conv_bias", "conv_bias_grad", "logsumexp", "softmax", "log_softmax", "relu", "relu_grad", "gelu", "silu", "one_hot",
+    "bitcast",
     "layer_norm", "layer_norm_grad", "batch_norm", "max_pool_grad", "cross_entropy", "cross_entropy_grad",
     "scaled_dot_product_attention", "scaled_dot_product_attention_grad", "adam_step",
 )  # fmt: skip
 """Ops with a default here that a backend may override with a fused native call. The `*_grad`
-ones are gradients, which backward runs: a backend with a fused backward kernel gives it there."""
+ones are gradients, which backward runs: a backend with a fused backward kernel gives it there.
+`bitcast` is the one default not written with primitives (a host round trip: no primitive reads
+bytes); it is not differentiated, and a backend should override it natively."""
 
 DEFAULTS: tuple[str, ...] = (
     "std", "topk", "nonzero", "random_uniform", "random_normal", "random_bernoulli",

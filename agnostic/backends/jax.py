@@ -483,6 +483,16 @@ class JaxBackend(Backend):
     def log_softmax(self, a: Array, axis: int) -> Array:
         return jnp.subtract(a, self.logsumexp(a, (axis,), True))
 
+    def bitcast(self, a: Array, dtype: DType) -> Array:
+        # XLA refuses to bitcast bool (pred); a bool's byte is 0 or 1, so between bool and the 8-bit
+        # integers a cast is the same reinterpretation (a non-zero byte read as bool is True: see
+        # Backend.bitcast). Bitcasts of 64-bit dtypes need 64-bit mode, which `_in_x64` gives.
+        if dtype is dtypes.bool:
+            return jnp.not_equal(a, 0)
+        if a.dtype == jnp.bool_:
+            return a.astype(_NATIVE[dtype])
+        return lax.bitcast_convert_type(a, _NATIVE[dtype])
+
     def relu(self, a: Array) -> Array:
         return jax.nn.relu(a)
 

@@ -519,6 +519,13 @@ class TorchBackend(Backend):
     def log_softmax(self, a: Array, axis: int) -> Array:
         return torch.log_softmax(a, dim=axis)
 
+    def bitcast(self, a: Array, dtype: DType) -> Array:
+        # a view of the same storage (any strides: the item size is the same); bool is one byte.
+        # A byte read as bool is True where non-zero (see Backend.bitcast), not torch's raw byte.
+        if dtype is dtypes.bool:
+            return a.view(torch.uint8) != 0
+        return a.view(_TORCH_DTYPES[dtype])
+
     def relu(self, a: Array) -> Array:
         return torch.relu(a)
 

@@ -3,7 +3,7 @@ other activations, one_hot, layer_norm, batch_norm, cross_entropy, scaled_dot_pr
 mse_loss, dropout and the fused Adam update (`adam_step`); the gradient composites (`*_grad`). References are float64 NumPy, or
 torch.nn.functional in float64 for gelu, the norms, cross_entropy and attention (those tests skip,
 with the reason, when torch is missing). Every backend override of a composite is checked against
-the base-class default."""
+the base-class default (bitcast's too; its values are checked in test_dtypes)."""
 
 from __future__ import annotations
 
@@ -512,6 +512,14 @@ def _composite_cases(backend: ag.Device) -> dict:
         "gelu": [(nat(x), "tanh"), (nat(x), "none")],
         "silu": [(nat(x),)],
         "one_hot": [(nat(np.array([0, 3, 1])), 4, ag.float32), (nat(np.array([[2], [0]])), 3, ag.int64)],
+        "bitcast": [
+            (nat(np.array([1.0, -0.0, np.nan, -np.inf, 3.0e38], np.float32)), ag.int32),
+            (nat(np.array([[0x3FF00000, -1], [0x7FF00000, 1]], np.int32)), ag.float32),
+            (strided(r.standard_normal((3, 4))), ag.int64),
+            (nat(r.standard_normal(6).astype(np.float16)), ag.int16),
+            (nat(np.array([0, 1, 2, 255], np.uint8)), ag.bool),
+            (nat(np.array([[True, False]])), ag.int8),
+        ],
         "layer_norm": [
             (nat(x), 1, nat(r.standard_normal(5)), nat(r.standard_normal(5)), 1e-5),
             (nat(x), 2, None, None, 1e-3),

@@ -1,7 +1,8 @@
 """Dtypes and promotion: the one promotion table (written out here by hand, independently of
 agnostic.dtypes) for every pair of dtypes through `ag.add` and the other binary ops, weak Python
 scalars, integer division and the accumulation dtypes of reductions, the default dtypes, casts
-between every pair of dtypes, and the dtype utilities (isdtype, can_cast, finfo, iinfo)."""
+between every pair of dtypes, bitcasts (against NumPy's `ndarray.view`, bit for bit) and the dtype
+utilities (isdtype, can_cast, finfo, iinfo)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ import pytest
 
 import agnostic as ag
 from agnostic import dtypes
-from agnostic.conformance.support import assert_close, rng, tensor
+from agnostic.conformance.support import assert_close, noncontiguous, rng, tensor
 
 COVERS = {
     "add", "mul", "maximum", "where", "concat", "stack", "eq", "lt", "cast", "div", "sum", "mean", "cumsum",
-    "full",
+    "full", "bitcast",
 }  # fmt: skip
 
 b, i8, i16, i32, i64, u8 = ag.bool, ag.int8, ag.int16, ag.int32, ag.int64, ag.uint8
@@ -240,6 +241,104 @@ def test_casts_do_not_mutate_and_keep_values_exact(backend: ag.Device) -> None:
     big = tensor(backend, np.array([2**53 + 1, -(2**62)], dtype=np.int64))
     assert_close(big.astype(i64), [2**53 + 1, -(2**62)], dtype=i64)
     assert big.astype(i64).tolist() == [2**53 + 1, -(2**62)]
+
+
+# ====================================================================== bitcasts
+# Bit patterns (as unsigned ints) per item size: zero, -0.0, 1.0, +-inf, quiet NaNs of both signs, a
+# NaN with a payload, the smallest subnormal, the largest finite value, for each float of that size.
+_PATTERNS = {
+    f16: [0x0000, 0x8000, 0x3C00, 0x7C00, 0xFC00, 0x7E00, 0xFE00, 0x7E01, 0x0001, 0x7BFF, 0x1234],
+    bf16: [0x0000, 0x8000, 0x3F80, 0x7F80, 0xFF80, 0x7FC0, 0xFFC0, 0x7FC1, 0x0001, 0x7F7F, 0xC2F7],
+    f32: [0, 0x80000000, 0x3F800000, 0x7F800000, 0xFF800000, 0x7FC00000, 0xFFC00000, 0x7FC00001, 1,
+          0x7F7FFFFF, 0xDEADBEEF],
+    f64: [0, 1 << 63, 0x3FF0000000000000, 0x7FF0000000000000, 0xFFF0000000000000, 0x7FF8000000000000,
+          0xFFF8000000000000, 0x7FF8000000000001, 1, 0x7FEFFFFFFFFFFFFF, 0x0123456789ABCDEF],
+    i8: [0, 1, 0x7F, 0x80, 0xFF, 0x5A, 0xA5, 0x01, 0xFE, 0x10, 0x33],
+}  # fmt: skip
+_UNSIGNED = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+BITCAST_PAIRS = [(f32, i32), (f64, i64), (f16, i16), (bf16, i16), (f16, bf16), (i8, u8)]
+
+
+def _patterns(d: dtypes.DType, size: int = 12) -> np.ndarray:
+    """`size` elements of `d` (a key of _PATTERNS) holding its special bit patterns, then random bits."""
+    r = rng(7).integers(0, 2**63, size=size, dtype=np.uint64)
+    bits = np.concatenate([np.array(_PATTERNS[d], np.uint64), r])[:size]
+    return bits.astype(_UNSIGNED[d.itemsize]).view(_np(d))
+
+
+def _assert_same_bits(out: ag.Tensor, want: np.ndarray, dtype: dtypes.DType) -> None:
+    assert out.dtype is dtype, f"bitcast gave {out.dtype}, expected {dtype}"
+    assert out.shape == want.shape, f"bitcast gave shape {out.shape}, expected {want.shape}"
+    got = np.ascontiguousarray(out.numpy())
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(
+        got.view(_UNSIGNED[dtype.itemsize]),
+        np.ascontiguousarray(want).view(_UNSIGNED[dtype.itemsize]),
+        err_msg=f"bitcast to {dtype}: the bits differ from NumPy's view",
+    )
+
+
+@pytest.mark.parametrize("pair", BITCAST_PAIRS, ids=_ids)
+def test_bitcast_matches_numpy_view(backend: ag.Device, pair: tuple) -> None:
+    """Both directions, bit for bit: NaN payloads and signs, -0.0, inf, subnormals are kept."""
+    for src, dst in (pair, pair[::-1]):
+        host = _patterns(pair[0]).view(_np(src))
+        x = tensor(backend, host)
+        _assert_same_bits(ag.bitcast(x, dst), host.view(_np(dst)), dst)
+        _assert_same_bits(ag.bitcast(x, dst.name), host.view(_np(dst)), dst)  # a dtype by name
+        _assert_same_bits(ag.bitcast(ag.bitcast(x, dst), src), host, src)  # the round trip is exact
+        grid = host.reshape(3, 4)
+        for strided in (noncontiguous(backend, grid), noncontiguous(backend, host)):  # transposed, sliced
+            held = np.ascontiguousarray(strided.numpy())
+            # the bits the strided tensor holds: XLA may quiet a NaN's payload when it slices bfloat16
+            assert_close(strided, grid if strided.ndim == 2 else host, dtype=src, rtol=0, atol=0)
+            _assert_same_bits(ag.bitcast(strided, dst), held.view(_np(dst)), dst)
+        _assert_same_bits(ag.bitcast(x[2:3].reshape(()), dst), host[2:3].reshape(()).view(_np(dst)), dst)
+        _assert_same_bits(ag.bitcast(x[:0].reshape(0, 5), dst), host[:0].reshape(0, 5).view(_np(dst)), dst)
+
+
+def test_bitcast_bool_and_bytes(backend: ag.Device) -> None:
+    """bool is one byte, 0 or 1: bool to int8/uint8 gives those bytes; a byte read as bool is True
+    where it is non-zero (the only bool a byte other than 0 and 1 can mean)."""
+    flags = np.array([[True, False, True], [False, False, True]])
+    for dst in (u8, i8):
+        want = flags.view(_np(dst))
+        _assert_same_bits(ag.bitcast(tensor(backend, flags), dst), want, dst)
+        _assert_same_bits(ag.bitcast(noncontiguous(backend, flags), dst), want, dst)
+    raw = np.array([0, 1, 2, 255, 128, 0], np.uint8)
+    for src in (u8, i8):
+        x = tensor(backend, raw.view(_np(src)))
+        out = ag.bitcast(x, b)
+        assert_close(out, raw != 0, dtype=b)
+        assert_close(out.astype(i32), (raw != 0).astype(np.int32), dtype=i32)  # a real bool: 0 or 1
+        assert_close(ag.sum(out), 4, dtype=i64)
+        assert_close(ag.bitcast(out, src), (raw != 0).astype(_np(src)), dtype=src)
+        assert_close(ag.bitcast(noncontiguous(backend, raw.view(_np(src))), b), raw != 0, dtype=b)
+
+
+def test_bitcast_is_not_differentiable_and_leaves_its_input(backend: ag.Device) -> None:
+    host = np.array([1.5, -2.0, 0.25], np.float32)
+    x = backend.tensor(host, requires_grad=True)
+    for dst in (i32, f32):
+        out = ag.bitcast(ag.bitcast(x, i32), dst)
+        assert not out.requires_grad, f"bitcast to {dst} requires grad"
+    y = ag.bitcast(tensor(backend, host.astype(np.float16)).requires_grad_(), bf16)
+    assert not y.requires_grad, "a float-to-float bitcast gives a detached result"
+    assert ag.bitcast(x, f32) is x and ag.bitcast(x, "float32") is x, "the same dtype gives x itself"
+    np.testing.assert_array_equal(x.numpy(), host)  # the input keeps its values
+    np.testing.assert_array_equal(ag.bitcast(x, i32).numpy(), host.view(np.int32))
+
+
+def test_bitcast_refuses_other_item_sizes(backend: ag.Device) -> None:
+    for src, dst in ((i32, f16), (f64, f32), (b, i16), (bf16, u8), (i64, i32)):
+        x = tensor(backend, np.zeros(3, _np(src)))
+        with pytest.raises(TypeError, match=rf"bitcast: {src.name} \({src.itemsize} bytes?\) to {dst.name} "
+                           rf"\({dst.itemsize} bytes?\): item sizes differ"):  # fmt: skip
+            ag.bitcast(x, dst)
+    with pytest.raises(TypeError, match=r"bitcast: expected a Tensor, got ndarray"):
+        ag.bitcast(np.zeros(3, np.float32), i32)
+    with pytest.raises(TypeError):
+        ag.bitcast(tensor(backend, np.zeros(3, np.float32)), "complex64")
 
 
 # ====================================================================== utilities

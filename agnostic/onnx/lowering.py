@@ -363,6 +363,15 @@ def _cast(e: Emitter, out: list[Value], a: Value, dtype: Any) -> str:
     return e.add("Cast", [e.name(a)], to=to_onnx(dtype))
 
 
+@lowers("bitcast", since=26)
+def _bitcast(e: Emitter, out: list[Value], a: Value, dtype: Any) -> str:
+    if np.dtype(a.dtype) == np.bool_ or dtype is dtypes.bool:
+        # a bool's byte is 0 or 1, and a byte read as bool is True where non-zero (agnostic's rule,
+        # where ONNX's BitCast keeps the raw byte): a Cast is that reinterpretation
+        return e.add("Cast", [e.name(a)], to=to_onnx(dtype))
+    return e.add("BitCast", [e.name(a)], to=to_onnx(dtype))
+
+
 # ====================================================================== creation
 @lowers("full", since=9)
 def _full(e: Emitter, out: list[Value], shape: Sequence[int], value: Any, dtype: Any) -> str:

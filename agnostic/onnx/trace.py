@@ -39,6 +39,10 @@ _PACKAGE = os.path.dirname(os.path.abspath(agnostic.__file__)) + os.sep
 _HOST_METHODS = frozenset({"native_dtype", "dtype_of", "shape", "is_native", "from_numpy", "to_numpy"})
 OPS: tuple[str, ...] = tuple(sorted((set(PRIMITIVES) - _HOST_METHODS) | set(COMPOSITES)))
 """The op-set methods the recorder intercepts."""
+_WHOLE = frozenset({"bitcast"})
+"""Composites whose default is no graph of primitives (bitcast's is a round trip through host memory,
+which would bake the value into a constant): recorded whole at every opset, so that the lowering
+names the opset they need."""
 
 _DECLARED = {
     **{n: ("a",) for n in UNARY_OPS}, **{n: ("a", "b") for n in BINARY_OPS},
@@ -278,7 +282,7 @@ class Recorder(Backend):
         found = list(walk((args, kwargs)))
         if not any(isinstance(x, Dim) or x.live for x in found):
             return self._wrap(self._run(name, args, kwargs, False), None, "const", False)
-        if name in COMPOSITES and not self.keep(name):
+        if name in COMPOSITES and name not in _WHOLE and not self.keep(name):
             return getattr(Backend, name)(self, *args, **kwargs)  # its default, recorded as primitives
         main = self._run(name, args, kwargs, False)
         line = user_line()

@@ -5,7 +5,7 @@ exact (the way ConvInteger does it), then rounds half to even and saturates as O
 float computations keep the dtypes of ONNX's reference implementation (the scales' dtype for the
 rescale factor, float32 for dequantization), so results match it to the last bit where it matters:
 at rounding boundaries. Float8, 4- and 2-bit and 16-bit unsigned types have no agnostic dtype.
-BitCast lives here for the one reinterpretation quantized models use, int8 <-> uint8.
+BitCast (`ag.bitcast`) lives here: quantized models use it to reinterpret int8 <-> uint8.
 """
 
 from __future__ import annotations
@@ -282,24 +282,23 @@ def _qlinear_conv(node: Node) -> Run:
 
 
 # ---------------------------------------------------------------------- BitCast
-_BIT_EXACT = {("bool", "uint8"), ("bool", "int8"), ("int8", "uint8"), ("uint8", "int8")}
-
-
 @converter("BitCast", since=26)
 def _bitcast(node: Node) -> Run:
-    """Reinterpret the bytes of x as another type of the same width. agnostic has no op that reads a
-    tensor's bytes, so only the casts that arithmetic reproduces bit for bit run: bool to 8-bit
-    integers and int8 <-> uint8 (two's complement: uint8 = int8 mod 256)."""
+    """Reinterpret the bytes of x as type `to` of the same width (`ag.bitcast`): every pair of
+    agnostic dtypes with equal item sizes (float32 <-> int32, float16 <-> bfloat16 <-> int16,
+    bool/int8/uint8...). A byte read as bool is True where it is non-zero (a well-formed byte is 0
+    or 1, where this is ONNX's result)."""
     try:
         to = from_onnx(int(node.attr("to")))
     except UnsupportedDType as exc:
         raise Unsupported(f"to: {exc}") from None
 
     def check(source: DType) -> None:
-        if source != to and (source.name, to.name) not in _BIT_EXACT:
+        if source.itemsize != to.itemsize:
             raise Unsupported(
-                f"BitCast from {source} to {to}: agnostic has no op that reinterprets a tensor's bytes "
-                "(floats as integers or back); it runs bool -> int8/uint8 and int8 <-> uint8 only"
+                f"BitCast from {source.name} ({source.bits} bits) to {to.name} ({to.bits} bits): the "
+                "bit widths differ; BitCast reinterprets each element's bytes, so both types must have "
+                "the same width"
             )
 
     if node.input_dtype(0) is not None:
@@ -308,14 +307,6 @@ def _bitcast(node: Node) -> Run:
     def run(ctx: Context, x: Any) -> Tensor:
         x = ctx.tensor(x)
         check(x.dtype)
-        if x.dtype == to or x.dtype == dtypes.bool:
-            return x.astype(to)
-        wide = x.astype(dtypes.int16)
-        wrapped = (
-            ag.where(wide < 0, wide + 256, wide)
-            if to == dtypes.uint8
-            else ag.where(wide > 127, wide - 256, wide)
-        )
-        return wrapped.astype(to)
+        return ag.bitcast(x, to)
 
     return run
