@@ -7,7 +7,9 @@ process, interleaved (benchmarks.harness), as ratios.
     python -m benchmarks.onnx --backends torch --windows 11
 
 The files are made by `agnostic.onnx.export` from the workloads' networks (W2's CNN, W3's
-transformer LM; forward only, batch 64 and 16): the same graphs a user would deploy.
+transformer LM; forward only, batch 64 and 16): the same graphs a user would deploy. For the CNN
+the same forward hand-written in torch and in jax.jit (the file's weights) runs beside them: the
+backend's own speed, which bounds agnostic's.
 """
 
 from __future__ import annotations
@@ -83,6 +85,50 @@ def agnostic_cases(path: str, feed: dict[str, np.ndarray], backend: str) -> list
     return cases
 
 
+def native_cnn_case(path: str, feed: dict[str, np.ndarray], backend: str) -> Case | None:
+    """W2's CNN forward hand-written in the backend's own library with the file's weights (torch
+    eager; jax.jit): what the backend itself does, beside what agnostic and ONNX Runtime do."""
+    import onnx
+    from onnx import numpy_helper
+
+    w = {t.name: numpy_helper.to_array(t) for t in onnx.load(path).graph.initializer}
+    x = feed["images"]
+    if backend == "torch":
+        import torch
+        import torch.nn.functional as F
+
+        t = {k: torch.from_numpy(np.array(v)) for k, v in w.items()}
+        xt = torch.from_numpy(x)
+
+        def forward() -> Any:
+            with torch.no_grad():
+                h = F.max_pool2d(F.relu(F.conv2d(xt, t["0.weight"], t["0.bias"], padding=1)), 2)
+                h = F.max_pool2d(F.relu(F.conv2d(h, t["3.weight"], t["3.bias"], padding=1)), 2)
+                return F.linear(h.flatten(1), t["7.weight"], t["7.bias"])
+
+        return Case("native torch", forward)
+    if backend == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        j = {k: jnp.asarray(v) for k, v in w.items()}
+
+        def conv_relu_pool(h: Any, k: Any, b: Any) -> Any:
+            h = jax.lax.conv_general_dilated(h, k, (1, 1), ((1, 1), (1, 1))) + b[None, :, None, None]
+            h = jax.nn.relu(h)
+            return jax.lax.reduce_window(h, -jnp.inf, jax.lax.max, (1, 1, 2, 2), (1, 1, 2, 2), "VALID")
+
+        @jax.jit
+        def run(p: Any, x: Any) -> Any:
+            h = conv_relu_pool(x, p["0.weight"], p["0.bias"])
+            h = conv_relu_pool(h, p["3.weight"], p["3.bias"])
+            return h.reshape(h.shape[0], -1) @ p["7.weight"].T + p["7.bias"]
+
+        xj = jnp.asarray(x)
+        return Case("native jax.jit", lambda: run(j, xj), lambda r: r.block_until_ready())
+    return None
+
+
 def _sync(result: Any) -> Any:
     result.numpy()  # a host copy waits for the device: the only portable way
     return result
@@ -117,6 +163,8 @@ def main() -> None:
             reference = ort_case(path, feed, args.threads)
             for b in backends:
                 ours = agnostic_cases(path, feed, b)
+                native = native_cnn_case(path, feed, b) if make is cnn_file else None
+                ours += [native] if native is not None else []
                 measure(
                     [*ours, reference],
                     windows=args.windows,
@@ -125,6 +173,7 @@ def main() -> None:
                 )
                 for case in ours:
                     what = case.name.removeprefix("agnostic ")
+                    what = f"{what} (no agnostic)" if case is native else what
                     print(
                         f"| {title} | {what} | {format_time(case.median)} | {format_time(reference.median)} | "
                         f"{paired_ratio(case, reference):.2f} | {case.steps} / {reference.steps} |"

@@ -609,30 +609,32 @@ _STATISTICS = {"BatchNormalization": (3, 4)}
 def _statistics(proto: Any, inits: dict[str, np.ndarray]) -> set[str]:
     """The floating initializers that the graph uses only as running statistics (BatchNorm's mean
     and variance): buffers of the module, as in torch, rather than Parameters."""
-    uses: dict[str, list[bool]] = {}
-    for n in proto.node:
-        for i, name in enumerate(n.input):
-            uses.setdefault(name, []).append(i in _STATISTICS.get(n.op_type, ()) and _domain(n.domain) == "")
-        for a in n.attribute:
-            for g in ([a.g] if a.HasField("g") else []) + list(a.graphs):
-                for name in _outer_references(g):
-                    uses.setdefault(name, []).append(False)
-    for o in proto.output:
-        uses.setdefault(o.name, []).append(False)
-    return {n for n, v in inits.items() if _is_floating(v) and uses.get(n) and all(uses[n])}
+    return _used_only_at(
+        proto, inits, lambda n: _STATISTICS.get(n.op_type, ()) if _domain(n.domain) == "" else ()
+    )
 
 
 def _read_on_host(proto: Any, inits: dict[str, np.ndarray], opsets: dict[str, int]) -> set[str]:
     """The floating initializers that every consumer reads on the host (Resize's scales, Pad's
     constant value: `converter(host_inputs=...)`): constants of the graph rather than Parameters,
     known at load time, so the model compiles."""
-    uses: dict[str, list[bool]] = {}
-    for n in proto.node:
+
+    def positions(n: Any) -> frozenset[int]:
         domain = _domain(n.domain)
         version = opsets.get(domain)
-        positions = host_inputs(lookup(domain, n.op_type, version)) if version is not None else frozenset()
+        return host_inputs(lookup(domain, n.op_type, version)) if version is not None else frozenset()
+
+    return _used_only_at(proto, inits, positions)
+
+
+def _used_only_at(proto: Any, inits: dict[str, np.ndarray], positions: Any) -> set[str]:
+    """The floating initializers that every node reading them reads at one of `positions(node)`
+    (and no subgraph or graph output reads)."""
+    uses: dict[str, list[bool]] = {}
+    for n in proto.node:
+        where = positions(n)
         for i, name in enumerate(n.input):
-            uses.setdefault(name, []).append(i in positions)
+            uses.setdefault(name, []).append(i in where)
         for a in n.attribute:
             for g in ([a.g] if a.HasField("g") else []) + list(a.graphs):
                 for name in _outer_references(g):

@@ -1,3 +1,13 @@
 """ONNX op converters, one module per family; importing this package registers them all."""
 
-from agnostic.onnx.converters import control, elementwise, ml, nn, quantize, sequence, shape, signal, training  # noqa: F401
+from agnostic.onnx.converters import (  # noqa: F401
+    control,
+    elementwise,
+    ml,
+    nn,
+    quantize,
+    sequence,
+    shape,
+    signal,
+    training,
+)
