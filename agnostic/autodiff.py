@@ -120,7 +120,10 @@ def enable_grad() -> _GradMode:
 
 
 def _topological(roots: Sequence[Tensor], stop: set[int]) -> list[Tensor]:
-    """Tensors reachable from `roots` through nodes, each after everything it depends on."""
+    """Tensors reachable from `roots` through nodes, each after everything it depends on. An op's
+    inputs are explored first to last, so its later inputs (a layer's weight and bias, after the
+    activation) come after the activation's whole history: walked in reverse, a layer's parameters
+    get their final gradient right after the layer, before the layers below it are differentiated."""
     order: list[Tensor] = []
     seen: set[int] = set()
     stack: list[tuple[Tensor, bool]] = [(r, False) for r in roots]
@@ -135,7 +138,7 @@ def _topological(roots: Sequence[Tensor], stop: set[int]) -> list[Tensor]:
         stack.append((t, True))
         node = t._node
         if node is not None and id(t) not in stop:
-            for inp in node.inputs:
+            for inp in reversed(node.inputs):  # the stack pops the first input first
                 if inp.requires_grad and id(inp) not in seen:
                     stack.append((inp, False))
     return order
@@ -204,8 +207,12 @@ def _propagate(
     stop: set[int],
     create_graph: bool,
     retain_graph: bool | None,
+    on_final: Callable[[Tensor, Tensor], None] | None = None,
 ) -> dict[int, tuple[Tensor, Tensor]]:
-    """(tensor, cotangent) of every tensor reached that has no node (a leaf) or is in `stop`, by id.
+    """(tensor, cotangent) of every tensor reached that has no node (a leaf) or is in `stop`, by id;
+    or, with `on_final`, each such pair handed to it the moment its cotangent is complete, while the
+    rest of the graph is still being differentiated (what lets data-parallel reduce gradients
+    during the backward pass).
 
     Unless `retain_graph` (None: as `create_graph`), each node is dropped as soon as its rule has run, as torch's autograd
     frees saved tensors: the activations only the graph holds go back to the allocator during the
@@ -226,7 +233,10 @@ def _propagate(
                 g = g.assemble(t)
             node = t._node
             if node is None or id(t) in stop:
-                results[id(t)] = (t, g)
+                if on_final is not None:
+                    on_final(t, g)
+                else:
+                    results[id(t)] = (t, g)
                 continue
             if not retain:
                 t._node = Node(node.name, (), _freed)
@@ -258,7 +268,9 @@ def _check_output(t: Tensor, op: str) -> None:
 def backward(
     t: Tensor, gradient: Tensor | None = None, retain_graph: bool | None = None, create_graph: bool = False
 ) -> None:
-    """Accumulate d(t)/d(leaf) into `.grad` of every leaf that requires grad (Tensor.backward).
+    """Accumulate d(t)/d(leaf) into `.grad` of every leaf that requires grad (Tensor.backward),
+    each as soon as its gradient is complete, then run that leaf's post-accumulate-grad hooks
+    (`Parameter.register_post_accumulate_grad_hook`).
 
     As in torch, the graph is freed on the way unless `retain_graph` (default: `create_graph`):
     a second backward through it raises."""
@@ -277,10 +289,15 @@ def backward(
         gradient = t._like_full(1.0)
     else:
         gradient = _cotangent(t, gradient, "backward")
-    for leaf, g in _propagate([t], [gradient], set(), create_graph, retain_graph).values():
+
+    def accumulate(leaf: Tensor, g: Tensor) -> None:
         if not create_graph:
             g = g.detach()
         leaf.grad = g if leaf.grad is None else leaf.grad + g
+        for hook in list((getattr(leaf, "_post_accumulate_grad_hooks", None) or {}).values()):
+            hook(leaf)
+
+    _propagate([t], [gradient], set(), create_graph, retain_graph, on_final=accumulate)
 
 
 def _cotangent(t: Tensor, g: Any, op: str) -> Tensor:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import queue
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -28,6 +28,7 @@ __all__ = [
     "default_collate",
     "to_device",
     "DataLoader",
+    "DistributedSampler",
 ]
 
 
@@ -147,6 +148,94 @@ def random_split(
     return out
 
 
+# ---------------------------------------------------------------------- distributed sampler
+_TORCH_RANDPERM_SMALL = (2**32 - 1) // 20
+"""torch.randperm draws one 32-bit word per swap below this size and switches algorithm above it."""
+
+
+def _torch_randperm(n: int, seed: int) -> np.ndarray:
+    """torch.randperm(n, generator=torch.Generator().manual_seed(seed)), without torch: the same
+    Fisher-Yates swaps driven by the same MT19937 stream (NumPy's legacy seeding is torch's), so a
+    DistributedSampler gives torch's indices exactly, on every backend."""
+    if n >= _TORCH_RANDPERM_SMALL:
+        raise ValueError(
+            f"DistributedSampler: a shuffled dataset of {n} samples is beyond the {_TORCH_RANDPERM_SMALL} "
+            "for which torch.randperm's order is reproduced; pass shuffle=False and shuffle a Subset"
+        )
+    words = np.random.RandomState(seed & 0xFFFFFFFF).randint(0, 2**32, size=max(n - 1, 0), dtype=np.uint32)
+    steps = np.arange(max(n - 1, 0), dtype=np.int64)
+    targets = (words.astype(np.int64) % (n - steps) + steps).tolist()
+    out = list(range(n))
+    for i, j in enumerate(targets):  # sequential by nature: each swap sees the previous ones
+        out[i], out[j] = out[j], out[i]
+    return np.asarray(out, dtype=np.int64)
+
+
+class DistributedSampler:
+    """The indices of `dataset` that this process (`rank` of `num_replicas`) trains on, with
+    torch.utils.data.DistributedSampler's exact semantics: a permutation seeded with `seed + epoch`
+    (torch's, index for index; call `set_epoch` before each epoch), padded by repeating indices from
+    the start, or cut (`drop_last`), to a multiple of `num_replicas`, then every `num_replicas`-th
+    index from `rank`: every process gets the same number of samples, so none waits on a collective
+    the others never make. Defaults: agnostic.distributed's rank() and world_size() (0 and 1 without
+    a process group)."""
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+        shuffle: bool = True,
+        seed: int = 0,
+        drop_last: bool = False,
+    ) -> None:
+        if num_replicas is None or rank is None:
+            # Imported here: agnostic.distributed sits above data in the layers, and a sampler given
+            # both numbers needs no process group.
+            from agnostic import distributed
+
+            num_replicas = distributed.world_size() if num_replicas is None else num_replicas
+            rank = distributed.rank() if rank is None else rank
+        if not isinstance(num_replicas, (int, np.integer)) or num_replicas < 1:
+            raise ValueError(f"DistributedSampler: num_replicas must be an int >= 1, got {num_replicas!r}")
+        if not isinstance(rank, (int, np.integer)) or not 0 <= rank < num_replicas:
+            raise ValueError(
+                f"DistributedSampler: invalid rank {rank!r}, rank should be in the interval [0, {num_replicas - 1}]"
+            )
+        self.dataset = dataset
+        self.num_replicas = int(num_replicas)
+        self.rank = int(rank)
+        self.shuffle = bool(shuffle)
+        self.seed = int(seed)
+        self.drop_last = bool(drop_last)
+        self.epoch = 0
+        n = len(dataset)
+        if self.drop_last and n % self.num_replicas != 0:
+            self.num_samples = math.ceil((n - self.num_replicas) / self.num_replicas)
+        else:
+            self.num_samples = math.ceil(n / self.num_replicas)
+        self.total_size = self.num_samples * self.num_replicas
+
+    def __iter__(self) -> Iterator[int]:
+        n = len(self.dataset)
+        indices = _torch_randperm(n, self.seed + self.epoch) if self.shuffle else np.arange(n, dtype=np.int64)
+        if not self.drop_last:
+            padding = self.total_size - n
+            if padding and n:
+                indices = np.concatenate([indices, np.resize(indices, padding)])
+        else:
+            indices = indices[: self.total_size]
+        return iter(indices[self.rank : self.total_size : self.num_replicas].tolist())
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use this epoch's permutation (seed + epoch): call it at the start of every epoch, on every
+        process, or each epoch repeats the first one's order."""
+        self.epoch = int(epoch)
+
+
 # ---------------------------------------------------------------------- collate
 def _collate_host(batch: Sequence[Any]) -> Any:
     """Stack a list of samples along a new first axis into NumPy arrays, keeping the structure.
@@ -225,7 +314,8 @@ class _WorkerError:
 
 class DataLoader:
     """Batches of a dataset, optionally shuffled (a fresh seeded permutation each epoch) and loaded
-    ahead in a background thread (`prefetch=N` batches).
+    ahead in a background thread (`prefetch=N` batches). A `sampler` (e.g. a DistributedSampler)
+    chooses the indices and their order instead, as in torch; it excludes `shuffle=True`.
 
     With the default collate, batches are Tensors on `device` (default: the default backend when
     iteration starts). A custom `collate_fn`'s output is returned as is, unless `device` is given, in
@@ -242,6 +332,7 @@ class DataLoader:
         generator: Generator | None = None,
         device: Device | str | None = None,
         prefetch: int = 0,
+        sampler: Iterable[int] | None = None,
     ) -> None:
         if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be an int >= 1, got {batch_size!r}")
@@ -253,6 +344,15 @@ class DataLoader:
             )
         if collate_fn is not None and not callable(collate_fn):
             raise TypeError("DataLoader: collate_fn must be callable")
+        if sampler is not None and shuffle:
+            raise ValueError(
+                "DataLoader: sampler option is mutually exclusive with shuffle; shuffle in the sampler "
+                "(DistributedSampler(..., shuffle=True)) and pass shuffle=False"
+            )
+        if sampler is not None and (not hasattr(sampler, "__iter__") or not hasattr(sampler, "__len__")):
+            raise TypeError(
+                f"DataLoader: sampler must define __iter__ and __len__, got {type(sampler).__name__}"
+            )
         if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
             raise TypeError(
                 f"DataLoader: dataset must define __getitem__ and __len__, got {type(dataset).__name__}"
@@ -265,12 +365,16 @@ class DataLoader:
         self.generator = generator
         self.device = None if device is None else as_device(device)
         self.prefetch = int(prefetch)
+        self.sampler = sampler
         self._order: np.ndarray | None = None  # the current epoch's order, and batches handed out
         self._position = 0
         self._resume: tuple[np.ndarray, int] | None = None
 
+    def _num_samples(self) -> int:
+        return len(self.sampler) if self.sampler is not None else len(self.dataset)  # type: ignore[arg-type]
+
     def __len__(self) -> int:
-        n = len(self.dataset)
+        n = self._num_samples()
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def _batches_of_indices(self, order: np.ndarray) -> list[np.ndarray]:
@@ -285,6 +389,8 @@ class DataLoader:
             order, position = self._resume
             self._resume = None
             return order, position
+        if self.sampler is not None:
+            return np.fromiter(iter(self.sampler), dtype=np.int64), 0
         n = len(self.dataset)
         return (_permutation(n, self.generator) if self.shuffle else np.arange(n)), 0
 
@@ -302,10 +408,11 @@ class DataLoader:
         """Make the next iteration continue where `state_dict()` was taken: the same order, starting
         after the batches already handed out (an exact resume; the seed stream is not redrawn)."""
         order, position = state["order"], int(state["position"])
-        if order is not None and len(order) != len(self.dataset):
+        if order is not None and len(order) != self._num_samples():
             raise ValueError(
                 f"DataLoader.load_state_dict: the saved epoch order covers {len(order)} samples, but the "
-                f"dataset has {len(self.dataset)}; was the checkpoint taken on another dataset?"
+                f"{'sampler' if self.sampler is not None else 'dataset'} has {self._num_samples()}; was the "
+                "checkpoint taken on another dataset?"
             )
         if (state.get("generator") is None) != (self.generator is None):
             raise ValueError(

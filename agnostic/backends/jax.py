@@ -150,7 +150,8 @@ class JaxBackend(Backend):
     def __init__(self, device: str | int | None = None) -> None:
         super().__init__(device)
         kind, _, index = self.device.partition(":")
-        self._jax_device = jax.devices(kind)[int(index or 0)]
+        # this process's own devices: under jax.distributed, jax.devices() lists every process's
+        self._jax_device = jax.local_devices(backend=kind)[int(index or 0)]
         self.flushes_subnormals = self._jax_device.platform == "cpu"
 
     # ------------------------------------------------------------------ identity and info
@@ -167,7 +168,7 @@ class JaxBackend(Backend):
     @staticmethod
     def _platform_devices(platform: str) -> list[Any]:
         try:
-            return list(jax.devices(platform))
+            return list(jax.local_devices(backend=platform))
         except RuntimeError:  # JAX raises when no backend of that platform is present
             return []
 

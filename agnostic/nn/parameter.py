@@ -9,6 +9,7 @@ Tensors, exactly as ops on any tensor do.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from agnostic import tracing
@@ -24,7 +25,7 @@ _GRAD = Tensor.grad  # the slot that holds a tensor's gradient
 class Parameter(Tensor):
     """A trainable tensor registered by the Module that holds it."""
 
-    __slots__ = ()
+    __slots__ = ("_post_accumulate_grad_hooks",)
 
     def __init__(self, data: Any, requires_grad: bool = True) -> None:
         t = data if isinstance(data, Tensor) else asarray(data)
@@ -50,6 +51,20 @@ class Parameter(Tensor):
         if (tracer := tracing.active()) is not None:
             tracer.grad_written(self)
         _GRAD.__set__(self, value)
+
+    def register_post_accumulate_grad_hook(self, hook: Callable[[Parameter], None]) -> _HookHandle:
+        """Call `hook(self)` each time `backward()` has accumulated this parameter's gradient into
+        `.grad`, during the backward pass, as torch's hook of the same name (data-parallel reduces
+        gradients there while the rest of the graph is still differentiated). Returns a handle whose
+        `remove()` unregisters it."""
+        if not callable(hook):
+            raise TypeError(f"register_post_accumulate_grad_hook: hook must be callable, got {hook!r}")
+        hooks = getattr(self, "_post_accumulate_grad_hooks", None)
+        if hooks is None:
+            hooks = self._post_accumulate_grad_hooks = {}
+        handle = _HookHandle(hooks)
+        hooks[handle.id] = hook
+        return handle
 
     def assign(self, value: Any) -> None:
         """Replace the value in place (same shape and dtype; moved to this parameter's device).
@@ -79,6 +94,20 @@ class Parameter(Tensor):
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
+
+
+class _HookHandle:
+    """Removes one registered hook (torch's RemovableHandle)."""
+
+    _next_id = 0
+
+    def __init__(self, hooks: dict[int, Any]) -> None:
+        self._hooks = hooks
+        self.id = _HookHandle._next_id
+        _HookHandle._next_id += 1
+
+    def remove(self) -> None:
+        self._hooks.pop(self.id, None)
 
 
 def fan_in_uniform(shape: tuple[int, ...], fan_in: int, dtype: Any = None) -> Parameter:
