@@ -46,6 +46,7 @@ from agnostic.nn.pooling import (
 from agnostic.nn.rnn import GRU, LSTM, GRUCell, LSTMCell
 from agnostic.nn.sparse import Embedding
 from agnostic.nn.summary import Summary, summary
+from agnostic.nn.sync_batchnorm import SyncBatchNorm
 from agnostic.nn.transformer import (
     MultiheadAttention,
     Transformer,
@@ -65,5 +66,5 @@ __all__ = [
     "TransformerDecoderLayer", "TransformerEncoder", "TransformerEncoderLayer",
     "ELU", "GELU", "Dropout", "Embedding", "Flatten", "Identity", "LeakyReLU", "Linear", "LogSoftmax",
     "Module", "ModuleDict", "ModuleList", "Parameter", "ReLU", "Sequential", "SiLU", "Sigmoid", "Softmax",
-    "Softplus", "Summary", "Tanh", "Unflatten", "init", "summary", "utils",
+    "Softplus", "Summary", "SyncBatchNorm", "Tanh", "Unflatten", "init", "summary", "utils",
 ]  # fmt: skip
