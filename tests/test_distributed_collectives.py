@@ -5,46 +5,27 @@ and a dead or hung worker turning into a DistributedError in bounded time."""
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from torchrun_here import torchrun
 
 import agnostic as ag
 from agnostic import distributed as dist
+from agnostic.distributed.launch import free_port
 
 WORKER = Path(__file__).with_name("distributed_worker.py")
 LIMIT = 120  # seconds for a whole torchrun (start-up included); a hung collective cannot hang pytest
-
-
-def _torchrun() -> str:
-    try:
-        import torch.distributed
-    except ImportError:
-        pytest.skip("torch is not installed: the torch.distributed engine needs it")
-    if not torch.distributed.is_available():
-        pytest.skip("this torch build has no torch.distributed")
-    exe = shutil.which("torchrun")
-    if exe is None:
-        pytest.skip("torchrun is not on PATH")
-    return exe
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _launch(*args: str, monitor_interval: float = 0.1) -> tuple[subprocess.CompletedProcess, float]:
     """torchrun with two workers; its result and how long it took. A longer `monitor_interval`
     lets a failing worker write its error before torchrun stops it for a peer's exit."""
     cmd = [
-        _torchrun(), "--nproc-per-node", "2", "--master-port", str(_free_port()),
+        torchrun(), "--nproc-per-node", "2", "--master-port", str(free_port()),
         "--monitor-interval", str(monitor_interval), str(WORKER), *args,
     ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
@@ -93,7 +74,7 @@ def test_world_size_one_without_init() -> None:
 
 
 def test_init_without_a_launcher_is_a_group_of_one(monkeypatch: pytest.MonkeyPatch) -> None:
-    _torchrun()
+    torchrun()
     for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         monkeypatch.delenv(var, raising=False)
     device = ag.backend("torch")
@@ -111,7 +92,7 @@ def test_init_without_a_launcher_is_a_group_of_one(monkeypatch: pytest.MonkeyPat
 
 
 def test_an_incomplete_launcher_environment_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    _torchrun()
+    torchrun()
     monkeypatch.setenv("RANK", "0")
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.delenv("MASTER_ADDR", raising=False)
@@ -122,7 +103,7 @@ def test_an_incomplete_launcher_environment_is_named(monkeypatch: pytest.MonkeyP
 
 
 def test_a_group_the_script_started_is_joined_and_left_to_it() -> None:
-    _torchrun()
+    torchrun()
     import torch.distributed as tdist
 
     tdist.init_process_group("gloo", store=tdist.HashStore(), rank=0, world_size=1)

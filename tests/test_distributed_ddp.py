@@ -7,53 +7,34 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from torchrun_here import torchrun
 
 import agnostic as ag
 from agnostic import distributed as dist
 from agnostic import functional as F
 from agnostic import nn
 from agnostic.distributed.data_parallel import DistributedDataParallel
+from agnostic.distributed.launch import free_port
 
 WORKER = Path(__file__).with_name("distributed_ddp_worker.py")
 LIMIT = 180  # seconds for a whole torchrun; a hung collective cannot hang pytest
-
-
-def _torchrun() -> str:
-    try:
-        import torch.distributed
-    except ImportError:
-        pytest.skip("torch is not installed: the torch.distributed engine needs it")
-    if not torch.distributed.is_available():
-        pytest.skip("this torch build has no torch.distributed")
-    exe = shutil.which("torchrun")
-    if exe is None:
-        pytest.skip("torchrun is not on PATH")
-    return exe
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
 def test_two_processes_train_as_one_on_the_global_batch(backend: str, tmp_path: Path) -> None:
     pytest.importorskip(backend)
     cmd = [
-        _torchrun(),
+        torchrun(),
         "--nproc-per-node",
         "2",
         "--master-port",
-        str(_free_port()),
+        str(free_port()),
         str(WORKER),
         backend,
         str(tmp_path),

@@ -5,20 +5,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 
 import pytest
 
+from agnostic.distributed.launch import free_port
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "examples", "digits_ddp.py")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.parametrize("backend", ["numpy", "torch", "jax"])
@@ -30,7 +25,7 @@ def test_two_processes_reach_the_single_process_accuracy(backend: str) -> None:
     else:
         if shutil.which("torchrun") is None:
             pytest.skip("torchrun is not installed (pip install torch)")
-        launcher = ["torchrun", "--nproc-per-node", "2", "--master-port", str(_free_port())]
+        launcher = ["torchrun", "--nproc-per-node", "2", "--master-port", str(free_port())]
     run = subprocess.run(
         [*launcher, SCRIPT, "--backend", backend, "--epochs", "6"],
         capture_output=True,

@@ -10,13 +10,14 @@ import importlib.util
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from agnostic.distributed.launch import free_port
 
 WORKER = Path(__file__).with_name("distributed_jax_worker.py")
 LIMIT_S = 180
@@ -36,12 +37,6 @@ def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in LAUNCHER_ENV}
     env["PYTHONUNBUFFERED"] = "1"
     return env
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _launch(*args: str, grace: float = 30.0) -> tuple[subprocess.CompletedProcess, float]:
@@ -64,14 +59,14 @@ def test_every_collective_through_the_launcher() -> None:
 
 @needs_jax
 @pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun is not installed")
-def test_every_collective_through_torchrun() -> None:
+def test_every_collective_throughtorchrun() -> None:
     """torchrun's store takes MASTER_PORT; the jax engine's coordinator takes MASTER_PORT + 1."""
     cmd = [
         "torchrun",
         "--nproc-per-node",
         "2",
         "--master-port",
-        str(_free_port()),
+        str(free_port()),
         str(WORKER),
         "collectives",
     ]
@@ -123,7 +118,7 @@ def test_init_after_xla_started_says_to_init_first() -> None:
         "except DistributedError as e:\n"
         "    print(e)\n"
     )
-    env = dict(_env(), RANK="0", WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()))
+    env = dict(_env(), RANK="0", WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
     done = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=LIMIT_S
     )

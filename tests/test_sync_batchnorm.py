@@ -7,18 +7,18 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from torchrun_here import torchrun
 
 import agnostic as ag
 from agnostic import functional as F
 from agnostic import nn
+from agnostic.distributed.launch import free_port
 
 WORKER = Path(__file__).with_name("distributed_syncbn_worker.py")
 ROOT = Path(__file__).resolve().parent.parent
@@ -146,29 +146,10 @@ def test_convert_keeps_the_backend() -> None:
     assert out.weight.grad is not None
 
 
-def _torchrun() -> str:
-    try:
-        import torch.distributed
-    except ImportError:
-        pytest.skip("torch is not installed: the torch.distributed engine needs it")
-    if not torch.distributed.is_available():
-        pytest.skip("this torch build has no torch.distributed")
-    exe = shutil.which("torchrun")
-    if exe is None:
-        pytest.skip("torchrun is not on PATH")
-    return exe
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
 def test_two_processes_equal_one_on_the_global_batch(backend: str, tmp_path: Path) -> None:
     pytest.importorskip(backend)
-    cmd = [_torchrun(), "--nproc-per-node", "2", "--master-port", str(_free_port()), str(WORKER), backend,
+    cmd = [torchrun(), "--nproc-per-node", "2", "--master-port", str(free_port()), str(WORKER), backend,
            str(tmp_path)]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
     env["OMP_NUM_THREADS"] = "1"

@@ -28,7 +28,8 @@ class _Stop(Exception):
     """SIGTERM to the launcher: stop as for Ctrl-C."""
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on this machine now (the OS picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -101,10 +102,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     env.update(
         WORLD_SIZE=str(ns.nproc),
         MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(ns.master_port if ns.master_port is not None else _free_port()),
+        MASTER_PORT=str(ns.master_port if ns.master_port is not None else free_port()),
     )
     if not env.get(COORDINATOR_PORT_ENV):
-        env[COORDINATOR_PORT_ENV] = str(_free_port())
+        env[COORDINATOR_PORT_ENV] = str(free_port())
     previous = signal.signal(signal.SIGTERM, _raise_stop)
     workers: list[subprocess.Popen] = []
     try:

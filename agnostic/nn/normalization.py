@@ -151,6 +151,17 @@ class _BatchNorm(Module):
         return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, self.eps)
 
     def _update_running_stats(self, x: Tensor) -> None:
+        """torch's update with this batch's mean and unbiased variance (see `_blend_running_stats`)."""
+        x = x.detach()
+        axes = tuple(i for i in range(x.ndim) if i != 1)
+        n = x.size // x.shape[1]
+        if n <= 1:
+            raise ValueError(
+                f"{type(self).__name__}: need more than 1 value per channel when training, got input {x.shape}"
+            )
+        self._blend_running_stats(x.mean(axis=axes), x.var(axis=axes, correction=1.0))
+
+    def _blend_running_stats(self, mean: Tensor, unbiased_var: Tensor) -> None:
         """torch's update: a momentum-weighted (or, for momentum=None, cumulative) average of the batch
         mean and the unbiased batch variance; values are detached, buffers are reassigned."""
         count = self.num_batches_tracked + 1
@@ -159,18 +170,9 @@ class _BatchNorm(Module):
             factor: float | Tensor = float(self.momentum)
         else:  # the cumulative average; in a compile trace the count is symbolic
             factor = 1.0 / count if tracing.tracing() else 1.0 / int(count.item())
-        x = x.detach()
-        axes = tuple(i for i in range(x.ndim) if i != 1)
-        n = x.size // x.shape[1]
-        if n <= 1:
-            raise ValueError(
-                f"{type(self).__name__}: need more than 1 value per channel when training, got input {x.shape}"
-            )
-        mean = x.mean(axis=axes)
-        var = x.var(axis=axes, correction=1.0)
         rm, rv = self.running_mean, self.running_var
-        self.running_mean = (rm * (1.0 - factor) + mean.astype(rm.dtype) * factor).detach()
-        self.running_var = (rv * (1.0 - factor) + var.astype(rv.dtype) * factor).detach()
+        self.running_mean = (rm * (1.0 - factor) + mean.detach().astype(rm.dtype) * factor).detach()
+        self.running_var = (rv * (1.0 - factor) + unbiased_var.detach().astype(rv.dtype) * factor).detach()
 
     def extra_repr(self) -> str:
         return (

@@ -111,17 +111,8 @@ class SyncBatchNorm(_BatchNorm):
 
     def _update_global_running_stats(self, mean: Tensor, var: Tensor, count: Tensor) -> None:
         """BatchNorm's update with the global mean and the global unbiased variance (var * n / (n - 1))."""
-        batches = self.num_batches_tracked + 1
-        self.num_batches_tracked = batches.detach()
-        if self.momentum is not None:
-            factor: float | Tensor = float(self.momentum)
-        else:  # the cumulative average; in a compile trace the count is symbolic
-            factor = 1.0 / batches if tracing.tracing() else 1.0 / int(batches.item())
         n = count.detach()
-        unbiased = var.detach() * (n / (n - 1.0)).astype(var.dtype)
-        rm, rv = self.running_mean, self.running_var
-        self.running_mean = (rm * (1.0 - factor) + mean.detach().astype(rm.dtype) * factor).detach()
-        self.running_var = (rv * (1.0 - factor) + unbiased.astype(rv.dtype) * factor).detach()
+        self._blend_running_stats(mean, var.detach() * (n / (n - 1.0)).astype(var.dtype))
 
     @classmethod
     def convert_sync_batchnorm(cls, module: Module, process_group: Any = None) -> Module:
