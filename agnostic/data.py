@@ -209,7 +209,12 @@ class DistributedSampler:
         self.seed = int(seed)
         self.drop_last = bool(drop_last)
         self.epoch = 0
-        n = len(dataset)
+        self.start = 0  # where in the epoch's order iteration begins: past 0 only in a resumed epoch
+        self._size()
+
+    def _size(self) -> None:
+        """num_samples (per replica) and total_size (padded) of what is left of the epoch from `start`."""
+        n = len(self.dataset) - self.start
         if self.drop_last and n % self.num_replicas != 0:
             self.num_samples = math.ceil((n - self.num_replicas) / self.num_replicas)
         else:
@@ -219,9 +224,10 @@ class DistributedSampler:
     def __iter__(self) -> Iterator[int]:
         n = len(self.dataset)
         indices = _torch_randperm(n, self.seed + self.epoch) if self.shuffle else np.arange(n, dtype=np.int64)
+        indices = indices[self.start :]
         if not self.drop_last:
-            padding = self.total_size - n
-            if padding and n:
+            padding = self.total_size - len(indices)
+            if padding and len(indices):
                 indices = np.concatenate([indices, np.resize(indices, padding)])
         else:
             indices = indices[: self.total_size]
@@ -232,8 +238,48 @@ class DistributedSampler:
 
     def set_epoch(self, epoch: int) -> None:
         """Use this epoch's permutation (seed + epoch): call it at the start of every epoch, on every
-        process, or each epoch repeats the first one's order."""
+        process, or each epoch repeats the first one's order. (`Learner` calls it.)"""
         self.epoch = int(epoch)
+        self.start = 0
+        self._size()
+
+    def position_after(self, taken: int) -> int:
+        """Where the epoch's order stands once every replica has taken `taken` samples: replica r
+        takes positions r, r + num_replicas, ... of it, so together they took the first
+        `taken * num_replicas` (counted from `start`), whatever the number of replicas."""
+        return min(self.start + taken * self.num_replicas, len(self.dataset))
+
+    def state_dict(self, taken: int = 0) -> dict[str, Any]:
+        """The epoch and how far into its order the replicas are after `taken` samples each: a
+        resume point that holds for any number of replicas (see `load_state_dict`)."""
+        return {
+            "epoch": self.epoch,
+            "position": self.position_after(taken),
+            "seed": self.seed,
+            "shuffle": self.shuffle,
+            "dataset_size": len(self.dataset),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue an epoch where `state_dict` left it, possibly with another number of replicas:
+        the samples of the epoch's order not taken yet are dealt out afresh (padded or cut as at the
+        start of an epoch), so a run stopped on 2 processes resumes on 1 or 4 without repeating or
+        skipping a sample."""
+        mine = {"seed": self.seed, "shuffle": self.shuffle, "dataset_size": len(self.dataset)}
+        differs = {k: (state.get(k), v) for k, v in mine.items() if state.get(k) != v}
+        if differs:
+            raise ValueError(
+                "DistributedSampler.load_state_dict: the saved sampler had "
+                + ", ".join(f"{k}={a!r} (this one {b!r})" for k, (a, b) in differs.items())
+                + "; was the checkpoint taken on another dataset or with another seed?"
+            )
+        position = state["position"]
+        if not isinstance(position, (int, np.integer)) or not 0 <= position <= len(self.dataset):
+            raise ValueError(
+                f"DistributedSampler.load_state_dict: position {position!r} is not in [0, {len(self.dataset)}]"
+            )
+        self.epoch, self.start = int(state["epoch"]), int(position)
+        self._size()
 
 
 # ---------------------------------------------------------------------- collate
@@ -397,17 +443,32 @@ class DataLoader:
     def state_dict(self) -> dict[str, Any]:
         """Where iteration stands, for resuming mid-epoch: this epoch's order and the number of batches
         handed out so far (none between epochs), and the loader's own generator's state."""
-        mid_epoch = self._order is not None and 0 < self._position < len(self)
-        return {
+        mid_epoch = self._order is not None and 0 < self._position < len(
+            self._batches_of_indices(self._order)
+        )
+        state = {
             "order": self._order.copy() if mid_epoch else None,
             "position": self._position if mid_epoch else 0,
             "generator": None if self.generator is None else self.generator.get_state(),
         }
+        if mid_epoch and isinstance(self.sampler, DistributedSampler):
+            # not this replica's order but the epoch's position, valid for any number of replicas
+            state.update(
+                order=None, position=0, sampler=self.sampler.state_dict(self._position * self.batch_size)
+            )
+        return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Make the next iteration continue where `state_dict()` was taken: the same order, starting
         after the batches already handed out (an exact resume; the seed stream is not redrawn)."""
         order, position = state["order"], int(state["position"])
+        if state.get("sampler") is not None:
+            if not isinstance(self.sampler, DistributedSampler):
+                raise ValueError(
+                    "DataLoader.load_state_dict: the saved loader had a DistributedSampler, this one "
+                    f"{'has ' + type(self.sampler).__name__ if self.sampler is not None else 'has no sampler'}"
+                )
+            self.sampler.load_state_dict(state["sampler"])
         if order is not None and len(order) != self._num_samples():
             raise ValueError(
                 f"DataLoader.load_state_dict: the saved epoch order covers {len(order)} samples, but the "

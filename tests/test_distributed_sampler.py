@@ -113,3 +113,66 @@ def test_sampler_excludes_shuffle() -> None:
     with pytest.raises(TypeError, match="sampler must define"):
         DataLoader(ds, sampler=object())  # type: ignore[arg-type]
     assert ag  # the package imports without a process group
+
+
+@pytest.mark.parametrize("before", [1, 2, 3])
+@pytest.mark.parametrize("after", [1, 2, 4])
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_an_epoch_resumes_on_another_number_of_replicas(before: int, after: int, drop_last: bool) -> None:
+    """Stopped after 2 batches on `before` replicas, the epoch finishes on `after`: together the two
+    halves take every sample of the epoch once (plus the padding that evens out the last ranks)."""
+    n, batch = 37, 3
+    ds = TensorDataset(np.arange(n, dtype=np.float32))
+
+    def loaders(replicas: int) -> list[DataLoader]:
+        out = []
+        for r in range(replicas):
+            sampler = DistributedSampler(ds, replicas, r, seed=9, drop_last=drop_last)
+            sampler.set_epoch(3)
+            out.append(DataLoader(ds, batch_size=batch, sampler=sampler))
+        return out
+
+    taken, states = [], []
+    for loader in loaders(before):
+        it = iter(loader)
+        taken += [int(v) for _ in range(2) for v in next(it)[0].numpy()]
+        states.append(loader.state_dict())
+    assert all(s == states[0] for s in states)  # the same resume point on every replica
+    assert states[0]["sampler"]["position"] == 2 * batch * before
+    rest = []
+    for loader in loaders(after):
+        loader.load_state_dict(states[0])
+        rest.append([int(v) for b in loader for v in b[0].numpy()])
+    assert len({len(r) for r in rest}) == 1  # every replica gets as many samples
+    sampler = DistributedSampler(ds, 1, 0, seed=9)
+    sampler.set_epoch(3)
+    order = list(sampler)
+    seen = taken + [v for r in rest for v in r]
+    unique = set(seen)
+    if drop_last:  # a tail shorter than the replicas is cut, at most after - 1 samples
+        assert len(seen) == len(unique) and n - len(unique) < after
+        assert set(order[: len(unique)]) == unique
+    else:
+        assert unique == set(range(n)) and len(seen) - n < after
+    fresh = DistributedSampler(ds, after, 0, seed=9, drop_last=drop_last)
+    fresh.load_state_dict(states[0]["sampler"])
+    fresh.set_epoch(4)  # the next epoch is whole again
+    assert len(fresh) == len(DistributedSampler(ds, after, 0, drop_last=drop_last))
+
+
+def test_a_resume_point_from_another_dataset_or_seed_is_refused() -> None:
+    ds = TensorDataset(np.arange(12, dtype=np.float32))
+    state = DistributedSampler(ds, 2, 0, seed=1).state_dict(2)
+    with pytest.raises(ValueError, match="had seed=1 \\(this one 2\\)"):
+        DistributedSampler(ds, 2, 0, seed=2).load_state_dict(state)
+    with pytest.raises(ValueError, match="dataset_size=12 \\(this one 5\\)"):
+        DistributedSampler(TensorDataset(np.arange(5.0)), 2, 0, seed=1).load_state_dict(state)
+    with pytest.raises(ValueError, match="position 99 is not in"):
+        DistributedSampler(ds, 2, 0, seed=1).load_state_dict({**state, "position": 99})
+    loader = DataLoader(ds, batch_size=2, sampler=DistributedSampler(ds, 2, 0, seed=1))
+    it = iter(loader)
+    next(it)
+    with pytest.raises(
+        ValueError, match="the saved loader had a DistributedSampler, this one has no sampler"
+    ):
+        DataLoader(ds, batch_size=2).load_state_dict(loader.state_dict())

@@ -25,7 +25,14 @@ __all__ = ["Callback", "EarlyStopping", "Checkpoint", "CSVLogger", "PlotHistory"
 
 
 class Callback:
-    """Hooks, each a no-op here; override the ones you need."""
+    """Hooks, each a no-op here; override the ones you need.
+
+    In data-parallel training every process runs the loop; a callback with `main_process_only =
+    True` (the progress bar, the history CSV and plot) runs on rank 0 alone, so files are written and
+    lines printed once. Every other callback runs on every process, with the same (reduced) logs, so
+    their decisions (early stopping) agree."""
+
+    main_process_only = False
 
     def on_fit_start(self, learner: Learner) -> None: ...
 
@@ -137,7 +144,8 @@ class Checkpoint(Callback):
     - `best.safetensors` whenever `monitor` improves (default: "val_loss" if there is validation,
       else "loss").
 
-    `Learner.fit(resume=True)` continues from the newest of them.
+    `Learner.fit(resume=True)` continues from the newest of them. In data-parallel training it
+    runs on every process (the state it saves is gathered from all of them) and rank 0 writes.
     """
 
     def __init__(
@@ -164,6 +172,8 @@ class Checkpoint(Callback):
     def on_step_end(self, learner: Learner) -> None:
         if self.every_n_steps and learner.step % self.every_n_steps == 0:
             learner.save_checkpoint(self.path(f"step-{learner.step:08d}"), reason="step")
+            if not learner.is_main_process:
+                return
             steps = sorted(
                 f for f in os.listdir(self.directory) if f.startswith("step-") and f.endswith(".safetensors")
             )
@@ -220,6 +230,8 @@ class Checkpoint(Callback):
 class CSVLogger(Callback):
     """The history, one row per epoch, rewritten (atomically) at the end of every epoch."""
 
+    main_process_only = True
+
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = os.fspath(path)
 
@@ -243,6 +255,8 @@ class PlotHistory(Callback):
     Needs matplotlib (`pip install agnostic[train]`). Drawn when fit ends or is interrupted, and in
     between at the end of an epoch when `refresh_s` seconds have passed since the last drawing
     (drawing takes about half a second, more than an epoch of a small model)."""
+
+    main_process_only = True
 
     def __init__(self, path: str | os.PathLike, refresh_s: float = 30.0) -> None:
         from agnostic.train.plot import require_matplotlib

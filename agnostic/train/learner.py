@@ -5,6 +5,13 @@ early stopping, checkpoints, history CSV and plot), and can stop at any optimize
 exactly: a checkpoint holds the model, optimizer, scheduler, metrics of the unfinished epoch, the
 callbacks' state, the global seed stream and the data loader's position. The first Ctrl-C stops at
 the next optimizer step and saves a checkpoint; a second one stops at once.
+
+Data-parallel (`distributed=True`, or a model wrapped in DistributedDataParallel): every process runs
+this loop on its shard of the data; metrics are summed over the processes before they are logged,
+so every process logs (and decides on) the same figures; only rank 0 writes files and prints; the
+processes agree after every optimizer step on whether to stop, so a Ctrl-C (or torchrun's SIGTERM)
+on any of them stops all at the same step; checkpoints hold the unwrapped model and a data position
+that holds for any number of processes, so a run resumes on another world size.
 """
 
 from __future__ import annotations
@@ -21,11 +28,14 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
+from agnostic import distributed as dist
+from agnostic import ops
 from agnostic import random as ag_random
 from agnostic.autodiff import no_grad
 from agnostic.compilation import compile as compile_step
-from agnostic.data import to_device
+from agnostic.data import DataLoader, DistributedSampler, to_device
 from agnostic.device import Device
+from agnostic.distributed.data_parallel import DistributedDataParallel
 from agnostic.io import CheckpointError, load, save
 from agnostic.nn.module import Module
 from agnostic.nn.utils import clip_grad_norm_, clip_grad_value_
@@ -63,6 +73,10 @@ class Learner:
     - `compile`: run the forward/backward and the optimizer update through `ag.compile` (jax.jit,
       a torch.fx graph; eager on NumPy and CuPy); a string is torch.compile's mode. The model may not
       read tensor values on the host inside `forward` then (docs/compile.md).
+    - `distributed`: train data-parallel: joins the launcher's process group (`distributed.init`,
+      unless the script did) and wraps the model in `DistributedDataParallel` (a model wrapped
+      already is data-parallel without it). The training loader must then shard the data
+      (`DataLoader(..., sampler=DistributedSampler(dataset))`); `set_epoch` is called for you.
     """
 
     def __init__(
@@ -83,9 +97,14 @@ class Learner:
         checkpoint_every: int | None = None,
         progress: bool = True,
         compile: bool | str = False,
+        distributed: bool = False,
     ) -> None:
         if not isinstance(model, Module):
             raise TypeError(f"Learner: model must be an agnostic nn.Module, got {type(model).__name__}")
+        if distributed and not isinstance(model, DistributedDataParallel):
+            if not dist.is_initialized():
+                dist.init(next(iter(model.parameters())).device if list(model.parameters()) else None)
+            model = DistributedDataParallel(model)
         if not isinstance(optimizer, Optimizer):
             raise TypeError(
                 f"Learner: optimizer must be an agnostic Optimizer, got {type(optimizer).__name__}"
@@ -110,6 +129,9 @@ class Learner:
         if len(set(names)) != len(names) or "loss" in names:
             raise ValueError(f"Learner: metric names must be unique and not 'loss', got {names}")
         self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn
+        self.distributed = isinstance(model, DistributedDataParallel)
+        # what checkpoints hold: the model itself, not the wrapper, so any world size can load them
+        self._module: Module = model.module if self.distributed else model  # type: ignore[assignment]
         self.metrics = list(metrics)
         self.scheduler, self.scheduler_interval = scheduler, scheduler_interval
         self.scheduler_monitor = scheduler_monitor
@@ -162,6 +184,11 @@ class Learner:
     # -- the loop ------------------------------------------------------------------------------
 
     @property
+    def is_main_process(self) -> bool:
+        """Whether this process writes files and prints: rank 0 (always, without a process group)."""
+        return dist.rank() == 0
+
+    @property
     def device(self) -> Device:
         """Where the model lives (that of its first parameter)."""
         for p in self.model.parameters():
@@ -190,18 +217,53 @@ class Learner:
         self._interrupt_requested, self._epoch_seconds = False, 0.0
         self._reset_metrics()
         self._model_device = self.device  # looked up once per fit, not per batch
+        self._check_sharded(train_loader)
         if self.batches_per_epoch == 0 and epochs:
             raise ValueError(self._no_batches_message(0))
         path = self._resume(resume)
         if path is not None:
             self.log(f"resumed from {path} at epoch {self.epoch + 1}, step {self.step}")
-        with self._graceful_interrupt():
+        with self._graceful_interrupt(), self._naming_a_failed_peer():
             try:
                 self._call("on_fit_start")
                 self._run()
             finally:
                 self._call("on_fit_end")
+            if self.distributed:
+                dist.barrier()  # rank 0's files are complete before any process moves on
         return self.history
+
+    def _check_sharded(self, loader: Iterable[Any]) -> None:
+        if (
+            self.distributed
+            and dist.world_size() > 1
+            and isinstance(loader, DataLoader)
+            and not isinstance(loader.sampler, DistributedSampler)
+        ):
+            raise ValueError(
+                f"Learner.fit: training data-parallel on {dist.world_size()} processes, but the training "
+                "DataLoader has no DistributedSampler, so every process would train on the whole dataset; "
+                "pass DataLoader(dataset, batch_size=..., sampler=DistributedSampler(dataset))"
+            )
+
+    @contextlib.contextmanager
+    def _naming_a_failed_peer(self) -> Iterator[None]:
+        """A collective that failed (a dead or stuck process) says where training stood."""
+        try:
+            yield
+        except dist.DistributedError as exc:
+            raise dist.DistributedError(
+                f"Learner.fit (rank {dist.rank()} of {dist.world_size()}) stopped at epoch {self.epoch + 1}, "
+                f"optimizer step {self.step}: {exc}\nThe newest checkpoint (if any) resumes it with "
+                "fit(..., resume=True), on any number of processes"
+            ) from exc
+
+    def _stop_agreed(self) -> bool:
+        """Whether to stop now: on every process the same answer (a Ctrl-C reached any of them)."""
+        if self.distributed and dist.world_size() > 1:
+            flag = ops.asarray(int(self._interrupt_requested), device=self._model_device)
+            self._interrupt_requested = bool(dist.all_reduce(flag, "max").item())
+        return self._interrupt_requested
 
     def _run(self) -> None:
         while self.epoch < self.epochs and not self.stop_training:
@@ -217,7 +279,7 @@ class Learner:
                     or self.batch_in_epoch == self.batches_per_epoch
                 ):
                     self._optimizer_step()
-                    if self._interrupt_requested and self.batch_in_epoch != self.batches_per_epoch:
+                    if self.batch_in_epoch != self.batches_per_epoch and self._stop_agreed():
                         self._epoch_seconds += time.perf_counter() - started
                         return self._interrupt()
             if self.batch_in_epoch == 0:  # the loss would be NaN, the epoch a silent no-op
@@ -226,7 +288,7 @@ class Learner:
                 self._optimizer_step()  # a partial accumulation at the end of a loader of unknown length
             self._epoch_seconds += time.perf_counter() - started
             self._end_epoch()
-            if self._interrupt_requested:
+            if self._stop_agreed():
                 return self._interrupt()
 
     def _no_batches_message(self, epoch: int) -> str:
@@ -245,11 +307,17 @@ class Learner:
         loader = self.train_loader
         if self.batch_in_epoch == self.batches_per_epoch:  # resumed after the epoch's last step
             return iter(())
+        sampler = getattr(loader, "sampler", None)
         if self._loader_state is not None:
             state, self._loader_state = self._loader_state, None
             if hasattr(loader, "load_state_dict"):
                 loader.load_state_dict(state)
+                if state.get("sampler") is not None and self.batches_per_epoch is not None:
+                    # the rest of the epoch dealt out over this run's processes: count what is left
+                    self.batch_in_epoch = self.batches_per_epoch - len(loader)
                 return iter(loader)
+        if hasattr(sampler, "set_epoch") and not self.batch_in_epoch:
+            sampler.set_epoch(self.epoch)
         if self.batch_in_epoch and not hasattr(loader, "load_state_dict"):
             # a plain iterable (a list of batches): skip what the checkpointed run already used
             return itertools.islice(iter(loader), self.batch_in_epoch, None)
@@ -295,8 +363,9 @@ class Learner:
         self.optimizer.zero_grad()
 
     def _end_epoch(self) -> None:
-        logs: dict[str, float] = {"epoch": self.epoch + 1, "step": self.step, "loss": self._loss.compute()}
-        logs.update({m.name: m.compute() for m in self.metrics})
+        loss, *metrics = self._synced([self._loss, *self.metrics])
+        logs: dict[str, float] = {"epoch": self.epoch + 1, "step": self.step, "loss": loss.compute()}
+        logs.update({m.name: m.compute() for m in metrics})
         if self.val_loader is not None:
             logs.update({f"val_{k}": v for k, v in self.evaluate(self.val_loader).items()})
         logs["lr"] = float(self.optimizer.param_groups[0]["lr"])
@@ -324,6 +393,20 @@ class Learner:
             )
         self.scheduler.step(logs[monitor])
 
+    def _synced(self, metrics: list[Metric]) -> list[Metric]:
+        """The metrics over every process's data (copies; this process's running state is kept)."""
+        if not self.distributed or dist.world_size() == 1:
+            return metrics
+        device = self.device
+
+        def total(v: Tensor | float) -> Tensor:
+            return dist.all_reduce(v if isinstance(v, Tensor) else ops.asarray(v, device=device), "sum")
+
+        synced = [copy.copy(m) for m in metrics]
+        for m in synced:
+            m.sync(total)
+        return synced
+
     def _reset_metrics(self) -> None:
         self._loss.reset()
         for m in self.metrics:
@@ -349,6 +432,7 @@ class Learner:
                     batches += 1
         finally:
             self.model.train(was_training)
+        mean, *metrics = self._synced([mean, *metrics])
         if not batches:  # a NaN loss without a word before
             raise ValueError(
                 f"Learner.evaluate: the loader {type(loader).__name__} yielded no batches; is the "
@@ -361,24 +445,32 @@ class Learner:
 
     @contextlib.contextmanager
     def _graceful_interrupt(self) -> Iterator[None]:
-        """First SIGINT: finish the current optimizer step, save, stop. Second: KeyboardInterrupt."""
+        """First SIGINT: finish the current optimizer step, save, stop. Second: KeyboardInterrupt.
+        Data-parallel, SIGTERM too: torchrun and schedulers stop workers with it."""
         if threading.current_thread() is not threading.main_thread():
             yield
             return
-        previous = signal.getsignal(signal.SIGINT)
+        signums = (signal.SIGINT, signal.SIGTERM) if self.distributed else (signal.SIGINT,)
+        previous = {signum: signal.getsignal(signum) for signum in signums}
 
         def handler(signum: int, frame: Any) -> None:
             if self._interrupt_requested:
-                signal.signal(signal.SIGINT, previous)
+                for n, h in previous.items():
+                    signal.signal(n, h)
                 raise KeyboardInterrupt
             self._interrupt_requested = True
-            self.log("interrupt: stopping after this step (Ctrl-C again to stop at once, without saving)")
+            self.log(
+                f"{signal.Signals(signum).name}: stopping after this step (Ctrl-C again to stop at once, "
+                "without saving)"
+            )
 
-        signal.signal(signal.SIGINT, handler)
+        for signum in signums:
+            signal.signal(signum, handler)
         try:
             yield
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for n, h in previous.items():
+                signal.signal(n, h)
 
     def _interrupt(self) -> None:
         self.interrupted = self.stop_training = True
@@ -391,8 +483,9 @@ class Learner:
     def state_dict(self) -> dict[str, Any]:
         """The whole training state: what `save_checkpoint` writes."""
         loader = getattr(self, "train_loader", None)
+        loss, *metrics = self._synced([self._loss, *self.metrics])  # mid-epoch: every process's part
         return {
-            "model": self.model.state_dict(),
+            "model": self._module.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
             "learner": {
@@ -401,8 +494,8 @@ class Learner:
                 "batch_in_epoch": self.batch_in_epoch,
                 "epoch_seconds": self._epoch_seconds,
                 "history": self.history,
-                "loss": self._loss.state_dict(),
-                "metrics": {m.name: m.state_dict() for m in self.metrics},
+                "loss": loss.state_dict(),
+                "metrics": {m.name: m.state_dict() for m in metrics},
             },
             "callbacks": {self._callback_key(i, cb): cb.state_dict() for i, cb in enumerate(self.callbacks)},
             "rng": ag_random.default_generator.get_state(),
@@ -414,15 +507,20 @@ class Learner:
         return f"{i}:{type(cb).__name__}"
 
     def save_checkpoint(self, path: str | os.PathLike, reason: str = "manual") -> None:
-        """Write the training state to `path` (atomically; safetensors, no pickle)."""
+        """Write the training state to `path` (atomically; safetensors, no pickle). Data-parallel,
+        every process calls it (the metrics are gathered) and rank 0 writes."""
+        state = self.state_dict()
+        if not self.is_main_process:
+            return
         meta = {
             "epoch": self.epoch,
             "step": self.step,
             "reason": reason,
-            "model": type(self.model).__name__,
+            "model": type(self._module).__name__,
             "backend": self.device.name,
+            "world_size": dist.world_size(),
         }
-        save(self.state_dict(), path, metadata=meta)
+        save(state, path, metadata=meta)
 
     def load_checkpoint(self, path: str | os.PathLike, weights_only: bool = False) -> None:
         """Restore a `save_checkpoint` file: the model, and unless `weights_only` everything needed to
@@ -472,7 +570,7 @@ class Learner:
 
     def _restore(self, state: dict[str, Any], path: str, weights_only: bool = False) -> None:
         with _fitting(path, "model"):
-            self.model.load_state_dict(state["model"])
+            self._module.load_state_dict(state["model"])
         if weights_only:
             return
         if (state["scheduler"] is None) != (self.scheduler is None):
@@ -492,6 +590,8 @@ class Learner:
             for m in self.metrics:
                 if m.name in s["metrics"]:
                     m.load_state_dict(s["metrics"][m.name])
+        if not self.is_main_process:  # the saved figures are every process's sum: counted once, on rank 0
+            self._reset_metrics()
         with _fitting(path, "callbacks"):
             for i, cb in enumerate(self.callbacks):
                 if self._callback_key(i, cb) in state["callbacks"]:
@@ -534,11 +634,15 @@ class Learner:
     # -- helpers -------------------------------------------------------------------------------
 
     def _call(self, hook: str, *args: Any) -> None:
+        main = self.is_main_process
         for cb in self.callbacks:
-            getattr(cb, hook)(self, *args)
+            if main or not cb.main_process_only:
+                getattr(cb, hook)(self, *args)
 
     def log(self, message: str) -> None:
-        """A message that does not break a running progress bar."""
+        """A message that does not break a running progress bar (printed by rank 0 alone)."""
+        if not self.is_main_process:
+            return
         try:
             from tqdm.auto import tqdm
 

@@ -7,6 +7,7 @@ plain (tensors and ints), so a mid-epoch checkpoint carries a half-finished epoc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import agnostic as ag
@@ -33,6 +34,16 @@ class Metric:
     def compute(self) -> float:
         raise NotImplementedError
 
+    def sync(self, sum_over_processes: Callable[[Tensor | float], Tensor]) -> None:
+        """Make the running state that of every process together (data-parallel training: each
+        process updated it with its own shard of the data). `sum_over_processes` sums a value over
+        the processes (an all-reduce); a metric whose state is not a sum of per-sample terms
+        overrides this."""
+        raise NotImplementedError(
+            f"{type(self).__name__}.sync: this metric does not say how to combine its state over "
+            "processes; define sync() to train it data-parallel"
+        )
+
     def state_dict(self) -> dict[str, Any]:
         """The running state (for checkpoints taken mid-epoch)."""
         return dict(vars(self))
@@ -57,6 +68,10 @@ class _Ratio(Metric):
     def reset(self) -> None:
         self.total: Tensor | float = 0.0
         self.count = 0
+
+    def sync(self, sum_over_processes: Callable[[Tensor | float], Tensor]) -> None:
+        self.total = sum_over_processes(self.total)
+        self.count = int(sum_over_processes(self.count))
 
     def compute(self) -> float:
         if self.count == 0:

@@ -24,6 +24,8 @@ class ProgressBar(Callback):
     most every `refresh_s` seconds (reading the loss waits for the device, so not every step). With
     no tqdm installed, or `tqdm=False`, it prints one line per epoch instead."""
 
+    main_process_only = True
+
     def __init__(self, refresh_s: float = 0.5, file: TextIO | None = None, tqdm: bool = True) -> None:
         self.refresh_s, self.file = refresh_s, file
         self._tqdm = None
