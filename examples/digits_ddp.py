@@ -4,6 +4,10 @@ every backend.
     torchrun --nproc-per-node 2 examples/digits_ddp.py --backend numpy      # or torch, jax
     python -m agnostic.distributed.launch -n 2 examples/digits_ddp.py --backend jax   # no torchrun
     python examples/digits_ddp.py                                           # one process: world size 1
+    torchrun --nproc-per-node 8 examples/digits_ddp.py --backend torch:cuda # one GPU per process
+
+A device named without an index (`torch:cuda`, `jax:gpu`, `cupy`) is this process's own: index
+LOCAL_RANK. `--threads 1` keeps the processes of a CPU run from fighting over the cores.
 
 Each process sees its share of every epoch (`DistributedSampler`), computes gradients on it, and
 `DistributedDataParallel` averages them across processes in buckets during the backward pass, so
@@ -30,9 +34,20 @@ from agnostic import optim
 from agnostic.data import DataLoader, DistributedSampler, TensorDataset
 
 
+def local_device(backend: str) -> str:
+    """`backend` with this process's own accelerator: a GPU named without an index gets LOCAL_RANK."""
+    name, _, device = backend.partition(":")
+    if name == "cupy" and not device:
+        device = "cuda"
+    if device in ("cuda", "gpu") and "LOCAL_RANK" in os.environ:
+        return f"{name}:{device}:{os.environ['LOCAL_RANK']}"
+    return backend
+
+
 def run(backend: str, epochs: int = 12, batch_size: int = 32, seed: int = 0) -> float:
     """Train data-parallel on `backend` (the process group from the launcher's environment, or a
     group of one), and return the test accuracy (the same on every rank)."""
+    backend = local_device(backend)
     dist.init(backend)  # first: on JAX the process group must start before XLA does
     device = ag.backend(backend)
     try:
@@ -72,11 +87,16 @@ def main() -> None:
     )
     # a plain name (not the examples' --backend, which builds the backend at once): JAX must join
     # the process group before its runtime starts
-    parser.add_argument("--backend", default="numpy", help="numpy, torch or jax (cupy with CUDA)")
+    parser.add_argument(
+        "--backend", default="numpy", help="NAME[:DEVICE]: numpy, torch, jax, torch:cuda, cupy..."
+    )
+    parser.add_argument("--threads", type=int, help="CPU threads per process (default: the libraries')")
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--batch-size", type=int, default=32, help="per process")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    if args.threads:
+        ag.set_num_threads(args.threads)  # before any JAX work: XLA sizes its pools when it starts
     run(args.backend, args.epochs, args.batch_size, args.seed)
 
 

@@ -146,11 +146,15 @@ def test_convert_keeps_the_backend() -> None:
     assert out.weight.grad is not None
 
 
-@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax"])
 def test_two_processes_equal_one_on_the_global_batch(backend: str, tmp_path: Path) -> None:
     pytest.importorskip(backend)
-    cmd = [torchrun(), "--nproc-per-node", "2", "--master-port", str(free_port()), str(WORKER), backend,
-           str(tmp_path)]  # fmt: skip
+    launcher = (
+        [sys.executable, "-m", "agnostic.distributed.launch", "-n", "2"]
+        if backend == "jax"
+        else [torchrun(), "--nproc-per-node", "2", "--master-port", str(free_port())]
+    )
+    cmd = [*launcher, str(WORKER), backend, str(tmp_path)]
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
     env["OMP_NUM_THREADS"] = "1"
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])  # this checkout
