@@ -11,6 +11,9 @@ is lifted into explicit inputs and outputs under the hood:
   scheduler may change it between calls without a recompile);
 - random draws (dropout): drawn on the host at each call, from the same seed stream and in the same
   order as the eager step, and fed in, so compiled and eager steps see the same numbers.
+- work that cannot be in the program (a collective on an engine that needs real buffers) is handed
+  to the trace (`agnostic.tracing.Tracer.after_call`) and runs eagerly after every call, once the
+  results, state and gradients are written back.
 
 Holders are found in the function's closure, the globals it names and its arguments, and, while
 tracing, whenever a module is called or an optimizer used (a trace that meets a new one is done
@@ -115,6 +118,7 @@ class _Entry:
     written: list[tuple[Any, ...]] = field(default_factory=list)  # state written, after the results
     grads: list[tuple[int, bool]] = field(default_factory=list)  # gradients set (or cleared)
     out_dtypes: list[Any] = field(default_factory=list)  # of every output, in order
+    after: list[Callable[[], None]] = field(default_factory=list)  # run eagerly after every call
     run: Callable[..., Any] | None = None
     # Everything refers to the state by position, never to a holder's object: the same signature
     # may come back with other objects in the slots (a loaded optimizer state, a replaced layer).
@@ -133,6 +137,8 @@ class _Trace:
     new_holders: list[Any] = field(default_factory=list)
     grads_read: dict[int, Parameter] = field(default_factory=dict)
     grads_written: dict[int, Parameter] = field(default_factory=dict)
+    after: list[Callable[[], None]] = field(default_factory=list)
+    deferred: dict[int, Parameter] = field(default_factory=dict)  # gradients an `after` callback changes
 
     def draw(self, device: Any, kind: str, args: tuple[Any, ...], seed: int | None, generator: Any) -> Tensor:
         spec = _Draw(device, kind, args, seed, generator)
@@ -146,7 +152,20 @@ class _Trace:
         if id(holder) not in self.fn._holders and id(holder) not in self.state.modules:
             self.new_holders.append(holder)
 
+    def after_call(self, fn: Callable[[], None], grads: Any = ()) -> None:
+        self.after.append(fn)
+        for p in grads:
+            self.deferred.setdefault(id(p), p)
+
     def grad_read(self, param: Any) -> None:
+        if id(param) in self.deferred:
+            raise CompileError(
+                f"compile: {self.fn.__name__} reads a gradient (shape {tuple(param.shape)}) that is changed "
+                "after each call of the compiled program (DistributedDataParallel's reduction on an engine "
+                "that cannot put collectives in the program: torch.distributed); the step would use it "
+                "unreduced. Split the step: compile the forward and backward in one function and the "
+                "optimizer update in another (or run the update eagerly)"
+            )
         if id(param) not in self.grads_written:
             self.grads_read.setdefault(id(param), param)
         self._lifted(param)
@@ -309,6 +328,7 @@ class CompiledFunction:
                 return None
             read = tuple(state.position(p) for p in record.grads_read.values())
             if read == entry.grad_inputs and record.draws == entry.draws:
+                entry.after = list(record.after)
                 entry.run = device.ops.compile_traced(traced, self.mode)
                 self.compilations += 1
                 self._cache.setdefault(key, []).append(entry)
@@ -332,6 +352,8 @@ class CompiledFunction:
         for i, sig in zip(entry.grad_inputs, entry.grad_signature):
             _RAW_GRAD.__set__(state.params[i], Tensor._make(next(arrays_in), device) if sig else None)
         record.draw_inputs = [next(arrays_in) for _ in entry.draws]
+        record.after.clear()  # (a backend may run the function more than once to trace it)
+        record.deferred.clear()
         call = [_rebuild(t, next(arrays_in), device) if isinstance(t, Tensor) else t for t in leaves]
         args, kwargs = _unflatten(tree, call)
         try:
@@ -367,6 +389,8 @@ class CompiledFunction:
             state.write(ref, *next(out))
         for i, has in entry.grads:
             _RAW_GRAD.__set__(state.params[i], tensor() if has else None)
+        for fn in entry.after:
+            fn()
         return _unflatten(entry.result_tree, leaves)
 
 

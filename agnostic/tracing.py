@@ -4,7 +4,9 @@ While a step is traced its tensors are symbolic (jax tracers, torch fake tensors
 values on the host (index bounds, target ranges) are skipped, as under jax.jit, random draws are
 handed to the tracer (which feeds them in as inputs at every call, drawn as eagerly), and modules,
 optimizers and parameters report that the step uses them, so their state is lifted into the
-compiled function's inputs and outputs. The compiler (`agnostic.compilation`) sets the running trace
+compiled function's inputs and outputs. Work that cannot be part of the program (a collective on an
+engine that needs real buffers) is handed to the trace with `after_call`, to run eagerly after every
+call of the compiled program. The compiler (`agnostic.compilation`) sets the running trace
 with `tracing_with`; it is kept per thread and asyncio task, so a trace in one thread never sees
 another thread's eager work.
 """
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 __all__ = ["Tracer", "active", "tracing", "tracing_with"]
@@ -33,6 +35,12 @@ class Tracer(Protocol):
 
     def grad_written(self, param: Any) -> None:
         """The step sets `param.grad`."""
+
+    def after_call(self, fn: Callable[[], None], grads: Sequence[Any] = ()) -> None:
+        """Run `fn()` eagerly after every call of the compiled program, once its results, state and
+        gradients are written back (callbacks run in the order given). `fn` changes the gradients of
+        the parameters `grads`: the rest of the step must not read them (it would see them before
+        `fn` ran); the trace refuses such a step."""
 
 
 _active: contextvars.ContextVar[Tracer | None] = contextvars.ContextVar("agnostic.tracer", default=None)

@@ -2,7 +2,7 @@
 own `torch.nn.parallel.DistributedDataParallel`, on the torch backend, CPU (gloo).
 
 `python -m benchmarks.distributed` (`--processes 1,2`, `--only w1,w3`, `--windows`, `--steps`,
-`--window-ms`, `--warmup`) starts, for each process count N, `torchrun --standalone --nproc-per-node N
+`--window-ms`, `--warmup`, `--bucket-mb`) starts, for each process count N, `torchrun --standalone --nproc-per-node N
 -m benchmarks.distributed --worker ...`; rank 0 of each writes its figures to a JSON file and this
 process prints one Markdown table.
 
@@ -12,9 +12,12 @@ all-reduce, Adam) is the step of `benchmarks.steps`, with the same per-process b
 64 tokens); every rank gets its own batch (seed = rank). The agnostic model and the torch model come
 from one description (`w1_mlp.SIZES`, `w3_lm._lm`). Four cases run interleaved in the same processes,
 one window each in turn (`harness.window_order`):
-- agnostic: `dist.DataParallel(model)` (25 MB buckets) and `agnostic.optim.Adam`;
+- agnostic: `dist.DataParallel(model)` (25 MB buckets, each all-reduce started asynchronously as
+  soon as its bucket is full, so it overlaps the rest of backward) and `agnostic.optim.Adam`;
 - torch: `DistributedDataParallel(model)` (torch's defaults: 25 MB buckets, overlapped with backward)
   and `torch.optim.Adam`;
+`--bucket-mb` sets both wrappers' `bucket_cap_mb` (smaller buckets: more, earlier collectives, which
+shows the overlap);
 - the gradient reduction alone: `agnostic.distributed.all_reduce` of one flat float32 buffer of the
   parameters' size (both models fit one 25 MB bucket, so this is exactly the one collective of a
   DataParallel step), and `torch.distributed.all_reduce` of the same buffer in place.
@@ -107,7 +110,7 @@ def _losses(workload: str) -> tuple[Any, Any]:
     return ours, theirs
 
 
-def _cases(workload: str, rank: int) -> tuple[list[Case], int]:
+def _cases(workload: str, rank: int, bucket_mb: float) -> tuple[list[Case], int]:
     import torch
     import torch.distributed as tdist
     from torch.nn.parallel import DistributedDataParallel
@@ -120,9 +123,13 @@ def _cases(workload: str, rank: int) -> tuple[list[Case], int]:
     loss_ours, loss_theirs = _losses(workload)
     n_params = sum(p.size for p in ours.parameters())
     assert n_params == sum(p.numel() for p in theirs.parameters()), "the two models differ in size"
-    agnostic_step = agnostic_adam_case("torch", dist.DataParallel(ours), x, y, loss_ours)
+    agnostic_step = agnostic_adam_case(
+        "torch", dist.DataParallel(ours, bucket_cap_mb=bucket_mb), x, y, loss_ours
+    )
     agnostic_step.name = "agnostic DataParallel"
-    torch_step = torch_adam_case(DistributedDataParallel(theirs), tx, ty, loss_theirs)
+    torch_step = torch_adam_case(
+        DistributedDataParallel(theirs, bucket_cap_mb=bucket_mb), tx, ty, loss_theirs
+    )
     torch_step.name = "torch DDP"
 
     flat = ag.backend("torch").tensor(np.ones(n_params, np.float32))
@@ -183,7 +190,7 @@ def worker(args: argparse.Namespace) -> None:
     rank, n = dist.rank(), dist.world_size()
     rows = []
     for workload in args.only.split(","):
-        cases, n_params = _cases(workload, rank)
+        cases, n_params = _cases(workload, rank, args.bucket_mb)
         load = os.getloadavg()[0]
         _measure(cases, args.warmup, args.windows, args.steps, args.window_ms / 1e3)
         step_a, step_t, red_a, red_t = cases
@@ -242,6 +249,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=5, help="at least this many steps per window")
     parser.add_argument("--window-ms", type=float, default=100.0)
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--bucket-mb", type=float, default=25.0, help="bucket_cap_mb of both wrappers")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -266,13 +274,14 @@ def main(argv: list[str] | None = None) -> None:
                 sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={n}",
                 "-m", "benchmarks.distributed", "--worker", f"--out={out}", f"--only={args.only}",
                 f"--windows={args.windows}", f"--steps={args.steps}", f"--window-ms={args.window_ms}",
-                f"--warmup={args.warmup}",
+                f"--warmup={args.warmup}", f"--bucket-mb={args.bucket_mb}",
             ]  # fmt: skip
             subprocess.run(command, cwd=root, env=env, check=True)
             with open(out) as f:
                 rows += json.load(f)
     rows.sort(key=lambda r: (WORKLOADS.index(r["workload"]), r["processes"]))
-    print(f"\nMachine: {machine()}; 1 thread per process (ag.set_num_threads(1), torch.set_num_threads(1))")
+    print(f"\nBuckets: {args.bucket_mb:g} MB")
+    print(f"Machine: {machine()}; 1 thread per process (ag.set_num_threads(1), torch.set_num_threads(1))")
     print(
         "Load average (1 min) at the start / end of each workload: "
         + "; ".join(

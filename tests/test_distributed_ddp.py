@@ -97,12 +97,17 @@ class _TwinGroup:
         self.broadcast: list[int] = []
         monkeypatch.setattr(dist, "world_size", lambda: 2)
         monkeypatch.setattr(dist, "all_reduce", self.all_reduce)
+        monkeypatch.setattr(dist, "all_reduce_async", self.all_reduce_async)
         monkeypatch.setattr(dist, "broadcast", self.bcast)
 
     def all_reduce(self, t: ag.Tensor, op: str = "sum") -> ag.Tensor:
         assert op == "sum" and t.ndim == 1
         self.reduced.append(t.size)
         return t * 2
+
+    def all_reduce_async(self, t: ag.Tensor, op: str = "sum") -> dist.Pending:
+        done = self.all_reduce(t, op)
+        return dist.Pending(lambda: done._data, t)
 
     def bcast(self, t: ag.Tensor, src: int = 0) -> ag.Tensor:
         assert src == 0
@@ -130,6 +135,56 @@ def test_one_collective_per_bucket_in_reverse_order(monkeypatch: pytest.MonkeyPa
     _loss(tiny, 1).backward()
     assert group.reduced == [3 + 12, 4, 20, 5, 30]  # reverse parameter order; 60 bytes fit the last two
     for g, h in zip(_grads(tiny), _grads(plain)):
+        np.testing.assert_allclose(g, h, rtol=1e-6)
+
+
+class _AsyncTwin:
+    """A stand-in engine of two twins with an asynchronous all-reduce; it logs when each reduction
+    starts and when it is waited for."""
+
+    name = "twin"
+
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    def world_size(self) -> int:
+        return 2
+
+    def rank(self) -> int:
+        return 0
+
+    def broadcast(self, a: np.ndarray, src: int) -> np.ndarray:
+        return a.copy()
+
+    def all_reduce_async(self, a: np.ndarray, op: str) -> object:
+        self.log.append(f"start {a.size}")
+        log = self.log
+
+        class Work:
+            def wait(self) -> np.ndarray:
+                log.append(f"wait {a.size}")
+                return a * 2
+
+        return Work()
+
+
+def test_buckets_are_reduced_while_backward_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    log: list[str] = []
+    monkeypatch.setattr(dist, "_engine", _AsyncTwin(log))
+    monkeypatch.setattr(dist, "_device", ag.backend("numpy"))
+    model = _mlp()
+    for name, p in model.named_parameters():  # registered first: runs before DDP's own hook
+        p.register_post_accumulate_grad_hook(lambda p, name=name: log.append(f"grad {name}"))
+    ddp = DistributedDataParallel(model, bucket_cap_mb=60 / 2**20)  # buckets [3+12, 4, 20, 5, 30]
+    _loss(ddp, 1).backward()
+    assert log.index("start 15") < log.index("grad 2.bias")  # bucket 0 travels during backward...
+    assert log.index("start 20") < log.index("grad 0.weight")
+    last = log.index("grad 0.weight")  # the last gradient of backward
+    assert [e for e in log[:last] if e.startswith("wait")] == []  # ...and is waited for only at its end
+    assert log[last + 1 :] == ["start 30", "wait 15", "wait 4", "wait 20", "wait 5", "wait 30"]
+    plain = _mlp()
+    _loss(plain, 1).backward()
+    for g, h in zip(_grads(ddp), _grads(plain)):
         np.testing.assert_allclose(g, h, rtol=1e-6)
 
 

@@ -17,6 +17,7 @@ import threading
 from datetime import timedelta
 from typing import Any, Protocol
 
+from agnostic import tracing
 from agnostic.device import Device, as_device, get_default_backend
 from agnostic.tensor import Tensor
 
@@ -29,6 +30,8 @@ __all__ = [
     "local_rank",
     "barrier",
     "all_reduce",
+    "all_reduce_async",
+    "Pending",
     "broadcast",
     "all_gather",
     "reduce_scatter",
@@ -60,6 +63,11 @@ class Engine(Protocol):
 
     def all_reduce(self, a: Any, op: str) -> Any:
         """`a` reduced elementwise over every process (`op` in REDUCE_OPS); a new array."""
+
+    # Optional: `all_reduce_async(a, op)` starts the same reduction and returns at once a handle
+    # whose `wait()` gives the array; an engine without it gets the blocking call (see `Pending`).
+    # Optional: `traces_collectives = True` says the collectives above accept the symbolic arrays of
+    # a running `agnostic.compile` trace and put the collective in the compiled program.
 
     def broadcast(self, a: Any, src: int) -> Any:
         """Process `src`'s `a` on every process; a new array."""
@@ -201,13 +209,62 @@ def _copy(t: Tensor) -> Tensor:
     return ops.asarray(t, copy=True)
 
 
+def _in_trace(op: str) -> None:
+    """Refuse a collective in an `agnostic.compile` trace on an engine that cannot put it in the
+    compiled program (its arrays are symbolic there: there is nothing to send)."""
+    if tracing.tracing() and not getattr(_engine, "traces_collectives", False):
+        name = getattr(_engine, "name", "this engine")
+        raise DistributedError(
+            f"distributed.{op} (rank {rank()}): called inside an agnostic.compile'd step, and {name} cannot "
+            "put a collective in a compiled program; call it outside the compiled function (compile the "
+            "parts before and after it), or wrap the model in DistributedDataParallel, whose gradient "
+            "reduction runs right after each call of the compiled step"
+        )
+
+
 def all_reduce(t: Tensor, op: str = "sum") -> Tensor:
     """`t` reduced elementwise over every process: "sum", "mean", "max" or "min"."""
     t = _check(t, "all_reduce")
     op = _reduce_op(op, "all_reduce", t)
     if _engine is None or _engine.world_size() == 1:
         return _copy(t)
+    _in_trace("all_reduce")
     return Tensor._make(_engine.all_reduce(t._data, op), t.device, t.dtype)
+
+
+class Pending:
+    """A collective started by `all_reduce_async`: `wait()` blocks until it is done and gives its
+    result (once; a second wait is an error)."""
+
+    __slots__ = ("_wait", "_like")
+
+    def __init__(self, wait: Any, like: Tensor) -> None:
+        self._wait, self._like = wait, like
+
+    def wait(self) -> Tensor:
+        if self._wait is None:
+            raise DistributedError("distributed.all_reduce_async: wait() was called twice on one handle")
+        wait, self._wait = self._wait, None
+        like = self._like
+        return Tensor._make(wait(), like.device, like.dtype)
+
+
+def all_reduce_async(t: Tensor, op: str = "sum") -> Pending:
+    """Start `all_reduce(t, op)` and return at once (a `Pending`), so the caller computes while the
+    collective runs (DistributedDataParallel overlaps its gradient buckets with backward this way).
+    Engines without an asynchronous form (jax.distributed) reduce here, blocking. Every process must
+    start the same collectives in the same order; wait for them in any order."""
+    t = _check(t, "all_reduce_async")
+    op = _reduce_op(op, "all_reduce_async", t)
+    if _engine is None or _engine.world_size() == 1:
+        done = _copy(t)
+        return Pending(lambda: done._data, t)
+    _in_trace("all_reduce_async")
+    start = getattr(_engine, "all_reduce_async", None)
+    if start is None or tracing.tracing():
+        result = _engine.all_reduce(t._data, op)
+        return Pending(lambda: result, t)
+    return Pending(start(t._data, op).wait, t)
 
 
 def broadcast(t: Tensor, src: int = 0) -> Tensor:
@@ -218,6 +275,7 @@ def broadcast(t: Tensor, src: int = 0) -> Tensor:
         raise ValueError(f"distributed.broadcast: src must be a rank in [0, {n}), got {src!r}")
     if _engine is None or n == 1:
         return _copy(t)
+    _in_trace("broadcast")
     return Tensor._make(_engine.broadcast(t._data, src), t.device, t.dtype)
 
 
@@ -228,6 +286,7 @@ def all_gather(t: Tensor) -> Tensor:
         from agnostic import ops
 
         return ops.expand_dims(t, axis=0)
+    _in_trace("all_gather")
     return Tensor._make(_engine.all_gather(t._data), t.device, t.dtype)
 
 
@@ -244,6 +303,7 @@ def reduce_scatter(t: Tensor, op: str = "sum") -> Tensor:
         )
     if _engine is None or n == 1:
         return all_reduce(t, op)
+    _in_trace("reduce_scatter")
     return Tensor._make(_engine.reduce_scatter(t._data, op), t.device, t.dtype)
 
 

@@ -6,19 +6,31 @@ replica starts equal), and the trainable parameters are grouped, in reverse regi
 parameter's post-accumulate-grad hook marks it ready during `backward()`; when a bucket is full its
 gradients are flattened into one tensor, all-reduced (one collective per bucket, not per parameter),
 divided by the world size and split back into `.grad`. Buckets are reduced strictly in order, so
-every process issues the same collectives in the same sequence. The collectives of
-agnostic.distributed are blocking, so a bucket's reduction runs inside the backward pass, between
-the layers still to differentiate, rather than concurrently with them.
+every process issues the same collectives in the same sequence.
+
+Overlap: a full bucket's all-reduce is started asynchronously (`distributed.all_reduce_async`) and
+backward goes on differentiating the layers below while it travels; when the last bucket is started
+(the end of backward) every one is waited for and the averaged gradients are written. Engines without
+an asynchronous form (jax.distributed) reduce each bucket at once, blocking.
+
+Compiled steps (`agnostic.compile`): while a step is traced the gradients are symbolic. An engine
+that can put collectives in the compiled program (`traces_collectives`, JAX) gets them there; for the
+others (torch.distributed, whose collectives need real buffers) each bucket's reduction is handed to
+the trace to run eagerly right after every call of the compiled program, in bucket order, once the
+program has written the gradients back. So a compiled forward/backward is followed by the reduction;
+the optimizer update must then be a separate step (compiled or not) that reads the averaged gradients:
+a single compiled program that also updates would update with unreduced gradients, and is refused.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 from typing import Any
 
 from agnostic import distributed as dist
-from agnostic import ops
+from agnostic import ops, tracing
 from agnostic.autodiff import is_grad_enabled, no_grad
 from agnostic.nn.module import Module
 from agnostic.nn.parameter import Parameter
@@ -126,6 +138,7 @@ class DistributedDataParallel(Module):
         self._buckets = [_Bucket(g) for g in _groups(params[::-1], cap)]  # type: ignore[arg-type]
         self._bucket_of = {id(p): b for b in self._buckets for p in b.params}
         self._next = 0  # the first bucket not reduced yet in this backward
+        self._pending: list[tuple[_Bucket, dist.Pending]] = []  # started, not waited for (in order)
         self._expect_reduce = False  # set by a forward that syncs, cleared when every bucket is reduced
         if self.world_size > 1:
             _broadcast_state(module, cap)
@@ -163,29 +176,48 @@ class DistributedDataParallel(Module):
 
     # ------------------------------------------------------------------ reduction
     def _grad_ready(self, p: Parameter) -> None:
-        """A parameter's gradient is complete: count it, and reduce every full bucket in order."""
+        """A parameter's gradient is complete: count it, and start every full bucket's reduction
+        in order; after the last one, wait for them all."""
         if not self._expect_reduce:
             return
         self._bucket_of[id(p)].ready.add(id(p))
         buckets = self._buckets
         while self._next < len(buckets) and len(buckets[self._next].ready) == len(buckets[self._next].params):
-            self._reduce(buckets[self._next])
+            self._issue(functools.partial(self._start, buckets[self._next]), buckets[self._next].params)
             self._next += 1
         if self._next == len(buckets):
             self._expect_reduce = False
             self._reset()
+            self._issue(self._finish, [])
+
+    def _issue(self, work: Any, params: list[Parameter]) -> None:
+        """Run `work` now, or, in a trace whose engine cannot put collectives in the program, after
+        each call of the compiled program (declaring the gradients it will change)."""
+        tracer = tracing.active()
+        if tracer is None or getattr(dist._engine, "traces_collectives", False):
+            work()
+        else:
+            tracer.after_call(work, params)
 
     def _reset(self) -> None:
         for b in self._buckets:
             b.ready.clear()
         self._next = 0
 
-    def _reduce(self, bucket: _Bucket) -> None:
+    def _start(self, bucket: _Bucket) -> None:
         grads = [p.grad for p in bucket.params]
         with no_grad():
-            total = dist.all_reduce(_flat(grads), "sum")  # type: ignore[arg-type]
-            for p, g in zip(bucket.params, _unflat(total / self.world_size, grads)):  # type: ignore[arg-type]
-                p.grad = g
+            self._pending.append((bucket, dist.all_reduce_async(_flat(grads), "sum")))  # type: ignore[arg-type]
+
+    def _finish(self) -> None:
+        """Wait for every bucket started, in order, and write the averaged gradients."""
+        pending = list(self._pending)
+        self._pending.clear()
+        with no_grad():
+            for bucket, handle in pending:
+                grads = [p.grad for p in bucket.params]
+                for p, g in zip(bucket.params, _unflat(handle.wait() / self.world_size, grads)):  # type: ignore[arg-type]
+                    p.grad = g
 
     @contextlib.contextmanager
     def no_sync(self) -> Iterator[None]:

@@ -89,6 +89,13 @@ class TorchEngine:
             self._all_reduce(buf, op)
         return restore(buf)
 
+    def all_reduce_async(self, a: Any, op: str) -> _Work:
+        """Start the all-reduce (torch's async_op) and return its handle at once."""
+        buf, restore = self._buffer(a)
+        with self._guard("all_reduce"):
+            work = dist.all_reduce(buf, _reduce_op(op), async_op=True)
+        return _Work(self, work, buf, restore, op)
+
     def broadcast(self, a: Any, src: int) -> Any:
         buf, restore = self._buffer(a)
         with self._guard("broadcast"):
@@ -186,6 +193,23 @@ class TorchEngine:
                 f"stopped calling collectives, or the {op} ran past the timeout ({self._timeout:g} s); "
                 "every process must call the same collectives in the same order."
             ) from e
+
+
+class _Work:
+    """An all-reduce in flight: `wait()` gives its result as the caller's kind of array; a failure
+    (a dead peer, the timeout) is a DistributedError naming the rank, as for the blocking call."""
+
+    __slots__ = ("_engine", "_work", "_buf", "_restore", "_op")
+
+    def __init__(self, engine: TorchEngine, work: Any, buf: torch.Tensor, restore: Any, op: str) -> None:
+        self._engine, self._work, self._buf, self._restore, self._op = engine, work, buf, restore, op
+
+    def wait(self) -> Any:
+        with self._engine._guard("all_reduce"):
+            self._work.wait()
+        if self._op == "mean":
+            self._buf /= self._engine.world_size()
+        return self._restore(self._buf)
 
 
 def _reduce_op(op: str) -> Any:
