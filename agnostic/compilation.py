@@ -161,8 +161,8 @@ class _Trace:
         if id(param) in self.deferred:
             raise CompileError(
                 f"compile: {self.fn.__name__} reads a gradient (shape {tuple(param.shape)}) that is changed "
-                "after each call of the compiled program (DistributedDataParallel's reduction on an engine "
-                "that cannot put collectives in the program: torch.distributed); the step would use it "
+                "after each call of the compiled program (DistributedDataParallel's reduction, on an engine "
+                "that cannot put collectives in the program); the step would use it "
                 "unreduced. Split the step: compile the forward and backward in one function and the "
                 "optimizer update in another (or run the update eagerly)"
             )

@@ -2,8 +2,9 @@
 
 `python distributed_compile_worker.py BACKEND OUT_DIR` trains W1's MLP data-parallel for 20 SGD
 (momentum) steps with the forward/backward `agnostic.compile`d ("compiled": the update eager;
-"split": the update compiled too, as the Learner does; "accumulate": split, with two micro-batches
-under no_sync before the synced one), and eagerly ("eager", "eager_accumulate"), and, in the same
+"split": the update compiled too, as the Learner does; "fused": forward, backward and update in one
+compiled program; "accumulate": split, with two micro-batches under no_sync before the synced one),
+and eagerly ("eager", "eager_accumulate"), and, in the same
 process, one process on the global batch. It writes OUT_DIR/rank{R}.json with the largest parameter
 differences to the one-process run and to the eager data-parallel run, the largest gradient
 difference to the one-process run, the difference between replicas, and the programs compiled.
@@ -27,7 +28,7 @@ from agnostic.distributed.data_parallel import DistributedDataParallel
 
 SIZES = (784, 512, 512, 10)  # W1
 STEPS, BATCH, MICRO = 20, 16, 3  # per-process batch; micro-batches per step when accumulating
-MODES = {"eager": 1, "compiled": 1, "split": 1, "eager_accumulate": MICRO, "accumulate": MICRO}
+MODES = {"eager": 1, "compiled": 1, "split": 1, "fused": 1, "eager_accumulate": MICRO, "accumulate": MICRO}
 
 
 def mlp(device: ag.Device, seed: int) -> nn.Module:
@@ -58,6 +59,19 @@ def train(mode: str, device: ag.Device, ds: TensorDataset) -> tuple[np.ndarray, 
         forward_backward = ag.compile(forward_backward)
     if mode in ("split", "accumulate"):
         update = ag.compile(update)
+    if mode == "fused":
+
+        @ag.compile
+        def forward_backward(x: ag.Tensor, y: ag.Tensor) -> ag.Tensor:
+            F.cross_entropy(model(x), y).backward()
+            reduced = ag.concat([ag.reshape(p.grad, (-1,)) for p in model.parameters()])
+            opt.step()
+            opt.zero_grad()
+            return reduced
+
+        def update() -> None:  # in the program
+            pass
+
     samplers = [DistributedSampler(ds, world, r, shuffle=True, seed=7) for r in range(world)]
     loaders = [DataLoader(ds, batch_size=BATCH, sampler=s, device=device) for s in samplers]
     step, epoch, grads = 0, 0, []
@@ -73,13 +87,24 @@ def train(mode: str, device: ag.Device, ds: TensorDataset) -> tuple[np.ndarray, 
                     forward_backward(ag.concat([b[0] for b in everyone]), ag.concat([b[1] for b in everyone]))
                     continue
                 with model.no_sync() if m < micro - 1 else contextlib.nullcontext():  # type: ignore[operator]
-                    forward_backward(*everyone[rank])
-            grads.append(np.concatenate([p.grad.numpy().ravel() for p in model.parameters()]))
+                    reduced = forward_backward(*everyone[rank])
+            if mode == "fused":
+                grads.append(reduced.numpy())
+            else:
+                grads.append(np.concatenate([p.grad.numpy().ravel() for p in model.parameters()]))
             update()
             step += 1
         epoch += 1
     params = np.concatenate([p.numpy().ravel() for p in model.parameters()])
-    return params, grads, getattr(forward_backward, "compilations", 0) + getattr(update, "compilations", 0)
+    return params, grads, compiled_with_all_reduce(forward_backward)
+
+
+def compiled_with_all_reduce(step: object) -> tuple[int, bool]:
+    """The programs `step` compiled, and whether one holds the all-reduce (torch: its fx graph's code)."""
+    entries = [e for es in getattr(step, "_cache", {}).values() for e in es]
+    return len(entries), any(
+        "_c10d_functional.all_reduce" in str(getattr(e.run, "code", "")) for e in entries
+    )
 
 
 def main() -> None:
@@ -95,7 +120,7 @@ def main() -> None:
     ones = {micro: train("one_process" + "_accumulate" * (micro > 1), device, ds) for micro in (1, MICRO)}
     runs = {mode: train(mode, device, ds) for mode in MODES}
     result = {}
-    for mode, (params, grads, compiled) in runs.items():
+    for mode, (params, grads, (compiled, in_program)) in runs.items():
         one, one_grads, _ = ones[MODES[mode]]
         eager = runs["eager" if MODES[mode] == 1 else "eager_accumulate"][0]
         gathered = dist.all_gather(ag.asarray(params, device=device)).numpy()
@@ -105,6 +130,7 @@ def main() -> None:
             "to_eager_ddp": float(np.max(np.abs(params - eager))),
             "between_replicas": float(np.max(np.abs(gathered - gathered[0]))),
             "compilations": compiled,
+            "all_reduce_in_program": in_program,
         }
     Path(args.out, f"rank{dist.rank()}.json").write_text(json.dumps(result))
     dist.shutdown()

@@ -41,7 +41,7 @@ def test_compiled_steps_train_as_eager_ddp_and_as_one_process(backend: str, tmp_
     assert done.returncode == 0, done.stdout + done.stderr
     for r in range(2):
         result = json.loads((tmp_path / f"rank{r}.json").read_text())
-        assert set(result) == {"eager", "compiled", "split", "eager_accumulate", "accumulate"}
+        assert set(result) == {"eager", "compiled", "split", "fused", "eager_accumulate", "accumulate"}
         for mode, d in result.items():
             assert d["between_replicas"] == 0.0, (r, mode, d)
             # float32 SGD with momentum, 20 steps: measured at most 6e-8 (parameters) and 3e-8
@@ -51,6 +51,8 @@ def test_compiled_steps_train_as_eager_ddp_and_as_one_process(backend: str, tmp_
             assert d["to_eager_ddp"] < 1e-6, (r, mode, d)
             if backend == "torch" and not mode.startswith("eager"):
                 assert d["compilations"] > 0, (r, mode, d)  # it ran compiled, not eagerly
+                # the gradient reduction is in the torch.fx graph (torch's functional collectives)
+                assert d["all_reduce_in_program"], (r, mode, d)
 
 
 # ---------------------------------------------------------------------- in-process

@@ -14,12 +14,14 @@ backward goes on differentiating the layers below while it travels; when the las
 an asynchronous form (jax.distributed) reduce each bucket at once, blocking.
 
 Compiled steps (`agnostic.compile`): while a step is traced the gradients are symbolic. An engine
-that can put collectives in the compiled program (`traces_collectives`, JAX) gets them there; for the
-others (torch.distributed, whose collectives need real buffers) each bucket's reduction is handed to
+that can put collectives in the compiled program (`traces_collectives`: JAX's, and torch.distributed
+on the torch backend through torch's functional collectives) gets them there, so one compiled step
+may hold forward, backward, reduction and update. For an engine that cannot (a third-party one; the
+numpy and cupy backends have no compiler and run steps eagerly) each bucket's reduction is handed to
 the trace to run eagerly right after every call of the compiled program, in bucket order, once the
-program has written the gradients back. So a compiled forward/backward is followed by the reduction;
-the optimizer update must then be a separate step (compiled or not) that reads the averaged gradients:
-a single compiled program that also updates would update with unreduced gradients, and is refused.
+program has written the gradients back; the optimizer update must then be a separate step that reads
+the averaged gradients: a single compiled program that also updates would update with unreduced
+gradients, and is refused.
 """
 
 from __future__ import annotations

@@ -3,6 +3,11 @@
 Arrays cross into torch without copies (torch.from_numpy for NumPy, DLPack for CuPy); the one copy
 each collective makes is the buffer it writes into, so a caller's array is never written and the
 result never aliases it.
+
+Inside an `agnostic.compile`d step on the torch backend (a torch.fx graph traced with fake tensors)
+the collectives are torch's functional ones (`torch.distributed._functional_collectives`), which
+the trace records like any op: the gradient reduction is part of the compiled program, so one
+compiled step may hold the forward, the backward with its reduction, and the optimizer update.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from agnostic import tracing
 from agnostic.device import Device
 from agnostic.distributed import DistributedError
 
@@ -67,6 +73,12 @@ class TorchEngine:
                     timeout=timedelta(seconds=timeout),
                 )
 
+    @property
+    def traces_collectives(self) -> bool:
+        """Whether collectives can be in a compiled program: on the torch backend (numpy and cupy
+        have no compiler; their steps run eagerly)."""
+        return self._device.name == "torch"
+
     def rank(self) -> int:
         return dist.get_rank()
 
@@ -84,6 +96,8 @@ class TorchEngine:
                 dist.barrier()
 
     def all_reduce(self, a: Any, op: str) -> Any:
+        if tracing.tracing():
+            return _traced_all_reduce(a, op, self.world_size())
         buf, restore = self._buffer(a)
         with self._guard("all_reduce"):
             self._all_reduce(buf, op)
@@ -97,12 +111,19 @@ class TorchEngine:
         return _Work(self, work, buf, restore, op)
 
     def broadcast(self, a: Any, src: int) -> Any:
+        if tracing.tracing():
+            return _traced(a, lambda x: _funcol().broadcast(x, src, dist.group.WORLD))
         buf, restore = self._buffer(a)
         with self._guard("broadcast"):
             dist.broadcast(buf, src)
         return restore(buf)
 
     def all_gather(self, a: Any) -> Any:
+        if tracing.tracing():
+            n = self.world_size()
+            return _traced(
+                a, lambda x: _funcol().all_gather_tensor(x.reshape(1, *x.shape), 0, dist.group.WORLD)
+            ).reshape(n, *a.shape)
         x = self._to_torch(a)
         wire = x.view(torch.uint8) if x.dtype == torch.bool else x
         parts = [
@@ -114,6 +135,8 @@ class TorchEngine:
         return self._from_torch(out.view(torch.bool) if x.dtype == torch.bool else out, a)
 
     def reduce_scatter(self, a: Any, op: str) -> Any:
+        if tracing.tracing():  # gloo's reduce-scatter is recent: reduce all, keep this rank's chunk
+            return _traced_all_reduce(a, op, self.world_size()).chunk(self.world_size())[self.rank()]
         buf, restore = self._buffer(a)
         n, r = self.world_size(), self.rank()
         with self._guard("reduce_scatter"):
@@ -210,6 +233,26 @@ class _Work:
         if self._op == "mean":
             self._buf /= self._engine.world_size()
         return self._restore(self._buf)
+
+
+def _funcol() -> Any:
+    import torch.distributed._functional_collectives as funcol
+
+    return funcol
+
+
+def _traced(a: torch.Tensor, collective: Any) -> torch.Tensor:
+    """`collective(a)` as traced ops; bool travels as uint8 (NCCL has no bool)."""
+    if a.dtype != torch.bool:
+        return collective(a.contiguous())
+    return collective(a.to(torch.uint8).contiguous()).to(torch.bool)
+
+
+def _traced_all_reduce(a: torch.Tensor, op: str, n: int) -> torch.Tensor:
+    # a bool "sum" (a logical or) is a uint8 max; "mean" a sum divided afterwards, as eagerly
+    name = "max" if a.dtype == torch.bool and op == "sum" else ("sum" if op == "mean" else op)
+    out = _traced(a, lambda x: _funcol().all_reduce(x, name, dist.group.WORLD))
+    return out / n if op == "mean" else out
 
 
 def _reduce_op(op: str) -> Any:
