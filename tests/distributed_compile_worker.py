@@ -100,11 +100,14 @@ def train(mode: str, device: ag.Device, ds: TensorDataset) -> tuple[np.ndarray, 
 
 
 def compiled_with_all_reduce(step: object) -> tuple[int, bool]:
-    """The programs `step` compiled, and whether one holds the all-reduce (torch: its fx graph's code)."""
+    """The programs `step` compiled, and whether one holds the all-reduce (torch: its fx graph's code,
+    with torch's functional collectives; jax: the XLA program's text)."""
     entries = [e for es in getattr(step, "_cache", {}).values() for e in es]
-    return len(entries), any(
-        "_c10d_functional.all_reduce" in str(getattr(e.run, "code", "")) for e in entries
-    )
+    texts = [
+        str(e.run.as_text()) if hasattr(e.run, "as_text") else str(getattr(e.run, "code", ""))
+        for e in entries
+    ]
+    return len(entries), any("_c10d_functional.all_reduce" in t or "all-reduce" in t for t in texts)
 
 
 def main() -> None:

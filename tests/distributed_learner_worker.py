@@ -2,14 +2,14 @@
 a test module).
 
 `python distributed_learner_worker.py BACKEND OUT_DIR BATCH [--stop-at STEP] [--die-at STEP] [--resume]
-[--sleep S]`
+[--sleep S] [--compile]`
 trains a small MLP with `Learner(distributed=True)` for EPOCHS epochs on the first N samples of a
 fixed synthetic set (each process `BATCH` samples per step, through a DistributedSampler), with a
 checkpoint directory OUT_DIR/ck and a plain-text progress bar. Rank 0 writes OUT_DIR/result.json: the
 final parameters, the history, and how the run ended. `--stop-at` sends SIGINT to the last rank alone
 after that optimizer step (every process must stop at the same step); `--die-at` kills the last rank
 (SIGKILL); `--resume` continues from the newest checkpoint; `--sleep` waits S seconds after each step
-(time for a test to send a signal).
+(time for a test to send a signal); `--compile` compiles the learner's steps (`ag.compile`).
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ def main() -> int:
     parser.add_argument("--die-at", type=int)
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--sleep", type=float)
+    parser.add_argument("--compile", action="store_true")
     ns = parser.parse_args()
     dist.init(ns.backend, timeout=30)
     device = ag.backend(ns.backend)
@@ -88,6 +89,7 @@ def main() -> int:
         checkpoint_dir=ns.out / "ck",
         progress=False,
         distributed=True,
+        compile=ns.compile,
     )
     history = learner.fit(loader, EPOCHS, resume=True if ns.resume else None)
     if learner.is_main_process:

@@ -26,19 +26,15 @@ WORKER = Path(__file__).with_name("distributed_ddp_worker.py")
 LIMIT = 180  # seconds for a whole torchrun; a hung collective cannot hang pytest
 
 
-@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax"])
 def test_two_processes_train_as_one_on_the_global_batch(backend: str, tmp_path: Path) -> None:
     pytest.importorskip(backend)
-    cmd = [
-        torchrun(),
-        "--nproc-per-node",
-        "2",
-        "--master-port",
-        str(free_port()),
-        str(WORKER),
-        backend,
-        str(tmp_path),
-    ]
+    launcher = (
+        [sys.executable, "-m", "agnostic.distributed.launch", "-n", "2"]
+        if backend == "jax"
+        else [torchrun(), "--nproc-per-node", "2", "--master-port", str(free_port())]
+    )
+    cmd = [*launcher, str(WORKER), backend, str(tmp_path)]
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
     env["OMP_NUM_THREADS"] = "1"
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=LIMIT, env=env, check=False)

@@ -90,6 +90,18 @@ def test_two_processes_log_and_train_as_one_on_the_global_batch(backend: str, tm
     assert read_metadata(tmp_path / "two" / "ck" / "last.safetensors")["world_size"] == 2
 
 
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_compiled_steps_train_as_one_process(backend: str, tmp_path: Path) -> None:
+    """Learner(compile=True): the forward/backward and the update compiled (jax.jit, a torch.fx
+    graph), the gradient reduction after the program (torch) or inside it (JAX)."""
+    pytest.importorskip(backend)
+    one = _run([sys.executable], backend, tmp_path / "one", 16)
+    assert one.returncode == 0, one.stdout + one.stderr
+    two = _run(_two(backend), backend, tmp_path / "two", 8, "--compile")
+    assert two.returncode == 0, two.stdout + two.stderr
+    _same_training(_result(tmp_path / "one"), _result(tmp_path / "two"))
+
+
 @pytest.mark.parametrize(("first", "then"), [(2, 1), (1, 2)])
 def test_a_ctrl_c_on_one_rank_stops_all_and_resumes_on_another_world_size(
     first: int, then: int, tmp_path: Path

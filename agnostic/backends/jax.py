@@ -9,7 +9,10 @@ defaults (``jnp.zeros(3)`` float64) behind their back. agnostic decides every dt
 (default float32, int64 for indices), so this only makes the int64 and float64 asked for real.
 
 Arrays are immutable `jax.Array`s committed to the backend's device (``ag.backend("jax",
-device="gpu:0")``; the default is "cpu"). Every op runs eagerly; convolution, pooling and the
+device="gpu:0")``; the default is "cpu"), or replicated over several local devices of one platform
+(``device="cpu:0,1"``, or ``"gpu:*"`` for all of them): a mesh with one axis, `BATCH_AXIS`, over
+which a data-parallel wrapper shards batches, so that XLA partitions every op that meets a sharded
+batch and inserts the reductions over it (see `agnostic.distributed.mesh_parallel`). Every op runs eagerly; convolution, pooling and the
 fused composites are `jax.jit`-compiled once per shape. Matmul and convolution ask XLA for full
 float32 precision, so GPUs do not quietly use TF32. Random numbers come from the base class's
 host Philox draw, so one seed gives the same values here as on every other backend. JAX's own
@@ -20,11 +23,13 @@ weight gradients of convolution, the adjoint of average pooling); agnostic's aut
 from __future__ import annotations
 
 import abc
+import contextvars
 import functools
 import inspect
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -48,8 +53,9 @@ try:
     import jax
     import jax.numpy as jnp
     from jax import lax
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
 except ImportError as _e:  # the registry asks `available()`, which says why and how to fix it
-    jax = jnp = lax = None  # type: ignore[assignment]
+    jax = jnp = lax = Mesh = NamedSharding = PartitionSpec = None  # type: ignore[assignment,misc]
     _IMPORT_ERROR: ImportError | None = _e
 else:
     _IMPORT_ERROR = None
@@ -140,8 +146,145 @@ class _X64Program:
         return getattr(self._compiled, name)
 
 
+BATCH_AXIS = "batch"
+"""The mesh axis of a Device over several local devices: data-parallel wrappers shard batches along it."""
+PROCESS_AXIS = "processes"
+"""The mesh axis, one device per process, of a compiled step that calls a collective under jax.distributed."""
+
+
+@dataclass
+class _SpmdTrace:
+    """A running `trace`: whether it is the SPMD program over every process, and whether a
+    collective in the step asked for one."""
+
+    spmd: bool
+    wanted: bool = False
+
+
+_spmd_trace: contextvars.ContextVar[_SpmdTrace | None] = contextvars.ContextVar(
+    "agnostic.jax.spmd", default=None
+)
+_collective_guard: list[Callable[[str], None]] = []
+
+
+def process_axis() -> str | None:
+    """For a collective on a traced value (the jax engine's): the axis to reduce over when the
+    running trace is the SPMD program over every process. None in a process-local trace: `trace`
+    then traces the step again as that program, so what the engine returns meanwhile never runs."""
+    state = _spmd_trace.get()
+    if state is None:
+        raise TraceError(
+            "a collective on a traced jax value outside agnostic.compile (in a jax.jit or jax.grad of "
+            "your own) cannot reach the other processes; call it eagerly or inside an ag.compile'd step"
+        )
+    if state.spmd:
+        return PROCESS_AXIS
+    state.wanted = True
+    return None
+
+
+def set_collective_guard(guard: Callable[[str], None] | None) -> None:
+    """Call `guard(name)` before each run of a compiled SPMD program (the jax engine's barrier: a
+    dead or diverging peer becomes an error within its timeout, not a hang in XLA's transport,
+    which has no timeout); None removes it."""
+    _collective_guard[:] = [] if guard is None else [guard]
+
+
+@functools.cache
+def process_mesh(device: Any) -> Any:
+    """A mesh over the processes of jax.distributed, in process order: from each process, the
+    device at `device`'s position among its own process's devices."""
+    position = jax.local_devices(backend=device.platform).index(device)
+    by_process: dict[int, list[Any]] = {}
+    for d in jax.devices(device.platform):
+        by_process.setdefault(d.process_index, []).append(d)
+    return Mesh(np.array([by_process[p][position] for p in sorted(by_process)]), (PROCESS_AXIS,))
+
+
+@dataclass
+class _SpmdLowered:
+    """A step lowered as one SPMD program over every process (see `_SpmdProgram`)."""
+
+    lowered: Any
+    shapes: list[tuple[int, ...]]  # of each global input
+    sharding: Any
+    scalar_in: list[bool]
+    scalar_out: list[bool]
+
+
+def _spmd_lower(fn: Any, inputs: list[Array], device: Any) -> _SpmdLowered:
+    """`fn` in `jax.shard_map` over the process mesh: each process's input is its block of a global
+    array along the process axis (a 0-d one as a block of 1), and so is each output."""
+    mesh = process_mesh(device)
+    spec = PartitionSpec(PROCESS_AXIS)
+    sharding = NamedSharding(mesh, spec)
+    scalar_in = [a.ndim == 0 for a in inputs]
+    scalar_out: list[bool] = []
+
+    def body(*blocks: Any) -> list[Any]:
+        outs = fn(*[b.reshape(()) if s else b for b, s in zip(blocks, scalar_in)])
+        scalar_out[:] = [o.ndim == 0 for o in outs]
+        return [o.reshape(1) if o.ndim == 0 else o for o in outs]
+
+    n = mesh.size
+    shapes = [(n,) if a.ndim == 0 else (n * a.shape[0], *a.shape[1:]) for a in inputs]
+    avals = [jax.ShapeDtypeStruct(shape, a.dtype, sharding=sharding) for shape, a in zip(shapes, inputs)]
+    lowered = jax.jit(jax.shard_map(body, mesh=mesh, in_specs=spec, out_specs=spec)).lower(*avals)
+    return _SpmdLowered(lowered, shapes, sharding, scalar_in, scalar_out)
+
+
+class _SpmdProgram:
+    """A compiled step run as one SPMD program by every process together (its collectives are XLA's,
+    inside the program): this process's arrays go in as its shards of the global inputs, and each
+    output's local shard comes back. Every process must run it at the same time, as a collective."""
+
+    __slots__ = ("_compiled", "_spec", "_name")
+
+    def __init__(self, spmd: _SpmdLowered) -> None:
+        self._compiled = spmd.lowered.compile()
+        self._spec = (list(zip(spmd.shapes, spmd.scalar_in)), spmd.sharding, spmd.scalar_out)
+        self._name = f"compiled_step/{len(spmd.shapes)}/{len(spmd.scalar_out)}"
+
+    def __call__(self, *arrays: Any) -> list[Any]:
+        for guard in _collective_guard:
+            guard(self._name)
+        inputs, sharding, scalar_out = self._spec
+        before = jax.enable_x64.swap_local(True)
+        try:
+            shards = [
+                jax.make_array_from_single_device_arrays(shape, sharding, [a.reshape(1) if s else a])
+                for a, (shape, s) in zip(arrays, inputs)
+            ]
+            outs = self._compiled(*shards)
+            return [
+                o.addressable_data(0).reshape(()) if s else o.addressable_data(0)
+                for o, s in zip(outs, scalar_out)
+            ]
+        finally:
+            jax.enable_x64.set_local(before)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._compiled, name)
+
+
+class _MeshProgram(_X64Program):
+    """A compiled step on a Device over several local devices: an input placed otherwise than when
+    it was traced (a replicated batch where a sharded one was, or the reverse) is moved first, as
+    jax.jit would (its compiled program takes only the shardings it was compiled for)."""
+
+    __slots__ = ("_shardings",)
+
+    def __init__(self, compiled: Any) -> None:
+        super().__init__(compiled)
+        self._shardings = compiled.input_shardings[0]
+
+    def __call__(self, *args: Any) -> Any:
+        placed = [a if a.sharding == s else jax.device_put(a, s) for a, s in zip(args, self._shardings)]
+        return self._run(*placed)
+
+
 class JaxBackend(Backend):
-    """Primitives on jax.Arrays committed to one JAX device."""
+    """Primitives on jax.Arrays committed to one JAX device, or replicated over the mesh of several."""
 
     name = "jax"
     compiler = "jax.jit"
@@ -151,8 +294,16 @@ class JaxBackend(Backend):
         super().__init__(device)
         kind, _, index = self.device.partition(":")
         # this process's own devices: under jax.distributed, jax.devices() lists every process's
-        self._jax_device = jax.local_devices(backend=kind)[int(index or 0)]
-        self.flushes_subnormals = self._jax_device.platform == "cpu"
+        local = jax.local_devices(backend=kind)
+        chosen = [local[int(i)] for i in index.split(",")] if index else [local[0]]
+        self._first_device = chosen[0]
+        self.mesh: Any = None
+        """Over several devices: their `jax.sharding.Mesh`, one axis (`BATCH_AXIS`); else None."""
+        self._jax_device: Any = chosen[0]  # where arrays are made: a device, or replicated over the mesh
+        if len(chosen) > 1:
+            self.mesh = Mesh(np.array(chosen), (BATCH_AXIS,))
+            self._jax_device = NamedSharding(self.mesh, PartitionSpec())
+        self.flushes_subnormals = chosen[0].platform == "cpu"
 
     # ------------------------------------------------------------------ identity and info
     @classmethod
@@ -184,10 +335,10 @@ class JaxBackend(Backend):
         return found
 
     def memory_capacity(self) -> int | None:
-        if self._jax_device.platform == "cpu":
+        if self._first_device.platform == "cpu":
             return super().memory_capacity()
         if not hasattr(self, "_bytes_limit"):  # the allocator's limit on GPU and TPU, asked once
-            self._bytes_limit = (self._jax_device.memory_stats() or {}).get("bytes_limit")
+            self._bytes_limit = (self._first_device.memory_stats() or {}).get("bytes_limit")
         return self._bytes_limit
 
     def is_out_of_memory(self, exc: BaseException) -> bool:
@@ -204,6 +355,8 @@ class JaxBackend(Backend):
         if isinstance(device, str):
             kind, _, index = device.partition(":")
             platform = _PLATFORMS.get(kind)
+            if platform is not None and ("," in index or index == "*"):
+                return cls._canonical_mesh(device, platform, index)
             if platform is not None and (index == "" or index.isdigit()):
                 number = int(index or 0)
                 name = f"{platform}:{number}" if platform != "cpu" or number else "cpu"
@@ -217,6 +370,38 @@ class JaxBackend(Backend):
                     f"backend 'jax': unknown device {device!r}: {why}; available: {', '.join(cls.devices())}"
                 )
         raise ValueError(f"backend 'jax': unknown device {device!r}; available: {', '.join(cls.devices())}")
+
+    @classmethod
+    def _canonical_mesh(cls, device: str, platform: str, index: str) -> str:
+        """ "cpu:0,1" (some local devices of one platform, in that order) or "cpu:*" (all of them):
+        one name per set; a single device is named as such."""
+        count = len(cls._platform_devices(platform))
+        parts = [p.strip() for p in index.split(",")] if index != "*" else [str(i) for i in range(count)]
+        if not all(p.isdigit() for p in parts) or len(set(map(int, parts))) != len(parts):
+            raise ValueError(
+                f"backend 'jax': device {device!r}: name distinct device numbers, as in "
+                f"'{platform}:0,1', or '{platform}:*' for all {count}"
+            )
+        numbers = [int(p) for p in parts]
+        if not numbers or max(numbers) >= count:
+            raise DeviceUnavailable(
+                f"backend 'jax': device {device!r}: JAX sees {count} {platform.upper()} device(s) in this "
+                f"process (more host devices: XLA_FLAGS=--xla_force_host_platform_device_count=N, set "
+                "before jax starts); available: " + ", ".join(cls.devices())
+            )
+        if len(numbers) == 1:
+            return cls.canonical_device(f"{platform}:{numbers[0]}")
+        return f"{platform}:{','.join(map(str, numbers))}"
+
+    def shard_batch(self, a: Array) -> Array:
+        """`a` split along its first axis over the mesh's devices, as a data-parallel batch (a
+        sharding constraint on a traced value); `a` itself on a single device."""
+        if self.mesh is None:
+            return a
+        sharding = NamedSharding(self.mesh, PartitionSpec(BATCH_AXIS))
+        if isinstance(a, jax.core.Tracer):
+            return lax.with_sharding_constraint(a, sharding)
+        return jax.device_put(a, sharding)
 
     # ------------------------------------------------------------------ dtypes, shapes, host
     def native_dtype(self, dtype: DType) -> Any:
@@ -240,7 +425,7 @@ class JaxBackend(Backend):
 
     def from_dlpack(self, obj: Any) -> Array:
         out = jnp.from_dlpack(obj)
-        if out.devices() != {self._jax_device}:
+        if self.mesh is not None or out.devices() != {self._jax_device}:
             out = jax.device_put(out, self._jax_device)
         return out
 
@@ -459,14 +644,36 @@ class JaxBackend(Backend):
 
     # ------------------------------------------------------------------ compilation
     def trace(self, fn: Any, inputs: list[Array], mode: str | None) -> Any:
-        """jax.jit's trace and lowering to XLA (compiled by `compile_traced`)."""
+        """jax.jit's trace and lowering to XLA (compiled by `compile_traced`). A step that calls a
+        collective (under jax.distributed) is traced again as one SPMD program over every process
+        (`_spmd_lower`); one that does not stays this process's own. Over a mesh of local devices
+        every output is replicated, as the parameters and everything the Device makes are."""
+        state = _SpmdTrace(spmd=False)
+        token = _spmd_trace.set(state)
         try:
-            return jax.jit(fn).lower(*inputs)
+            if self.mesh is None:
+                lowered = jax.jit(fn).lower(*inputs)
+            else:
+                lowered = jax.jit(fn, out_shardings=self._jax_device).lower(*inputs)
+            if not state.wanted:
+                return lowered
+            if self.mesh is not None:
+                raise TraceError(
+                    f"a collective across processes in a step on {self.device!r} (several devices): under "
+                    "jax.distributed each process uses one device; start one process per device"
+                )
+            state.spmd = True
+            return _spmd_lower(fn, inputs, self._jax_device)
         except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError) as exc:
             raise TraceError(str(exc).split("\n")[0]) from exc
+        finally:
+            _spmd_trace.reset(token)
 
     def compile_traced(self, traced: Any, mode: str | None) -> Any:
-        return _X64Program(traced.compile())  # called later by agnostic.compilation, in 64-bit mode too
+        # called later by agnostic.compilation; the programs run in 64-bit mode too
+        if isinstance(traced, _SpmdLowered):
+            return _SpmdProgram(traced)
+        return (_X64Program if self.mesh is None else _MeshProgram)(traced.compile())
 
     # ------------------------------------------------------------------ fused composites
     # Each computes what the base-class default computes, in the same order, so the conformance

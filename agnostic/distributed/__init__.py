@@ -37,6 +37,7 @@ __all__ = [
     "reduce_scatter",
     "DistributedError",
     "DataParallel",
+    "MeshDataParallel",
     "REDUCE_OPS",
 ]
 
@@ -308,3 +309,4 @@ def reduce_scatter(t: Tensor, op: str = "sum") -> Tensor:
 
 
 from agnostic.distributed.data_parallel import DistributedDataParallel as DataParallel  # noqa: E402
+from agnostic.distributed.mesh_parallel import MeshDataParallel  # noqa: E402

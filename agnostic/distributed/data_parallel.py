@@ -52,7 +52,7 @@ def _unflat(flat: Tensor, like: list[Tensor]) -> list[Tensor]:
     for t in like[:-1]:
         offset += t.size
         bounds.append(offset)
-    return [ops.reshape(piece, t.shape) for piece, t in zip(ops.split(flat, bounds), like)]
+    return [ops.reshape(piece, t.shape) for piece, t in zip(ops.split(flat, indices=bounds), like)]
 
 
 def _groups(tensors: list[Tensor], cap_bytes: float) -> list[list[Tensor]]:
@@ -118,7 +118,24 @@ class DistributedDataParallel(Module):
     statistics) stay per process, unless `broadcast_buffers=True` makes every forward start from
     rank 0's (torch's default). With world size 1 (no process group) this is a transparent wrapper.
     The state_dict keys carry torch's `module.` prefix; `.module` is the wrapped model.
+
+    World size 1 with a model on a jax Device over several local devices (`ag.backend("jax",
+    device="gpu:*")`): this is `MeshDataParallel`, data parallelism over those devices instead of
+    over processes.
     """
+
+    def __new__(cls, module: Module, *args: Any, **kwargs: Any) -> Module:  # type: ignore[misc]
+        device = module.backend if isinstance(module, Module) else None
+        if (
+            cls is DistributedDataParallel
+            and dist.world_size() == 1
+            and device is not None
+            and getattr(device.ops, "mesh", None) is not None
+        ):
+            from agnostic.distributed.mesh_parallel import MeshDataParallel
+
+            return MeshDataParallel(module)
+        return super().__new__(cls)
 
     def __init__(self, module: Module, bucket_cap_mb: float = 25.0, broadcast_buffers: bool = False) -> None:
         super().__init__()

@@ -10,7 +10,7 @@ tensors live on (a process that sees several devices, say one GPU process per ho
 at a time; JAX_LOCAL_DEVICE_IDS restricts what a process sees, as in JAX).
 
 A collective is one jitted XLA program over a global array made of one shard per process (the mesh
-axis "p", ordered by rank): `sum(axis=0)` replicated is an XLA all-reduce, the same reduction left
+axis PROCESS_AXIS, ordered by rank): `sum(axis=0)` replicated is an XLA all-reduce, the same reduction left
 sharded along its first axis is a reduce-scatter, the identity replicated an all-gather. So the
 data moves once, on XLA's transport, and each (op, shape, dtype) compiles once. The host-side
 alternatives of `multihost_utils` (`process_allgather`, `broadcast_one_to_all`) round-trip through
@@ -22,6 +22,13 @@ round trip to process 0 per collective (0.4 ms of 1.9 ms for a small all-reduce 
 A peer that dies is also noticed by JAX's runtime: after min(timeout, 100 s) without its heartbeats
 JAX ends every other process itself (SIGABRT, its log naming the dead task), which the launchers
 report.
+
+Inside an `agnostic.compile`d step (`traces_collectives`) a collective gets the traced value and
+becomes XLA's own collective in the compiled program (`lax.psum`, `pmax`, `all_gather`,
+`psum_scatter` over the process axis): the JAX backend then compiles the step as one SPMD program
+over every process (`jax.shard_map` over a mesh of one device per process), so a data-parallel
+training step is one XLA program per process, all-reduce included. A step without a collective stays
+process-local. Each run of such a program is preceded by the same barrier as an eager collective.
 """
 
 from __future__ import annotations
@@ -34,8 +41,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from agnostic.backends.jax import PROCESS_AXIS, process_axis, process_mesh, set_collective_guard
 from agnostic.device import Device
 from agnostic.distributed import DistributedError
 
@@ -140,16 +149,50 @@ def _program(kind: str, op: str, src: int, mesh: Mesh, dtype: np.dtype) -> Any:
     if kind == "all_reduce":
         return jax.jit(_reduction(op, dtype), out_shardings=replicated)
     if kind == "reduce_scatter":
-        return jax.jit(_reduction(op, dtype), out_shardings=NamedSharding(mesh, PartitionSpec("p")))
+        return jax.jit(_reduction(op, dtype), out_shardings=NamedSharding(mesh, PartitionSpec(PROCESS_AXIS)))
     if kind == "broadcast":
         return jax.jit(lambda g: g[src], out_shardings=replicated)
     return jax.jit(lambda g: g, out_shardings=replicated)  # all_gather
 
 
+def _in_program(kind: str, a: Any, op: str, src: int, n: int) -> Any:
+    """The collective inside a compiled SPMD program, on a traced value; outside one (the backend's
+    first, process-local trace, which it then does again as one) a value of the result's shape."""
+    axis = process_axis()
+    if axis is None:
+        if kind == "all_gather":
+            return jnp.broadcast_to(a[None], (n, *a.shape))
+        return a[: a.shape[0] // n] if kind == "reduce_scatter" else a
+    if kind == "broadcast":
+        return lax.all_gather(a, axis)[src]
+    if kind == "all_gather":
+        return lax.all_gather(a, axis)
+    if a.dtype == np.bool_:  # "sum" is a logical or, as eagerly
+        wide = a.astype(np.int32)
+        out = (lax.pmin(wide, axis) if op == "min" else lax.pmax(wide, axis)).astype(np.bool_)
+    elif op in ("sum", "mean"):
+        if kind == "reduce_scatter":
+            out = lax.psum_scatter(a, axis, scatter_dimension=0, tiled=True)
+        else:
+            out = lax.psum(a, axis)
+        if op == "mean":
+            out = (out / n).astype(a.dtype)
+        return out
+    else:
+        out = lax.pmax(a, axis) if op == "max" else lax.pmin(a, axis)
+    if kind == "reduce_scatter":
+        k = a.shape[0] // n
+        return lax.dynamic_slice_in_dim(out, lax.axis_index(axis) * k, k, axis=0)
+    return out
+
+
 class JaxEngine:
-    """Collectives on jax.Arrays across the processes of `jax.distributed`."""
+    """Collectives on jax.Arrays across the processes of `jax.distributed`; on traced values, inside
+    the compiled program (see the module docstring)."""
 
     name = "jax"
+    traces_collectives = True
+    """A collective inside an `agnostic.compile` trace is handed the traced value (and compiled in)."""
 
     def __init__(self, device: Device, timeout: float) -> None:
         start(timeout)
@@ -159,6 +202,7 @@ class JaxEngine:
         self._world = jax.process_count()
         self._local_rank = _env_int("LOCAL_RANK", 0)
         self._calls = 0  # every process makes the same calls in the same order: barrier names agree
+        set_collective_guard(self._meet if self._world > 1 else None)
 
     def rank(self) -> int:
         return self._rank
@@ -198,18 +242,15 @@ class JaxEngine:
     def barrier(self) -> None:
         self._meet("barrier")
 
-    def _mesh(self, a: jax.Array) -> Mesh:
-        """One device per process, in rank order: the one at `a`'s position among its process's devices."""
-        (device,) = a.devices()
-        return _mesh(device.platform, jax.local_devices(backend=device.platform).index(device))
-
     def _run(self, kind: str, a: jax.Array, op: str = "", src: int = -1) -> jax.Array:
+        if isinstance(a, jax.core.Tracer):
+            return _in_program(kind, a, op, src, self._world)
         self._meet(f"{kind}/{op}/{src}/{a.dtype}{list(a.shape)}")
         before = jax.enable_x64.swap_local(True)  # int64 and float64 stay 64-bit, as in the backend
         try:
-            mesh = self._mesh(a)
+            mesh = process_mesh(self._one_device(kind, a))
             shard = jnp.expand_dims(a, 0)
-            sharding = NamedSharding(mesh, PartitionSpec("p"))
+            sharding = NamedSharding(mesh, PartitionSpec(PROCESS_AXIS))
             g = jax.make_array_from_single_device_arrays((self._world, *a.shape), sharding, [shard])
             out = _program(kind, op, src, mesh, np.dtype(a.dtype))(g)
             return out.addressable_data(0)
@@ -217,6 +258,16 @@ class JaxEngine:
             raise self._error(kind, e) from e
         finally:
             jax.enable_x64.set_local(before)
+
+    def _one_device(self, kind: str, a: jax.Array) -> Any:
+        devices = a.devices()
+        if len(devices) != 1:
+            raise DistributedError(
+                f"distributed.{kind}: rank {self._rank}: the tensor lives on {len(devices)} devices (a jax "
+                "Device over several); under jax.distributed each process uses one device: start one "
+                "process per device (JAX_LOCAL_DEVICE_IDS, or ag.backend('jax', device='gpu:N') by local rank)"
+            )
+        return next(iter(devices))
 
     def all_reduce(self, a: Any, op: str) -> Any:
         return self._run("all_reduce", a, op)
@@ -232,13 +283,6 @@ class JaxEngine:
 
     def shutdown(self) -> None:
         """Leave the runtime (JAX cannot start it again in this process)."""
+        set_collective_guard(None)
         if jax.distributed.is_initialized():
             jax.distributed.shutdown()
-
-
-@functools.cache
-def _mesh(platform: str, position: int) -> Mesh:
-    by_process: dict[int, list[Any]] = {}
-    for d in jax.devices(platform):
-        by_process.setdefault(d.process_index, []).append(d)
-    return Mesh(np.array([by_process[p][position] for p in sorted(by_process)]), ("p",))

@@ -36,6 +36,7 @@ from agnostic.compilation import compile as compile_step
 from agnostic.data import DataLoader, DistributedSampler, to_device
 from agnostic.device import Device
 from agnostic.distributed.data_parallel import DistributedDataParallel
+from agnostic.distributed.mesh_parallel import MeshDataParallel
 from agnostic.io import CheckpointError, load, save
 from agnostic.nn.module import Module
 from agnostic.nn.utils import clip_grad_norm_, clip_grad_value_
@@ -101,7 +102,7 @@ class Learner:
     ) -> None:
         if not isinstance(model, Module):
             raise TypeError(f"Learner: model must be an agnostic nn.Module, got {type(model).__name__}")
-        if distributed and not isinstance(model, DistributedDataParallel):
+        if distributed and not isinstance(model, (DistributedDataParallel, MeshDataParallel)):
             if not dist.is_initialized():
                 dist.init(next(iter(model.parameters())).device if list(model.parameters()) else None)
             model = DistributedDataParallel(model)
@@ -129,7 +130,7 @@ class Learner:
         if len(set(names)) != len(names) or "loss" in names:
             raise ValueError(f"Learner: metric names must be unique and not 'loss', got {names}")
         self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn
-        self.distributed = isinstance(model, DistributedDataParallel)
+        self.distributed = isinstance(model, (DistributedDataParallel, MeshDataParallel))
         # what checkpoints hold: the model itself, not the wrapper, so any world size can load them
         self._module: Module = model.module if self.distributed else model  # type: ignore[assignment]
         self.metrics = list(metrics)
