@@ -102,10 +102,10 @@ def __array_namespace_info__() -> _NamespaceInfo:
 
 def __getattr__(name: str) -> object:
     """`ag.onnx` (and `ag.compat`...) import on first use: `import agnostic` imports numpy alone."""
-    if name == "onnx":
+    if name in ("onnx", "compat"):
         import importlib
 
-        return importlib.import_module("agnostic.onnx")
+        return importlib.import_module(f"agnostic.{name}")
     raise AttributeError(f"module 'agnostic' has no attribute {name!r}")
 
 

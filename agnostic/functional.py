@@ -58,8 +58,9 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
 
 # ====================================================================== activations
-def relu(x: Tensor) -> Tensor:
-    """max(x, 0)."""
+def relu(x: Tensor, inplace: bool = False) -> Tensor:
+    """max(x, 0). `inplace` is torch's keyword, accepted for ported code: tensors are values, so the
+    result is always a new tensor and `x` is unchanged (write `x = F.relu(x, inplace=True)`)."""
     return P.relu(_float(x, "relu"))
 
 
@@ -70,8 +71,8 @@ def gelu(x: Tensor, approximate: str = "none") -> Tensor:
     return P.composite("gelu", (_float(x, "gelu"),), {"approximate": approximate})
 
 
-def silu(x: Tensor) -> Tensor:
-    """x * sigmoid(x) (swish)."""
+def silu(x: Tensor, inplace: bool = False) -> Tensor:
+    """x * sigmoid(x) (swish). `inplace`: accepted, a new tensor is returned (see `relu`)."""
     x = _float(x, "silu")
 
     def rule(g: Tensor, y: Tensor) -> tuple[Tensor]:
@@ -81,14 +82,14 @@ def silu(x: Tensor) -> Tensor:
     return P.composite("silu", (x,), {}, rule)
 
 
-def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
-    """x where x > 0, else negative_slope * x."""
+def leaky_relu(x: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    """x where x > 0, else negative_slope * x. `inplace`: accepted, a new tensor is returned (see `relu`)."""
     x = _float(x, "leaky_relu")
     return P.where(P.gt(x, 0.0), x, P.mul(x, negative_slope))
 
 
-def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
-    """x where x > 0, else alpha * (exp(x) - 1)."""
+def elu(x: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """x where x > 0, else alpha * (exp(x) - 1). `inplace`: accepted, a new tensor is returned (see `relu`)."""
     x = _float(x, "elu")
     return P.where(P.gt(x, 0.0), x, P.mul(P.expm1(P.minimum(x, 0.0)), alpha))
 
@@ -102,12 +103,14 @@ def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     return P.where(P.gt(bx, threshold), x, soft)
 
 
+@O._accepts_dim()
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
     """exp(x) / sum(exp(x)) along `axis`."""
     x = _float(x, "softmax")
     return P.softmax(x, O._axis(axis, x.ndim, "softmax", x.shape))
 
 
+@O._accepts_dim()
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     """x - logsumexp(x) along `axis`."""
     x = _float(x, "log_softmax")
@@ -115,10 +118,11 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
 
 
 def dropout(
-    x: Tensor, p: float = 0.5, training: bool = True, *, seed: int | None = None,
+    x: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False, *, seed: int | None = None,
     generator: Generator | None = None,
 ) -> Tensor:  # fmt: skip
-    """Zero each element with probability p and scale the rest by 1/(1-p) (identity when not training)."""
+    """Zero each element with probability p and scale the rest by 1/(1-p) (identity when not training).
+    `inplace`: accepted, a new tensor is returned (see `relu`)."""
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout: p must be in [0, 1], got {p}")
     x = O._tensor(x, "dropout")
@@ -463,32 +467,79 @@ def kl_div(input: Tensor, target: Tensor, reduction: str = "mean", log_target: b
 
 # ====================================================================== attention
 def scaled_dot_product_attention(
-    query: Tensor, key: Tensor, value: Tensor, attn_mask: Tensor | None = None, is_causal: bool = False,
-    scale: float | None = None,
+    query: Tensor, key: Tensor, value: Tensor, attn_mask: Tensor | None = None, dropout_p: float = 0.0,
+    is_causal: bool = False, scale: float | None = None, enable_gqa: bool = False,
 ) -> Tensor:  # fmt: skip
     """softmax(q k^T * scale + mask) v for (..., L, E) queries, (..., S, E) keys and (..., S, Ev)
-    values. A bool mask keeps True positions; a float mask is added; `is_causal` keeps j <= i."""
-    q = _float(query, "scaled_dot_product_attention")
-    k, v = P.cast(O._tensor(key, "sdpa"), q.dtype), P.cast(O._tensor(value, "sdpa"), q.dtype)
-    O._same_device("scaled_dot_product_attention", (q, k, v))
+    values, with torch's signature. A bool mask keeps True positions; a float mask is added;
+    `is_causal` keeps j <= i; `scale` defaults to 1/sqrt(E). `dropout_p` > 0 drops attention weights
+    (scaling the rest by 1/(1-p)) with masks from agnostic's seeded stream, so it applies whenever
+    given, as torch's does: pass `dropout_p=p if self.training else 0.0`. `enable_gqa` repeats each
+    of the Hkv key/value heads (axis -3) Hq/Hkv times to match the query's Hq heads."""
+    op = "scaled_dot_product_attention"
+    q = _float(query, op)
+    k, v = P.cast(O._tensor(key, op), q.dtype), P.cast(O._tensor(value, op), q.dtype)
+    O._same_device(op, (q, k, v))
     if q.ndim < 2 or k.ndim != q.ndim or v.ndim != q.ndim:
         raise ValueError(
-            f"scaled_dot_product_attention: query, key and value need one rank >= 2, got {q.shape}, {k.shape}, {v.shape}"
+            f"{op}: query, key and value need one rank >= 2, got {q.shape}, {k.shape}, {v.shape}"
         )
     if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
         raise ValueError(
-            f"scaled_dot_product_attention: query {q.shape} and key {k.shape} need one embedding size, "
+            f"{op}: query {q.shape} and key {k.shape} need one embedding size, "
             f"key and value {v.shape} one sequence length"
         )
+    if isinstance(dropout_p, bool) or not 0.0 <= dropout_p <= 1.0:
+        raise ValueError(f"{op}: dropout_p must be a number in [0, 1], got {dropout_p!r}")
+    if enable_gqa:
+        k, v = _repeat_kv_heads(q, k, op), _repeat_kv_heads(q, v, op)
     mask = None
     if attn_mask is not None:
-        mask = O._tensor(attn_mask, "scaled_dot_product_attention")
-        O._broadcast_shapes("scaled_dot_product_attention (mask)", mask.shape, q.shape[:-1] + (k.shape[-2],))
+        mask = O._tensor(attn_mask, op)
+        O._broadcast_shapes(f"{op} (mask)", mask.shape, q.shape[:-1] + (k.shape[-2],))
         if mask.dtype is not dtypes.bool:
             mask = P.cast(mask, q.dtype)
-    return P.scaled_dot_product_attention(
-        q, k, v, mask, bool(is_causal), None if scale is None else float(scale)
-    )
+    scale = None if scale is None else float(scale)
+    if dropout_p > 0.0:  # the weights themselves are needed: no backend's fused kernel draws agnostic's masks
+        weights = _attention_weights(q, k, mask, bool(is_causal), scale)
+        return O.matmul(dropout(weights, dropout_p, training=True), v)
+    return P.scaled_dot_product_attention(q, k, v, mask, bool(is_causal), scale)
+
+
+def _repeat_kv_heads(q: Tensor, kv: Tensor, op: str) -> Tensor:
+    """`kv` (..., Hkv, S, E) with each head repeated Hq/Hkv times in place (torch's
+    repeat_interleave on axis -3), for grouped-query attention."""
+    if q.ndim < 3:
+        raise ValueError(f"{op}: enable_gqa needs (..., heads, L, E) inputs, got query {q.shape}")
+    hq, hkv = q.shape[-3], kv.shape[-3]
+    if hkv == 0 or hq % hkv:
+        raise ValueError(
+            f"{op}: enable_gqa needs the query's heads ({hq}) to be a multiple of the key's and value's ({hkv})"
+        )
+    if hq == hkv:
+        return kv
+    lead, (s, e) = kv.shape[:-3], kv.shape[-2:]
+    grown = O.broadcast_to(O.expand_dims(kv, axis=-3), (*lead, hkv, hq // hkv, s, e))
+    return O.reshape(grown, (*lead, hq, s, e))
+
+
+def _attention_weights(
+    q: Tensor, k: Tensor, mask: Tensor | None, is_causal: bool, scale: float | None
+) -> Tensor:
+    """softmax(q k^T * scale + mask) as differentiable Tensor ops, with the backends' rules (the
+    base class's `_attention_weights`): a query whose keys are all masked gets all-zero weights."""
+    if scale is None:
+        scale = 1.0 / math.sqrt(q.shape[-1])
+    scores = P.mul(O.matmul(q, O.matrix_transpose(k)), scale)
+    if is_causal:
+        rows, cols = q.shape[-2], k.shape[-2]
+        scores = P.where(O.tril(O.ones((rows, cols), dtype=dtypes.bool, device=q.device)), scores, -math.inf)
+    if mask is not None:
+        scores = P.where(mask, scores, -math.inf) if mask.dtype is dtypes.bool else P.add(scores, mask)
+    top = O.max(scores.detach(), axis=-1, keepdims=True)  # softmax ignores the shift: no gradient
+    e = P.exp(P.sub(scores, P.where(P.isfinite(top), top, 0.0)))
+    total = O.sum(e, axis=-1, keepdims=True)
+    return P.div(e, P.where(P.eq(total, 0.0), 1.0, total))
 
 
 # ====================================================================== convolution and pooling

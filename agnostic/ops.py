@@ -8,8 +8,11 @@ mixed-dtype call, a negative axis or an unresolved -1 in a shape.
 from __future__ import annotations
 
 import builtins
+import functools
+import itertools
 import math
 import operator
+import warnings
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -140,6 +143,16 @@ def to_device(x: Tensor, device: Device | str) -> Tensor:
     out = Tensor._make(data, dev)
     if P._tracking(x):
         P._record(out, "to_device", (x,), lambda g, y: (to_device(g, x._device),))
+    return out
+
+
+def clone(x: Tensor, /) -> Tensor:
+    """A new tensor with x's values (torch.clone); gradients flow through it. Tensors are values,
+    so code written for agnostic never needs one."""
+    x = _tensor(x, "clone")
+    out = Tensor._make(x._data, x._device, x._dtype)
+    if P._tracking(x):
+        P._record(out, "clone", (x,), lambda g, y: (g,))
     return out
 
 
@@ -292,6 +305,49 @@ def _tensor(x: Any, op: str) -> Tensor:
 
 def _not_a_tensor(x: Any, op: str) -> TypeError:
     return TypeError(f"{op}: expected a Tensor, got {type(x).__name__}; make one with ag.asarray(...)")
+
+
+class AmbiguityWarning(UserWarning):
+    """A call that NumPy and torch read differently; the message names both meanings and the
+    keyword that makes the intended one explicit (which also silences the warning)."""
+
+
+def _accepts_dim(refuse: str | None = None, unless: str | None = None) -> Any:
+    """Let `fn` take torch's `dim=` / `keepdim=` as aliases of `axis=` / `keepdims=`.
+
+    `refuse`: for functions whose torch namesake means something else when given a dim (max
+    returning (values, indices), std's default correction), a message raised for `dim=` or a
+    positional axis, unless the keyword `unless` (e.g. "correction") settles the meaning."""
+
+    def wrap(fn: Any) -> Any:
+        name = fn.__name__
+
+        @functools.wraps(fn)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if "dim" in kwargs or "keepdim" in kwargs or (refuse is not None and len(args) > 1):
+                kwargs = _torch_keywords(name, args, kwargs, refuse, unless)
+            return fn(*args, **kwargs)
+
+        return call
+
+    return wrap
+
+
+def _torch_keywords(
+    op: str, args: tuple, kwargs: dict[str, Any], refuse: str | None, unless: str | None
+) -> dict[str, Any]:
+    if refuse is not None and (len(args) > 1 or "dim" in kwargs) and (unless is None or unless not in kwargs):
+        raise TypeError(refuse)
+    kwargs = dict(kwargs)
+    for torch_name, name in (("dim", "axis"), ("keepdim", "keepdims")):
+        if torch_name in kwargs:
+            if name in kwargs:
+                raise TypeError(
+                    f"{op}: got both {name}= and {torch_name}=; they are one argument "
+                    f"({torch_name} is torch's spelling), give one"
+                )
+            kwargs[name] = kwargs.pop(torch_name)
+    return kwargs
 
 
 def _axis(axis: Any, ndim: int, op: str, shape: tuple[int, ...] | None = None) -> int:
@@ -703,7 +759,7 @@ def _reduce(op: str, prim: Any, accumulate_ints: bool = False, float_only: bool 
             x = P.cast(x, dtypes.default_float)
         elif accumulate_ints and not x._dtype.is_floating and x._dtype is not dtypes.int64:
             x = P.cast(x, dtypes.int64)
-        if op in ("max", "min") and builtins.any(x.shape[a] == 0 for a in axes):
+        if prim in (P.max, P.min) and builtins.any(x.shape[a] == 0 for a in axes):
             raise ValueError(f"{op}: reduction over an empty axis of shape {x.shape} has no identity")
         return prim(x, axes, keepdims)
 
@@ -712,16 +768,26 @@ def _reduce(op: str, prim: Any, accumulate_ints: bool = False, float_only: bool 
     return fn
 
 
-sum = _reduce("sum", P.sum, accumulate_ints=True)
-prod = _reduce("prod", P.prod, accumulate_ints=True)
-mean = _reduce("mean", P.mean, float_only=True)
-max = _reduce("max", P.max)
-min = _reduce("min", P.min)
-any = _reduce("any", P.any, bool_only=True)
-all = _reduce("all", P.all, bool_only=True)
-amax, amin = max, min
+def _extremum_trap(op: str) -> str:
+    return (
+        f"{op}: torch.{op}(x, dim) returns (values, indices) and torch.{op}(x, y) is elementwise; "
+        f"ag.{op} returns the values alone (Array API). Write ag.{op}(x, axis=d) (or ag.a{op}(x, dim=d)) "
+        f"for the values, ag.{op}imum(x, y) elementwise, or x.{op}(d) for torch's (values, indices)"
+    )
 
 
+sum = _accepts_dim()(_reduce("sum", P.sum, accumulate_ints=True))
+prod = _accepts_dim()(_reduce("prod", P.prod, accumulate_ints=True))
+mean = _accepts_dim()(_reduce("mean", P.mean, float_only=True))
+max = _accepts_dim(refuse=_extremum_trap("max"))(_reduce("max", P.max))
+min = _accepts_dim(refuse=_extremum_trap("min"))(_reduce("min", P.min))
+amax = _accepts_dim()(_reduce("amax", P.max))
+amin = _accepts_dim()(_reduce("amin", P.min))
+any = _accepts_dim()(_reduce("any", P.any, bool_only=True))
+all = _accepts_dim()(_reduce("all", P.all, bool_only=True))
+
+
+@_accepts_dim()
 def logsumexp(x: Tensor, /, *, axis: Any = None, keepdims: bool = False) -> Tensor:
     """log(sum(exp(x))) over `axis`, computed stably."""
     x = _tensor(x, "logsumexp")
@@ -744,8 +810,16 @@ def _moment(op: str, prim: Any) -> Any:
     return fn
 
 
-var = _moment("var", P.var)
-std = _moment("std", P.std)
+def _correction_trap(op: str) -> str:
+    return (
+        f"{op}: torch's default correction is 1 (dividing by N - 1), agnostic's is 0 (Array API, NumPy's "
+        f"ddof=0); with dim= or a positional dim give it explicitly: ag.{op}(x, axis=d, correction=1) "
+        f"for torch's default, correction=0 for NumPy's"
+    )
+
+
+var = _accepts_dim(refuse=_correction_trap("var"), unless="correction")(_moment("var", P.var))
+std = _accepts_dim(refuse=_correction_trap("std"), unless="correction")(_moment("std", P.std))
 
 
 def _arg_extremum(op: str, prim: Any) -> Any:
@@ -765,8 +839,8 @@ def _arg_extremum(op: str, prim: Any) -> Any:
     return fn
 
 
-argmax = _arg_extremum("argmax", P.argmax)
-argmin = _arg_extremum("argmin", P.argmin)
+argmax = _accepts_dim()(_arg_extremum("argmax", P.argmax))
+argmin = _accepts_dim()(_arg_extremum("argmin", P.argmin))
 
 
 def _cumulative(op: str, prim: Any) -> Any:
@@ -796,10 +870,11 @@ def _cumulative(op: str, prim: Any) -> Any:
     return fn
 
 
-cumulative_sum = _cumulative("cumulative_sum", P.cumsum)
-cumulative_prod = _cumulative("cumulative_prod", P.cumprod)
+cumulative_sum = _accepts_dim()(_cumulative("cumulative_sum", P.cumsum))
+cumulative_prod = _accepts_dim()(_cumulative("cumulative_prod", P.cumprod))
 
 
+@_accepts_dim()
 def cumsum(x: Tensor, /, axis: int | None = None, *, dtype: Any = None) -> Tensor:
     """Inclusive cumulative sum along `axis` (NumPy/torch name; None flattens first)."""
     x = _tensor(x, "cumsum")
@@ -808,6 +883,7 @@ def cumsum(x: Tensor, /, axis: int | None = None, *, dtype: Any = None) -> Tenso
     return cumulative_sum(x, axis=axis, dtype=dtype)
 
 
+@_accepts_dim()
 def cumprod(x: Tensor, /, axis: int | None = None, *, dtype: Any = None) -> Tensor:
     """Inclusive cumulative product along `axis` (None flattens first)."""
     x = _tensor(x, "cumprod")
@@ -887,6 +963,7 @@ def tensordot(x1: Tensor, x2: Tensor, /, *, axes: int | tuple[Sequence[int], Seq
     return P.reshape(P.matmul(am, bm), out_shape)
 
 
+@_accepts_dim()
 def vecdot(x1: Tensor, x2: Tensor, /, *, axis: int = -1) -> Tensor:
     """Dot product along `axis` with broadcasting."""
     a, b, _ = _promote("vecdot", x1, x2)
@@ -911,7 +988,7 @@ def reshape(x: Tensor, /, shape: Sequence[int] | int, *more: int, copy: bool | N
     elif isinstance(shape, (int, np.integer)):
         shape = (shape,)
     shape = tuple(_size(s) for s in shape)
-    size = x.size
+    size = math.prod(x.shape)  # a plain int: x.size builds a callable ElementCount
     if shape.count(-1) > 1:
         raise ValueError(f"reshape: only one dimension can be -1, got {shape}")
     if -1 in shape:
@@ -948,9 +1025,23 @@ def permute(x: Tensor, /, *axes: Any) -> Tensor:
     return permute_dims(x, axes)
 
 
-def transpose(x: Tensor, /, axis0: int = -2, axis1: int = -1) -> Tensor:
-    """`x` with two axes swapped (the last two by default)."""
+def transpose(x: Tensor, /, axis0: int | None = None, axis1: int | None = None) -> Tensor:
+    """`x` with two axes swapped (torch's transpose). Without axes, a matrix transposed and a 0-D
+    or 1-D tensor as it is; for more dimensions, where NumPy reverses every axis and torch needs two,
+    the call raises."""
     x = _tensor(x, "transpose")
+    if axis0 is None and axis1 is None:
+        if x.ndim > 2:
+            raise ValueError(
+                f"transpose: which axes? NumPy's transpose() reverses all {x.ndim} axes, torch's needs two; "
+                "write ag.transpose(x, a, b) to swap two, ag.matrix_transpose(x) (x.mT) for the last two, "
+                "or ag.permute_dims(x, axes) for any order"
+            )
+        if x.ndim < 2:
+            return x
+        axis0, axis1 = 0, 1
+    elif axis0 is None or axis1 is None:
+        raise TypeError("transpose: give both axes to swap, or neither")
     order = list(range(x.ndim))
     a0, a1 = _axis(axis0, x.ndim, "transpose", x.shape), _axis(axis1, x.ndim, "transpose", x.shape)
     order[a0], order[a1] = order[a1], order[a0]
@@ -990,6 +1081,7 @@ def broadcast_arrays(*arrays: Tensor) -> list[Tensor]:
     return [broadcast_to(a, shape) for a in arrays]
 
 
+@_accepts_dim()
 def squeeze(x: Tensor, /, axis: int | Sequence[int] | None = None) -> Tensor:
     """`x` without the given size-1 axes (all size-1 axes when None)."""
     x = _tensor(x, "squeeze")
@@ -1003,6 +1095,7 @@ def squeeze(x: Tensor, /, axis: int | Sequence[int] | None = None) -> Tensor:
     return P.squeeze(x, axes) if axes else x
 
 
+@_accepts_dim()
 def expand_dims(x: Tensor, /, axis: int | Sequence[int] = 0) -> Tensor:
     """`x` with new size-1 axes at `axis` (positions in the result)."""
     x = _tensor(x, "expand_dims")
@@ -1039,6 +1132,7 @@ def _join_inputs(op: str, arrays: Sequence[Tensor]) -> list[Tensor]:
     return [P.cast(t, d) for t in ts]
 
 
+@_accepts_dim()
 def concat(arrays: Sequence[Tensor], /, *, axis: int | None = 0) -> Tensor:
     """Join tensors along an existing axis (None: flatten them first)."""
     ts = _join_inputs("concat", arrays)
@@ -1058,6 +1152,7 @@ def concat(arrays: Sequence[Tensor], /, *, axis: int | None = 0) -> Tensor:
     return P.concat(ts, ax) if len(ts) > 1 else ts[0]
 
 
+@_accepts_dim()
 def stack(arrays: Sequence[Tensor], /, *, axis: int = 0) -> Tensor:
     """Join tensors of one shape along a new axis."""
     ts = _join_inputs("stack", arrays)
@@ -1067,22 +1162,98 @@ def stack(arrays: Sequence[Tensor], /, *, axis: int = 0) -> Tensor:
     return P.stack(ts, _axis(axis, ts[0].ndim + 1, "stack"))
 
 
-def split(x: Tensor, indices_or_sections: int | Sequence[int], /, axis: int = 0) -> list[Tensor]:
-    """Split into equal sections (an int) or at the given indices along `axis` (NumPy's split)."""
+@_accepts_dim()
+def split(
+    x: Tensor,
+    indices_or_sections: int | Sequence[int] | None = None,
+    /,
+    axis: int = 0,
+    *,
+    sections: int | None = None,
+    indices: Sequence[int] | None = None,
+    split_size_or_sections: int | Sequence[int] | None = None,
+) -> list[Tensor]:
+    """Pieces of `x` along `axis`, by one of: `sections=k` (k equal pieces, NumPy), `indices=[i, j]`
+    (cut before i and j, NumPy), `split_size_or_sections=s` (torch: pieces of size s, the last one
+    shorter, or a list of piece sizes). The positional form is NumPy's, which torch reads differently:
+    an int raises (sections or a piece size?) and a list warns (cut indices or sizes?)."""
     x = _tensor(x, "split")
+    given = {
+        k: v
+        for k, v in (
+            ("indices_or_sections", indices_or_sections),
+            ("sections", sections),
+            ("indices", indices),
+            ("split_size_or_sections", split_size_or_sections),
+        )
+        if v is not None
+    }
+    if len(given) != 1:
+        raise TypeError(
+            "split: give exactly one of sections= (NumPy: that many equal pieces), indices= (NumPy: cut "
+            f"points) or split_size_or_sections= (torch: piece size or sizes), got {sorted(given) or 'none'}"
+        )
+    ((how, arg),) = given.items()
     ax = _axis(axis, x.ndim, "split", x.shape)
     n = x.shape[ax]
-    if isinstance(indices_or_sections, (int, np.integer)):
-        k = int(indices_or_sections)
+    if how == "indices_or_sections":
+        if isinstance(arg, (int, np.integer)):
+            raise ValueError(
+                f"split: an int is ambiguous: NumPy reads {int(arg)} as the number of equal sections, torch "
+                f"as the size of each piece; write ag.split(x, sections={int(arg)}, axis={axis}) for NumPy's "
+                f"meaning or ag.split(x, split_size_or_sections={int(arg)}, axis={axis}) "
+                f"(x.split({int(arg)}, dim={axis})) for torch's"
+            )
+        warnings.warn(
+            f"split: a list is ambiguous: NumPy reads {list(arg)} as cut indices, torch as piece sizes; "
+            f"agnostic cuts at the indices (NumPy); write indices={list(arg)} to say so, or "
+            f"split_size_or_sections={list(arg)} for torch's sizes",
+            AmbiguityWarning,
+            stacklevel=3,
+        )
+        how = "indices"
+    if how == "sections":
+        k = operator.index(arg)
         if k <= 0 or n % k:
             raise ValueError(f"split: axis {ax} of length {n} cannot be split into {k} equal sections")
         bounds = [i * (n // k) for i in range(k + 1)]
+    elif how == "indices":
+        bounds = [0] + [operator.index(i) for i in arg] + [n]
     else:
-        bounds = [0] + [int(i) for i in indices_or_sections] + [n]
+        bounds = _piece_bounds(arg, n, ax)
     head = (slice(None),) * ax
     return [getitem(x, head + (slice(lo, hi),)) for lo, hi in zip(bounds[:-1], bounds[1:])]
 
 
+def _piece_bounds(size_or_sizes: int | Sequence[int], n: int, ax: int) -> list[int]:
+    """Cut points for torch's split: pieces of one size (the last shorter) or of the given sizes."""
+    if isinstance(size_or_sizes, (int, np.integer)):
+        s = int(size_or_sizes)
+        if s <= 0:
+            raise ValueError(f"split: piece size must be positive, got {s}")
+        return [0, 0] if n == 0 else list(range(0, n, s)) + [n]
+    sizes = [operator.index(s) for s in size_or_sizes]
+    if builtins.any(s < 0 for s in sizes) or builtins.sum(sizes) != n:
+        raise ValueError(f"split: piece sizes {sizes} must be non-negative and sum to axis {ax}'s length {n}")
+    return [0] + list(itertools.accumulate(sizes))
+
+
+@_accepts_dim()
+def chunk(x: Tensor, chunks: int, /, axis: int = 0) -> list[Tensor]:
+    """torch.chunk: at most `chunks` pieces of ceil(n / chunks) along `axis`, the last one shorter
+    (fewer pieces when that size covers the axis sooner)."""
+    x = _tensor(x, "chunk")
+    k = operator.index(chunks)
+    if k <= 0:
+        raise ValueError(f"chunk: chunks must be positive, got {k}")
+    ax = _axis(axis, x.ndim, "chunk", x.shape)
+    n = x.shape[ax]
+    if n == 0:
+        return [x] * k
+    return split(x, split_size_or_sections=-(-n // k), axis=ax)
+
+
+@_accepts_dim()
 def unstack(x: Tensor, /, *, axis: int = 0) -> tuple[Tensor, ...]:
     """The slices of `x` along `axis`."""
     x = _tensor(x, "unstack")
@@ -1090,6 +1261,7 @@ def unstack(x: Tensor, /, *, axis: int = 0) -> tuple[Tensor, ...]:
     return tuple(P.getitem(x, (slice(None),) * ax + (i,)) for i in range(x.shape[ax]))
 
 
+@_accepts_dim()
 def flip(x: Tensor, /, *, axis: int | Sequence[int] | None = None) -> Tensor:
     """`x` reversed along `axis` (all axes when None)."""
     x = _tensor(x, "flip")
@@ -1097,6 +1269,7 @@ def flip(x: Tensor, /, *, axis: int | Sequence[int] | None = None) -> Tensor:
     return P.flip(x, axes) if axes else x
 
 
+@_accepts_dim()
 def roll(x: Tensor, /, shift: int | Sequence[int], *, axis: int | Sequence[int] | None = None) -> Tensor:
     """Elements shifted cyclically along `axis` (None: of the flattened tensor)."""
     x = _tensor(x, "roll")
@@ -1120,10 +1293,19 @@ def roll(x: Tensor, /, shift: int | Sequence[int], *, axis: int | Sequence[int] 
     return x
 
 
-def pad(x: Tensor, /, pad_width: Any, mode: str = "constant", value: float = 0.0) -> Tensor:
+def pad(
+    x: Tensor, widths: Any = None, /, mode: str = "constant", value: float = 0.0, *, pad_width: Any = None
+) -> Tensor:
     """Pad with NumPy's `pad_width` ((before, after) per axis, or one pair / int for all axes);
-    mode 'constant' (with value), 'reflect' or 'edge'."""
+    mode 'constant' (with value), 'reflect' or 'edge'. A flat pair given positionally to a tensor of
+    more than one dimension raises: torch's F.pad reads it as the last axis's padding alone; say
+    `pad_width=` for NumPy's meaning."""
     x = _tensor(x, "pad")
+    if (widths is None) == (pad_width is None):
+        raise TypeError("pad: give the widths once, positionally or as pad_width=")
+    if pad_width is None:
+        pad_width = widths
+        _check_pad_reading(x, widths)
     if mode not in ("constant", "reflect", "edge"):
         raise ValueError(f"pad: mode must be 'constant', 'reflect' or 'edge', got {mode!r}")
     widths = (
@@ -1145,6 +1327,33 @@ def pad(x: Tensor, /, pad_width: Any, mode: str = "constant", value: float = 0.0
     return x._device._allocate("pad", shape, x._dtype, lambda: P.pad(x, pairs, mode, value))
 
 
+def _check_pad_reading(x: Tensor, widths: Any) -> None:
+    """Raise for positional widths that torch's F.pad reads as pairs from the last axis backwards:
+    a flat pair on a tensor of more than one dimension (NumPy pads every axis by it) and a flat
+    sequence of more than two ints (NumPy cannot read it)."""
+    if isinstance(widths, (int, np.integer)):
+        return
+    flat = np.asarray(widths)
+    if flat.ndim != 1 or flat.size < 2 or flat.size % 2 or (flat.size == 2 and x.ndim <= 1):
+        return
+    pairs = [(int(flat[i]), int(flat[i + 1])) for i in range(0, flat.size, 2)]
+    if len(pairs) > x.ndim:
+        raise ValueError(
+            f"pad: torch-style {tuple(flat.tolist())} pads {len(pairs)} axes of a {x.ndim}-D tensor"
+        )
+    torch_reading = [(0, 0)] * (x.ndim - len(pairs)) + pairs[::-1]
+    if len(pairs) > 1:
+        raise ValueError(
+            f"pad: {tuple(flat.tolist())} is torch's F.pad form (pairs from the last axis backwards); "
+            f"agnostic's pad takes NumPy's (before, after) per axis: write ag.pad(x, {torch_reading})"
+        )
+    raise ValueError(
+        f"pad: {pairs[0]} is ambiguous for a {x.ndim}-D tensor: NumPy pads every axis by it, torch's F.pad "
+        f"the last axis alone; write ag.pad(x, pad_width={pairs[0]}) for NumPy's meaning or "
+        f"ag.pad(x, {torch_reading}) for torch's"
+    )
+
+
 def tile(x: Tensor, /, repetitions: Sequence[int]) -> Tensor:
     """`x` repeated along each axis (Array API tile; leading axes are added as needed)."""
     x = _tensor(x, "tile")
@@ -1159,6 +1368,7 @@ def tile(x: Tensor, /, repetitions: Sequence[int]) -> Tensor:
     return x._device._allocate("tile", shape, x._dtype, lambda: P.tile(x, reps))
 
 
+@_accepts_dim()
 def repeat(x: Tensor, /, repeats: int | Tensor, *, axis: int | None = None) -> Tensor:
     """Each element repeated `repeats` times along `axis` (None: of the flattened tensor)."""
     x = _tensor(x, "repeat")
@@ -1326,6 +1536,7 @@ class _IndexUpdate:
         return P.reshape(P.where(P.gt(hit, 0), placed, P.reshape(x, (x.size,))), x.shape)
 
 
+@_accepts_dim()
 def take(x: Tensor, indices: Any, /, *, axis: int | None = None) -> Tensor:
     """Elements at integer `indices` along `axis` (None: of the flattened tensor)."""
     x = _tensor(x, "take")
@@ -1355,6 +1566,7 @@ def _wrap_indices(idx: Tensor, n: int, op: str, axis: int) -> Tensor:
     return P.where(P.lt(idx, 0), P.add(idx, n), idx) if lo < 0 else idx
 
 
+@_accepts_dim()
 def take_along_axis(x: Tensor, indices: Tensor, /, axis: int = -1) -> Tensor:
     """Values at `indices` along `axis` (torch.gather); indices broadcast with x elsewhere."""
     x = _tensor(x, "take_along_axis")
@@ -1371,7 +1583,15 @@ def take_along_axis(x: Tensor, indices: Tensor, /, axis: int = -1) -> Tensor:
     return P.take_along_axis(x, idx, ax)
 
 
-gather = take_along_axis
+@_accepts_dim()
+def gather(x: Tensor, indices: Tensor, /, axis: int = -1) -> Tensor:
+    """take_along_axis under torch's name, in agnostic's argument order (x, indices, axis)."""
+    if isinstance(indices, (int, np.integer)) and isinstance(axis, Tensor):
+        raise TypeError(
+            f"gather: agnostic's order is gather(x, indices, axis) and torch's gather(input, dim, index); "
+            f"write ag.gather(x, index, axis={int(indices)})"
+        )
+    return take_along_axis(x, indices, axis=axis)
 
 
 def scatter_add(x: Tensor, axis: int, indices: Tensor, src: Tensor) -> Tensor:
@@ -1393,25 +1613,39 @@ def scatter_add(x: Tensor, axis: int, indices: Tensor, src: Tensor) -> Tensor:
     return P.scatter_add(x, ax, idx, P.cast(src, x._dtype))
 
 
+@_accepts_dim(
+    refuse="sort: torch.sort(x, dim) returns (values, indices); ag.sort returns the values alone "
+    "(Array API). Write ag.sort(x, axis=d) for the values, ag.argsort(x, axis=d) for the indices, or "
+    "x.sort(d) for torch's (values, indices)"
+)
 def sort(x: Tensor, /, *, axis: int = -1, descending: bool = False, stable: bool = True) -> Tensor:
     """`x` sorted along `axis` (NaN last; first when descending)."""
     x = _tensor(x, "sort")
     return P.sort(x, _axis(axis, x.ndim, "sort", x.shape), descending, stable)
 
 
+@_accepts_dim()
 def argsort(x: Tensor, /, *, axis: int = -1, descending: bool = False, stable: bool = True) -> Tensor:
     """int64 indices that sort `x` along `axis`."""
     x = _tensor(x, "argsort")
     return P.argsort(x, _axis(axis, x.ndim, "argsort", x.shape), descending, stable)
 
 
-def topk(x: Tensor, k: int, /, *, axis: int = -1, largest: bool = True) -> tuple[Tensor, Tensor]:
+class ValuesIndices(NamedTuple):
+    """Values and their int64 indices: what topk returns, and torch's x.max(dim) / x.sort(dim)."""
+
+    values: Tensor
+    indices: Tensor
+
+
+@_accepts_dim()
+def topk(x: Tensor, k: int, /, *, axis: int = -1, largest: bool = True) -> ValuesIndices:
     """The k largest (or smallest) values along `axis`, sorted, and their int64 indices."""
     x = _tensor(x, "topk")
     ax = _axis(axis, x.ndim, "topk", x.shape)
     if not 0 <= k <= x.shape[ax]:
         raise ValueError(f"topk: k={k} is out of range for axis {ax} of length {x.shape[ax]}")
-    return P.topk(x, k, ax, largest)
+    return ValuesIndices(*P.topk(x, k, ax, largest))
 
 
 def nonzero(x: Tensor, /) -> tuple[Tensor, ...]:
@@ -1533,12 +1767,52 @@ TENSOR_METHODS: tuple[str, ...] = (
     "abs", "exp", "expm1", "log", "log1p", "log2", "log10", "sqrt", "rsqrt", "square", "reciprocal",
     "sin", "cos", "tan", "sinh", "cosh", "tanh", "sigmoid", "erf", "floor", "ceil", "round", "trunc",
     "sign", "isnan", "isinf", "isfinite", "logical_not", "clip", "clamp", "maximum", "minimum",
-    "sum", "prod", "mean", "max", "min", "any", "all", "var", "std", "logsumexp", "argmax",
-    "argmin", "cumsum", "cumprod", "reshape", "permute", "transpose", "squeeze", "expand_dims",
-    "unsqueeze", "flatten", "broadcast_to", "flip", "roll", "tile", "repeat", "take",
-    "take_along_axis", "gather", "sort", "argsort", "topk", "matmul", "nonzero", "moveaxis",
+    "sum", "prod", "mean", "amax", "amin", "any", "all", "logsumexp", "argmax", "argmin", "cumsum",
+    "cumprod", "reshape", "permute", "transpose", "squeeze", "expand_dims", "unsqueeze", "flatten",
+    "broadcast_to", "flip", "roll", "tile", "take", "take_along_axis", "gather", "argsort", "topk",
+    "matmul", "moveaxis", "add", "sub", "mul", "div", "pow", "neg", "logical_and",
+    "logical_or", "logical_xor", "remainder", "floor_divide",
 )  # fmt: skip
-"""Ops also reachable as tensor methods (`x.sum(axis=0)`, `x.reshape(2, -1)`)."""
+"""Ops also reachable as tensor methods (`x.sum(axis=0)`, `x.reshape(2, -1)`); Tensor defines the
+methods whose torch meaning needs more than the op (max, sort, std, repeat, split, ...) itself."""
+
+_TORCH_METHOD_NAMES = {
+    "eq": equal, "ne": not_equal, "lt": less, "le": less_equal, "gt": greater, "ge": greater_equal,
+}  # fmt: skip
+"""torch's method names for ops agnostic names otherwise (`x.eq(y)`)."""
+
+_POSITIONAL_AXIS: dict[str, tuple[int, tuple[str, ...]]] = {
+    **dict.fromkeys(("sum", "prod", "mean"), (0, ("axis", "keepdims", "dtype"))),
+    **dict.fromkeys(
+        ("amax", "amin", "any", "all", "logsumexp", "argmax", "argmin"), (0, ("axis", "keepdims"))
+    ),
+    "argsort": (0, ("axis", "descending")),
+    "flip": (0, ("axis",)),
+    "roll": (1, ("axis",)),
+    "topk": (1, ("axis", "largest")),
+}
+"""Methods that also take these keywords positionally after their own `n` positional arguments,
+as torch's and NumPy's methods do (`x.sum(1)`, `x.topk(3, 0)`): both read them alike."""
+
+
+def _positional_method(fn: Any, own: int, names: tuple[str, ...]) -> Any:
+    def method(self: Tensor, *args: Any, **kwargs: Any) -> Any:
+        if len(args) > own:
+            if len(args) > own + len(names):
+                raise TypeError(
+                    f"{fn.__name__}: takes at most {own + len(names)} positional arguments after the "
+                    f"tensor, got {len(args)}"
+                )
+            for name, value in zip(names, args[own:]):
+                if name in kwargs or {"axis": "dim", "keepdims": "keepdim"}.get(name) in kwargs:
+                    raise TypeError(f"{fn.__name__}: got {name} twice, positionally and as a keyword")
+                kwargs[name] = value
+            args = args[:own]
+        return fn(self, *args, **kwargs)
+
+    method.__name__ = method.__qualname__ = fn.__name__
+    method.__doc__ = fn.__doc__
+    return method
 
 
 # Tensor's operators and methods are these functions (ops builds on Tensor, not the reverse).
@@ -1572,4 +1846,11 @@ for _dunder, _fn in {"eq": equal, "ne": not_equal, "lt": less, "le": less_equal,
                      "pos": positive, "abs": abs, "invert": bitwise_invert}.items():  # fmt: skip
     setattr(Tensor, f"__{_dunder}__", _fn)
 for _name in TENSOR_METHODS:
-    setattr(Tensor, _name, globals()[_name])
+    if _name in vars(Tensor):
+        raise RuntimeError(f"Tensor.{_name} is defined twice: in tensor.py and ops.TENSOR_METHODS")
+    _fn = globals()[_name]
+    setattr(
+        Tensor, _name, _positional_method(_fn, *_POSITIONAL_AXIS[_name]) if _name in _POSITIONAL_AXIS else _fn
+    )
+for _name, _fn in _TORCH_METHOD_NAMES.items():
+    setattr(Tensor, _name, _fn)

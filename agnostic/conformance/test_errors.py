@@ -173,7 +173,7 @@ def test_other_shape_errors(backend):
     with pytest.raises(ValueError, match=r"squeeze: axis 0 has size 3, not 1 \(shape \(3, 4\)\)"):
         ag.squeeze(x, axis=0)
     with pytest.raises(ValueError, match=r"split: axis 1 of length 4 cannot be split into 3 equal sections"):
-        ag.split(x, 3, axis=1)
+        ag.split(x, sections=3, axis=1)
     with pytest.raises(ValueError, match=r"topk: k=5 is out of range for axis 1 of length 4"):
         ag.topk(x, 5)
     with pytest.raises(ValueError, match=r"tile: repetitions must be non-negative, got \(-1,\)"):

@@ -111,8 +111,12 @@ def test_concat_stack_split_gradient(backend):
     support.check_grad(backend, lambda x, y: ag.concat([x, x * 2.0, y], axis=-1), a, c)
     support.check_grad(backend, lambda x, y: ag.stack([x, y], axis=0), a, _data((2, 3), 4))
     support.check_grad(backend, lambda x, y: ag.stack([y, x, y], axis=2), a, _data((2, 3), 4))
-    support.check_grad(backend, lambda x: ag.split(x, 3, axis=1)[1] * 3.0 + ag.split(x, 3, axis=1)[2], a)
-    support.check_grad(backend, lambda x: ag.concat(ag.split(x, [1, 4], axis=1)[::-1], axis=1), _data((2, 5)))
+    support.check_grad(
+        backend, lambda x: ag.split(x, sections=3, axis=1)[1] * 3.0 + ag.split(x, sections=3, axis=1)[2], a
+    )
+    support.check_grad(
+        backend, lambda x: ag.concat(ag.split(x, indices=[1, 4], axis=1)[::-1], axis=1), _data((2, 5))
+    )
 
 
 def test_slice_cotangents_assemble_exactly(backend):
@@ -127,7 +131,7 @@ def test_slice_cotangents_assemble_exactly(backend):
         steps = ag.unstack(x, axis=1)
         total = sum(ag.sum(s * _t(backend, w[:, i]) * (i + 1.0)) for i, s in enumerate(steps) if i != 2)
         total = total + ag.sum(steps[0] ** 2) + ag.sum(x[:, -1] * 3.0)  # index 4 twice, index 0 twice
-        return total + ag.sum(ag.split(x, [1, 3], axis=1)[1] * 5.0) + ag.sum(x[:, 2:] ** 3)
+        return total + ag.sum(ag.split(x, indices=[1, 3], axis=1)[1] * 5.0) + ag.sum(x[:, 2:] ** 3)
 
     def f_overlap(x):  # bands [0:3] and [2:5] overlap: assembled by the dense fallback
         return ag.sum(x[:, 0:3] ** 2) + ag.sum(x[:, 2:5] * 3.0) + ag.sum(x[1] * 2.0)  # and another axis
@@ -278,6 +282,8 @@ def test_meshgrid_gradient(backend):
         backend, lambda a, b: ag.meshgrid(a, b)[0] * ag.meshgrid(a, b)[1], _data((3,)), _data((2,), 1)
     )
     support.check_grad(
-        backend, lambda a, b: ag.meshgrid(a, b, indexing="ij")[0] + 2.0 * ag.meshgrid(a, b, indexing="ij")[1],
-        _data((3,)), _data((2,), 1),
-    )  # fmt: skip
+        backend,
+        lambda a, b: ag.meshgrid(a, b, indexing="ij")[0] + 2.0 * ag.meshgrid(a, b, indexing="ij")[1],
+        _data((3,)),
+        _data((2,), 1),
+    )

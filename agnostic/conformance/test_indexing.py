@@ -473,7 +473,7 @@ def test_nonzero(backend: ag.Device, dtype: dtypes.DType) -> None:
         assert len(got) == len(want) == a.ndim
         for g, w in zip(got, want):
             assert_close(g, w, dtype=ag.int64)
-        got = tensor(backend, a).nonzero()
+        got = tensor(backend, a).nonzero(as_tuple=True)
         assert len(got) == a.ndim
     nan = np.array([0.0, np.nan, -0.0, 1.0])
     for g, w in zip(ag.nonzero(tensor(backend, nan)), np.nonzero(nan)):  # NaN is non-zero, -0.0 is zero

@@ -11,17 +11,19 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
 
-from agnostic import tracing
+from agnostic import dtypes, tracing
 from agnostic.device import Device, as_device, default_backend
 from agnostic.ops import asarray
 from agnostic.tensor import Tensor
 
+from .hooks import BackwardHook, RemovableHandle
 from .parameter import Parameter
 
 __all__ = ["Module", "Sequential", "ModuleList", "ModuleDict"]
@@ -211,15 +213,20 @@ class Module:
         self._modules[name] = module
 
     # ------------------------------------------------------------------ traversal
-    def named_modules(self, prefix: str = "", memo: set[int] | None = None) -> Iterator[tuple[str, Module]]:
+    def named_modules(
+        self, memo: set[Module] | None = None, prefix: str = "", remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, Module]]:
+        """(dotted name, module) of this module and every submodule, as torch: a module reachable
+        twice appears once unless `remove_duplicate=False`."""
         memo = set() if memo is None else memo
-        if id(self) in memo:
-            return
-        memo.add(id(self))
+        if remove_duplicate:
+            if self in memo:
+                return
+            memo.add(self)
         yield prefix, self
         for name, m in self._modules.items():
             if m is not None:
-                yield from m.named_modules(f"{prefix}.{name}" if prefix else name, memo)
+                yield from m.named_modules(memo, f"{prefix}.{name}" if prefix else name, remove_duplicate)
 
     def modules(self) -> Iterator[Module]:
         for _, m in self.named_modules():
@@ -236,44 +243,102 @@ class Module:
         for _, m in self.named_children():
             yield m
 
-    def _named_members(self, table: str, prefix: str, recurse: bool) -> Iterator[tuple[str, Tensor]]:
+    def _named_members(
+        self, table: str, prefix: str, recurse: bool, remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, Tensor]]:
         seen: set[int] = set()
-        mods = self.named_modules(prefix) if recurse else iter([(prefix, self)])
+        mods = (
+            self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate)
+            if recurse
+            else iter([(prefix, self)])
+        )
         for mod_prefix, m in mods:
             for name, t in getattr(m, table).items():
-                if t is None or id(t) in seen:
+                if t is None or (remove_duplicate and id(t) in seen):
                     continue
                 seen.add(id(t))
                 yield (f"{mod_prefix}.{name}" if mod_prefix else name), t
 
-    def named_parameters(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Parameter]]:
-        """(dotted name, parameter) pairs; a parameter shared by two modules appears once."""
-        yield from self._named_members("_parameters", prefix, recurse)  # type: ignore[misc]
+    def named_parameters(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, Parameter]]:
+        """(dotted name, parameter) pairs; a parameter shared by two modules appears once unless
+        `remove_duplicate=False`."""
+        yield from self._named_members("_parameters", prefix, recurse, remove_duplicate)  # type: ignore[misc]
 
     def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
         for _, p in self.named_parameters(recurse=recurse):
             yield p
 
-    def named_buffers(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Tensor]]:
-        yield from self._named_members("_buffers", prefix, recurse)
+    def named_buffers(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, Tensor]]:
+        """(dotted name, buffer) pairs, persistent or not, as torch."""
+        yield from self._named_members("_buffers", prefix, recurse, remove_duplicate)
 
     def buffers(self, recurse: bool = True) -> Iterator[Tensor]:
         for _, b in self.named_buffers(recurse=recurse):
             yield b
 
+    def get_submodule(self, target: str) -> Module:
+        """The submodule at dotted path `target` ("" is this module), as torch."""
+        mod: Module = self
+        if target == "":
+            return mod
+        for item in target.split("."):
+            if not hasattr(mod, item):
+                raise AttributeError(f"{type(mod).__name__} has no attribute `{item}`")
+            mod = getattr(mod, item)
+            if not isinstance(mod, Module):
+                raise AttributeError(f"`{item}` is not an nn.Module")
+        return mod
+
+    def get_parameter(self, target: str) -> Parameter:
+        """The parameter at dotted path `target` ("layer.0.weight"), as torch."""
+        return self._get_member(target, "_parameters", "an nn.Parameter")  # type: ignore[return-value]
+
+    def get_buffer(self, target: str) -> Tensor:
+        """The buffer at dotted path `target` ("bn.running_mean"), as torch."""
+        return self._get_member(target, "_buffers", "a buffer")
+
+    def _get_member(self, target: str, table: str, kind: str) -> Tensor:
+        module_path, _, name = target.rpartition(".")
+        mod = self.get_submodule(module_path)
+        if not hasattr(mod, name):
+            raise AttributeError(f"{type(mod).__name__} has no attribute `{name}`")
+        if name not in getattr(mod, table) or getattr(mod, table)[name] is None:
+            raise AttributeError(f"`{name}` is not {kind}")
+        return getattr(mod, table)[name]
+
+    def apply(self, fn: Callable[[Module], Any]) -> Module:
+        """Call `fn` on every submodule (children first, each once) and then on this module; returns
+        self, as torch (`model.apply(init_weights)`)."""
+        for m in self.children():
+            m.apply(fn)
+        fn(self)
+        return self
+
     # ------------------------------------------------------------------ state
     def state_dict(self) -> OrderedDict[str, Tensor]:
-        """Every parameter and persistent buffer by PyTorch's dotted name, detached (values)."""
+        """Every parameter and persistent buffer by PyTorch's dotted name, detached (values). As in
+        torch, a module or parameter reachable by two paths (tied weights) is saved under both."""
         out: OrderedDict[str, Tensor] = OrderedDict()
-        for prefix, m in self.named_modules():
+        for key, (m, name) in self._state_targets().items():
+            out[key] = getattr(m, name).detach()
+        return out
+
+    def _state_targets(self) -> dict[str, tuple[Module, str]]:
+        """Each state-dict key and the (module, attribute) it names."""
+        targets: dict[str, tuple[Module, str]] = {}
+        for prefix, m in self.named_modules(remove_duplicate=False):
             dot = f"{prefix}." if prefix else ""
             for name, p in m._parameters.items():
                 if p is not None:
-                    out[dot + name] = p.detach()
+                    targets[dot + name] = (m, name)
             for name, b in m._buffers.items():
                 if b is not None and name not in m._non_persistent:
-                    out[dot + name] = b.detach()
-        return out
+                    targets[dot + name] = (m, name)
+        return targets
 
     def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> IncompatibleKeys:
         """Load values by name (Tensors of any backend, NumPy arrays, torch tensors...).
@@ -281,17 +346,19 @@ class Module:
         Every key and shape is checked first. With `strict=True` (the default) any missing,
         unexpected or wrongly shaped entry loads nothing and the error lists them all. With
         `strict=False` the entries that fit are loaded and the rest are reported in the result:
-        `(missing_keys, unexpected_keys)` as in PyTorch, plus `.mismatched_keys`."""
-        targets: dict[str, tuple[Module, str]] = {}
-        for prefix, m in self.named_modules():
-            dot = f"{prefix}." if prefix else ""
-            for name, p in m._parameters.items():
-                if p is not None:
-                    targets[dot + name] = (m, name)
-            for name, b in m._buffers.items():
-                if b is not None and name not in m._non_persistent:
-                    targets[dot + name] = (m, name)
-        missing = [k for k in targets if k not in state]
+        `(missing_keys, unexpected_keys)` as in PyTorch, plus `.mismatched_keys`.
+
+        Tied weights (one Parameter under several keys, GPT's `lm_head.weight is wte.weight`): a
+        state that gives any one of the keys loads the shared Parameter, and the others are not
+        missing (Hugging Face's GPT-2 files leave the tied key out); two keys with different values
+        are an error."""
+        targets = self._state_targets()
+        tied: dict[tuple[int, str], list[str]] = {}  # one list of keys per parameter or buffer
+        for key, (m, name) in targets.items():
+            slot = (id(m._parameters[name]), "") if name in m._parameters else (id(m), name)
+            tied.setdefault(slot, []).append(key)
+        given = {k for keys in tied.values() if any(k2 in state for k2 in keys) for k in keys}
+        missing = [k for k in targets if k not in given]
         unexpected = [k for k in state if k not in targets]
         problems = []
         if strict and missing:
@@ -311,6 +378,14 @@ class Module:
                     problems.append(f"{key}: shape {v.shape} in the state, {current.shape} in the model")
             else:
                 values[key] = v
+        for keys in tied.values():
+            present = [k for k in keys if k in values]
+            first = present[0] if present else None
+            for other in present[1:]:
+                if not np.array_equal(values[first].numpy(), values[other].numpy()):
+                    problems.append(
+                        f"{first} and {other} are one tied parameter in the model but differ in the state"
+                    )
         if problems:
             raise ValueError(
                 f"load_state_dict into {type(self).__name__}: nothing was loaded; " + "; ".join(problems)
@@ -391,6 +466,22 @@ class Module:
                 m._buffers[name] = b
         return self
 
+    def half(self) -> Module:
+        """Floating parameters and buffers cast to float16 (in place; returns self), as torch."""
+        return self.to(dtype=dtypes.float16)
+
+    def bfloat16(self) -> Module:
+        """Floating parameters and buffers cast to bfloat16 (in place; returns self), as torch."""
+        return self.to(dtype=dtypes.bfloat16)
+
+    def double(self) -> Module:
+        """Floating parameters and buffers cast to float64 (in place; returns self), as torch."""
+        return self.to(dtype=dtypes.float64)
+
+    def float(self) -> Module:
+        """Floating parameters and buffers cast to float32 (in place; returns self), as torch."""
+        return self.to(dtype=dtypes.float32)
+
     @property
     def backend(self) -> Device | None:
         """The backend of the first parameter or buffer (None for a module without state)."""
@@ -407,6 +498,9 @@ class Module:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if (tracer := tracing.active()) is not None:  # an agnostic.compile trace lifts this module's state
             tracer.uses(self)
+        hooks = self.__dict__.get("_hooks")
+        if hooks is not None and any(hooks.values()):
+            return self._call_with_hooks(hooks, args, kwargs)
         n = _TENSOR_ARGS.get(type(self))
         if n is None:
             n = _TENSOR_ARGS[type(self)] = _leading_tensor_args(type(self))
@@ -415,6 +509,96 @@ class Module:
                 if not isinstance(a, Tensor):
                     raise _not_a_tensor_input(self, i, a)
         return self.forward(*args, **kwargs)
+
+    def _call_with_hooks(self, hooks: dict[str, OrderedDict], args: tuple[Any, ...], kwargs: dict) -> Any:
+        """torch's call order: forward pre-hooks, the backward hooks' gate on the inputs, forward,
+        forward hooks, the gate on the outputs; `always_call` forward hooks run even if forward raised."""
+        for hook, with_kwargs, _ in list(hooks["forward_pre"].values()):
+            if with_kwargs:
+                new = hook(self, args, kwargs)
+                if new is not None:
+                    if not (isinstance(new, tuple) and len(new) == 2):
+                        raise RuntimeError(
+                            "forward pre-hook must return None or a tuple of (new_args, new_kwargs), "
+                            f"but got {new}."
+                        )
+                    args, kwargs = new
+            else:
+                new = hook(self, args)
+                if new is not None:
+                    args = new if isinstance(new, tuple) else (new,)
+        backward = None
+        if hooks["backward"] or hooks["backward_pre"]:
+            backward = BackwardHook(
+                self,
+                [h for h, _, _ in hooks["backward"].values()],
+                [h for h, _, _ in hooks["backward_pre"].values()],
+            )
+            args = backward.setup_inputs(args)
+        result, called = None, set()
+        try:
+            n = _TENSOR_ARGS.get(type(self)) or _leading_tensor_args(type(self))
+            for i, a in enumerate(args[:n]):
+                if not isinstance(a, Tensor):
+                    raise _not_a_tensor_input(self, i, a)
+            result = self.forward(*args, **kwargs)
+            for key, (hook, with_kwargs, _) in list(hooks["forward"].items()):
+                called.add(key)
+                new = hook(self, args, kwargs, result) if with_kwargs else hook(self, args, result)
+                if new is not None:
+                    result = new
+        except Exception:
+            for key, (hook, with_kwargs, always) in list(hooks["forward"].items()):
+                if always and key not in called:
+                    try:
+                        hook(self, args, kwargs, result) if with_kwargs else hook(self, args, result)
+                    except Exception as e:
+                        warnings.warn(
+                            "module forward hook with ``always_call=True`` raised an exception that was "
+                            f"silenced as another error was raised in forward: {e}",
+                            stacklevel=2,
+                        )
+            raise
+        return result if backward is None else backward.setup_outputs(result)
+
+    def _add_hook(self, kind: str, entry: tuple[Callable, bool, bool], prepend: bool) -> RemovableHandle:
+        hooks = self.__dict__.get("_hooks")
+        if hooks is None:
+            hooks = {k: OrderedDict() for k in ("forward_pre", "forward", "backward", "backward_pre")}
+            object.__setattr__(self, "_hooks", hooks)
+        changes.count += 1  # a compiled step traced without the hook must be traced again
+        handle = RemovableHandle(hooks[kind], _changed)
+        hooks[kind][handle.id] = entry
+        if prepend:
+            hooks[kind].move_to_end(handle.id, last=False)
+        return handle
+
+    def register_forward_pre_hook(
+        self, hook: Callable[..., Any], *, prepend: bool = False, with_kwargs: bool = False
+    ) -> RemovableHandle:
+        """`hook(module, args)` (or `hook(module, args, kwargs)` with `with_kwargs`) before each
+        forward; it may return replacement args (or `(args, kwargs)`). Returns a handle with `remove()`."""
+        return self._add_hook("forward_pre", (hook, with_kwargs, False), prepend)
+
+    def register_forward_hook(
+        self, hook: Callable[..., Any], *, prepend: bool = False, with_kwargs: bool = False,
+        always_call: bool = False,
+    ) -> RemovableHandle:  # fmt: skip
+        """`hook(module, args, output)` (or `hook(module, args, kwargs, output)`) after each forward;
+        it may return a replacement output. `always_call` runs it even when forward raises."""
+        return self._add_hook("forward", (hook, with_kwargs, always_call), prepend)
+
+    def register_full_backward_hook(self, hook: Callable[..., Any], prepend: bool = False) -> RemovableHandle:
+        """`hook(module, grad_input, grad_output)` once the gradients w.r.t. the module's positional
+        Tensor inputs are computed (None for the others); it may return replacement grad_input."""
+        return self._add_hook("backward", (hook, False, False), prepend)
+
+    def register_full_backward_pre_hook(
+        self, hook: Callable[..., Any], prepend: bool = False
+    ) -> RemovableHandle:
+        """`hook(module, grad_output)` once the gradients w.r.t. the module's outputs are computed,
+        before those w.r.t. its inputs; it may return replacement grad_output."""
+        return self._add_hook("backward_pre", (hook, False, False), prepend)
 
     def extra_repr(self) -> str:
         """The layer's settings for `repr` (e.g. "in_features=2, out_features=3, bias=True")."""
@@ -445,6 +629,10 @@ class Module:
             if count:
                 text += f"  # {count:,} parameters" if top else f"  # {count:,}"
         return text
+
+
+def _changed() -> None:
+    changes.count += 1
 
 
 def _as_tensor(value: Any, like: Tensor) -> Tensor:

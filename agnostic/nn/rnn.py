@@ -28,15 +28,15 @@ def _check_positive_int(layer: str, name: str, v: Any) -> None:
 
 def _lstm_step(gates: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
     """One LSTM update from the summed pre-activations (gate order i, f, g, o, as torch)."""
-    i, f, g, o = ops.split(gates, 4, axis=-1)
+    i, f, g, o = ops.split(gates, sections=4, axis=-1)
     c = ops.sigmoid(f) * c + ops.sigmoid(i) * ops.tanh(g)
     return ops.sigmoid(o) * ops.tanh(c), c
 
 
 def _gru_step(xg: Tensor, hg: Tensor, h: Tensor) -> Tensor:
     """One GRU update (gate order r, z, n): n = tanh(x_n + r * (W_hn h + b_hn)), h' = (1-z) n + z h."""
-    xr, xz, xn = ops.split(xg, 3, axis=-1)
-    hr, hz, hn = ops.split(hg, 3, axis=-1)
+    xr, xz, xn = ops.split(xg, sections=3, axis=-1)
+    hr, hz, hn = ops.split(hg, sections=3, axis=-1)
     r = ops.sigmoid(xr + hr)
     z = ops.sigmoid(xz + hz)
     n = ops.tanh(xn + r * hn)

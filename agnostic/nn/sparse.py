@@ -45,9 +45,16 @@ class Embedding(Module):
             w = ops.where(dev.tensor(row), ops.zeros_like(w), w)
         self.weight = Parameter(w)
 
-    def forward(self, indices: Tensor) -> Tensor:
+    def forward(self, indices: Tensor | np.ndarray) -> Tensor:
+        """The rows at `indices`: an integer Tensor, or a NumPy integer array (what torch code passes
+        as a LongTensor), moved to the weight's backend."""
+        if isinstance(indices, np.ndarray):
+            indices = ops.asarray(indices, device=self.weight.device)
         if not isinstance(indices, Tensor):
-            raise TypeError(f"Embedding: indices must be an integer Tensor, got {type(indices).__name__}")
+            raise TypeError(
+                f"Embedding: indices must be a Tensor, got {type(indices).__name__}; make one on the layer's "
+                "backend with ag.asarray(data, device=...) (a NumPy integer array is taken as it is)"
+            )
         if indices.dtype.kind not in "iu":
             raise TypeError(f"Embedding: indices must be integers, got {indices.dtype.name}")
         if indices.size and not tracing.tracing():  # values are symbolic in a compile trace

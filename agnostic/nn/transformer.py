@@ -193,7 +193,7 @@ class MultiheadAttention(Module):
         if self._qkv_same_embed_dim and query is key and key is value:
             # self-attention: one product with the packed weight, as torch does (one larger matrix
             # product each way; the three gradients join into one, not through a concatenation)
-            projected = ops.split(F.linear(q, self.in_proj_weight, self.in_proj_bias), 3, axis=-1)
+            projected = ops.split(F.linear(q, self.in_proj_weight, self.in_proj_bias), sections=3, axis=-1)
         else:
             (wq, wk, wv), (bq, bk, bv) = self._projections()
             projected = [F.linear(x, w, b) for x, w, b in ((q, wq, bq), (k, wk, bk), (v, wv, bv))]

@@ -16,19 +16,24 @@ __all__ = ["Adam", "AdamW"]
 
 
 class Adam(Optimizer):
-    """Adam; `weight_decay` adds decay * p to the gradient (L2), as torch.optim.Adam."""
+    """Adam; `weight_decay` adds decay * p to the gradient (L2), as torch.optim.Adam, or decays the
+    parameter directly with `decoupled_weight_decay=True` (AdamW). torch's `foreach`, `fused` and
+    `capturable` are accepted and change nothing; `differentiable=True` is refused."""
 
     decoupled = False
     counts_steps = True
 
     def __init__(
         self, params: Params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-        weight_decay: float = 0.0, amsgrad: bool = False, maximize: bool = False,
+        weight_decay: float = 0.0, amsgrad: bool = False, *, foreach: bool | None = None,
+        maximize: bool = False, capturable: bool = False, differentiable: bool = False,
+        fused: bool | None = None, decoupled_weight_decay: bool = False,
     ) -> None:  # fmt: skip
         super().__init__(
             params,
             dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-                 maximize=maximize),
+                 maximize=maximize, foreach=foreach, capturable=capturable, differentiable=differentiable,
+                 fused=fused, decoupled_weight_decay=decoupled_weight_decay or self.decoupled),
         )  # fmt: skip
 
     def _check(self, group: Mapping[str, Any]) -> None:
@@ -63,7 +68,8 @@ class Adam(Optimizer):
             [s["exp_avg"].data for s in states], [s["exp_avg_sq"].data for s in states],
             [s["max_exp_avg_sq"].data for s in states] if amsgrad else None,
             [native(s["step"]) for s in states], lr=native(group["lr"]), beta1=b1, beta2=b2,
-            eps=group["eps"], weight_decay=group["weight_decay"], decoupled=self.decoupled,
+            eps=group["eps"], weight_decay=group["weight_decay"],
+            decoupled=bool(group["decoupled_weight_decay"]),
             maximize=group["maximize"],
         )  # fmt: skip
         for i, state in enumerate(states):
@@ -81,6 +87,11 @@ class AdamW(Adam):
 
     def __init__(
         self, params: Params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-        weight_decay: float = 1e-2, amsgrad: bool = False, maximize: bool = False,
+        weight_decay: float = 1e-2, amsgrad: bool = False, *, maximize: bool = False,
+        foreach: bool | None = None, capturable: bool = False, differentiable: bool = False,
+        fused: bool | None = None,
     ) -> None:  # fmt: skip
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize)
+        super().__init__(
+            params, lr, betas, eps, weight_decay, amsgrad, foreach=foreach, maximize=maximize,
+            capturable=capturable, differentiable=differentiable, fused=fused,
+        )  # fmt: skip

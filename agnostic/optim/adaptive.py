@@ -22,16 +22,21 @@ def _nonnegative(name: str, group: Mapping[str, Any], *keys: str) -> None:
 
 
 class RMSprop(Optimizer):
+    """torch.optim.RMSprop's signature; `capturable` and `foreach` are accepted and change nothing,
+    `differentiable=True` is refused (see `agnostic.optim.optimizer`)."""
+
     counts_steps = True
 
     def __init__(
         self, params: Params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
-        weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False, maximize: bool = False,
+        weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False, capturable: bool = False,
+        foreach: bool | None = None, maximize: bool = False, differentiable: bool = False,
     ) -> None:  # fmt: skip
         super().__init__(
             params,
             dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
-                 centered=centered, maximize=maximize),
+                 centered=centered, capturable=capturable, foreach=foreach, maximize=maximize,
+                 differentiable=differentiable),
         )  # fmt: skip
 
     def _check(self, group: Mapping[str, Any]) -> None:
@@ -64,16 +69,21 @@ class RMSprop(Optimizer):
 
 
 class Adagrad(Optimizer):
+    """torch.optim.Adagrad's signature; `foreach` and `fused` are accepted and change nothing,
+    `differentiable=True` is refused (see `agnostic.optim.optimizer`)."""
+
     counts_steps = True
 
     def __init__(
         self, params: Params, lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
-        initial_accumulator_value: float = 0.0, eps: float = 1e-10, maximize: bool = False,
+        initial_accumulator_value: float = 0.0, eps: float = 1e-10, foreach: bool | None = None, *,
+        maximize: bool = False, differentiable: bool = False, fused: bool | None = None,
     ) -> None:  # fmt: skip
         super().__init__(
             params,
             dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
-                 initial_accumulator_value=initial_accumulator_value, eps=eps, maximize=maximize),
+                 initial_accumulator_value=initial_accumulator_value, eps=eps, foreach=foreach,
+                 maximize=maximize, differentiable=differentiable, fused=fused),
         )  # fmt: skip
 
     def _check(self, group: Mapping[str, Any]) -> None:

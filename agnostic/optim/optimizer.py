@@ -6,6 +6,13 @@ optimizer runs unchanged on every backend. An optimizer with a fused backend com
 own state buffers (`optimizer.state`) in place, as torch.optim does, but never a parameter's array,
 which other tensors may share. `state_dict()` has torch.optim's layout: parameters are
 referred to by their index across the groups, state values are tensors or numbers.
+
+torch.optim's implementation switches are accepted where torch has them, and kept in the groups (so
+torch's optimizer state_dicts load): `foreach`, `fused` and `capturable` choose among torch's
+kernels for one result, and agnostic already uses the backend's fused composite where it has one,
+so they change nothing; `fused=True` with `foreach=True` is refused as torch refuses it.
+`differentiable=True` (autograd through the update) is refused: updates run under `no_grad`.
+`maximize` has torch's meaning (ascend the objective).
 """
 
 from __future__ import annotations
@@ -50,13 +57,17 @@ class Optimizer:
         name = type(self).__name__
         params = group["params"]
         params = [params] if isinstance(params, Parameter) else list(params)
+        named = bool(params) and all(isinstance(p, tuple) and len(p) == 2 for p in params)
+        if named:  # torch's `model.named_parameters()` form: the names are kept in "param_names"
+            group = {**group, "param_names": [str(n) for n, _ in params]}
+            params = [p for _, p in params]
         for p in params:
             if not isinstance(p, Parameter):
                 raise TypeError(f"{name}: expected Parameters, got {type(p).__name__}")
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         if any(id(p) in seen for p in params):
             raise ValueError(f"{name}: a parameter appears in more than one parameter group")
-        unknown = set(group) - set(self.defaults) - {"params"}
+        unknown = set(group) - set(self.defaults) - {"params", "param_names"}
         if unknown:
             raise ValueError(f"{name}: unknown options {sorted(unknown)}; known: {sorted(self.defaults)}")
         full = {**self.defaults, **group, "params": params}
@@ -65,8 +76,17 @@ class Optimizer:
 
     def _check(self, group: Mapping[str, Any]) -> None:
         """Validate a group's hyper-parameters (subclasses extend)."""
+        name = type(self).__name__
         if group.get("lr", 0.0) < 0:
-            raise ValueError(f"{type(self).__name__}: lr must be >= 0, got {group['lr']}")
+            raise ValueError(f"{name}: lr must be >= 0, got {group['lr']}")
+        if group.get("fused") and group.get("foreach"):
+            raise RuntimeError(f"{name}: `fused` and `foreach` cannot be `True` together.")
+        if group.get("differentiable"):
+            raise NotImplementedError(
+                f"{name}: differentiable=True is not supported: agnostic's optimizers update parameters "
+                "under no_grad; to differentiate through an update, write it as a function of the "
+                "parameters and use ag.grad"
+            )
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         if (tracer := tracing.active()) is not None:  # an agnostic.compile trace lifts this optimizer's state
@@ -157,7 +177,7 @@ class Optimizer:
         new_state: dict[int, dict[str, Any]] = {}
         for i, values in state_dict["state"].items():
             p = by_index[int(i)]
-            new_state[id(p)] = {k: _on(p, v) for k, v in values.items()}
+            new_state[id(p)] = {k: _step_count(v) if k == "step" else _on(p, v) for k, v in values.items()}
         for a, b in zip(groups, self.param_groups):
             b.update({k: v for k, v in a.items() if k != "params"})
         self.state = new_state
@@ -185,6 +205,13 @@ def _on(p: Parameter, value: Any) -> Any:
     if hasattr(value, "shape"):  # a NumPy array, or another library's
         return asarray(value, device=p.device, copy=True)
     return value
+
+
+def _step_count(value: Any) -> int | float:
+    """A saved step count as a Python number: torch saves it as a float32 tensor, and a float32 count
+    would make the bias corrections float32 too (torch reads it back as a Python number as well)."""
+    count = float(value.numpy() if hasattr(value, "numpy") else value)
+    return int(count) if count.is_integer() else count
 
 
 def _snapshot(value: Any) -> Any:

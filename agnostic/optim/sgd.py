@@ -13,14 +13,19 @@ __all__ = ["SGD"]
 
 
 class SGD(Optimizer):
+    """torch.optim.SGD's signature; `foreach`, `fused` are accepted and change nothing, and
+    `differentiable=True` is refused (see `agnostic.optim.optimizer`)."""
+
     def __init__(
         self, params: Params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
-        weight_decay: float = 0.0, nesterov: bool = False, maximize: bool = False,
+        weight_decay: float = 0.0, nesterov: bool = False, *, maximize: bool = False,
+        foreach: bool | None = None, differentiable: bool = False, fused: bool | None = None,
     ) -> None:  # fmt: skip
         super().__init__(
             params,
             dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-                 nesterov=nesterov, maximize=maximize),
+                 nesterov=nesterov, maximize=maximize, foreach=foreach, differentiable=differentiable,
+                 fused=fused),
         )  # fmt: skip
 
     def _check(self, group: Mapping[str, Any]) -> None:
