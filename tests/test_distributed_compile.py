@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from torchrun_here import torchrun
+from torchrun_here import two_processes
 
 import agnostic as ag
 from agnostic import distributed as dist
@@ -23,7 +22,6 @@ from agnostic import functional as F
 from agnostic import nn
 from agnostic.compilation import CompileError
 from agnostic.distributed.data_parallel import DistributedDataParallel
-from agnostic.distributed.launch import free_port
 
 WORKER = Path(__file__).with_name("distributed_compile_worker.py")
 LIMIT = 240  # seconds for a whole torchrun; a hung collective cannot hang pytest
@@ -32,11 +30,7 @@ LIMIT = 240  # seconds for a whole torchrun; a hung collective cannot hang pytes
 @pytest.mark.parametrize("backend", ["numpy", "torch", "jax"])
 def test_compiled_steps_train_as_eager_ddp_and_as_one_process(backend: str, tmp_path: Path) -> None:
     pytest.importorskip(backend)
-    launcher = (
-        [sys.executable, "-m", "agnostic.distributed.launch", "-n", "2"]
-        if backend == "jax"
-        else [torchrun(), "--nproc-per-node", "2", "--master-port", str(free_port())]
-    )
+    launcher = two_processes(backend)
     cmd = [*launcher, str(WORKER), backend]
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
     env["OMP_NUM_THREADS"] = "1"

@@ -13,14 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from torchrun_here import torchrun
+from torchrun_here import two_processes
 
 import agnostic as ag
 from agnostic import distributed as dist
 from agnostic import functional as F
 from agnostic import nn
 from agnostic.distributed.data_parallel import DistributedDataParallel
-from agnostic.distributed.launch import free_port
 
 WORKER = Path(__file__).with_name("distributed_ddp_worker.py")
 LIMIT = 180  # seconds for a whole torchrun; a hung collective cannot hang pytest
@@ -29,11 +28,7 @@ LIMIT = 180  # seconds for a whole torchrun; a hung collective cannot hang pytes
 @pytest.mark.parametrize("backend", ["numpy", "torch", "jax"])
 def test_two_processes_train_as_one_on_the_global_batch(backend: str, tmp_path: Path) -> None:
     pytest.importorskip(backend)
-    launcher = (
-        [sys.executable, "-m", "agnostic.distributed.launch", "-n", "2"]
-        if backend == "jax"
-        else [torchrun(), "--nproc-per-node", "2", "--master-port", str(free_port())]
-    )
+    launcher = two_processes(backend)
     cmd = [*launcher, str(WORKER), backend, str(tmp_path)]
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
     env["OMP_NUM_THREADS"] = "1"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from torchrun_here import torchrun
+from torchrun_here import torchrun, two_processes
 
 import agnostic as ag
 from agnostic import distributed as dist
@@ -39,13 +39,6 @@ def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
     env["OMP_NUM_THREADS"] = "1"
     return env
-
-
-def _two(backend: str) -> list[str]:
-    """The launcher of two processes for `backend`: torchrun, or agnostic's own for jax."""
-    if backend == "jax":
-        return [sys.executable, "-m", "agnostic.distributed.launch", "-n", "2"]
-    return [torchrun(), "--nproc-per-node", "2", "--master-port", str(free_port())]
 
 
 def _run(
@@ -74,7 +67,7 @@ def test_two_processes_log_and_train_as_one_on_the_global_batch(backend: str, tm
     pytest.importorskip(backend if backend != "numpy" else "torch")
     one = _run([sys.executable], backend, tmp_path / "one", 16)
     assert one.returncode == 0, one.stdout + one.stderr
-    two = _run(_two(backend), backend, tmp_path / "two", 8)
+    two = _run(two_processes(backend), backend, tmp_path / "two", 8)
     assert two.returncode == 0, two.stdout + two.stderr
     a, b = _result(tmp_path / "one"), _result(tmp_path / "two")
     assert (a["world_size"], b["world_size"]) == (1, 2)
@@ -97,7 +90,7 @@ def test_compiled_steps_train_as_one_process(backend: str, tmp_path: Path) -> No
     pytest.importorskip(backend)
     one = _run([sys.executable], backend, tmp_path / "one", 16)
     assert one.returncode == 0, one.stdout + one.stderr
-    two = _run(_two(backend), backend, tmp_path / "two", 8, "--compile")
+    two = _run(two_processes(backend), backend, tmp_path / "two", 8, "--compile")
     assert two.returncode == 0, two.stdout + two.stderr
     _same_training(_result(tmp_path / "one"), _result(tmp_path / "two"))
 
@@ -112,7 +105,7 @@ def test_a_ctrl_c_on_one_rank_stops_all_and_resumes_on_another_world_size(
     assert reference.returncode == 0, reference.stderr
 
     def launcher(n: int) -> list[str]:
-        return _two("numpy") if n == 2 else [sys.executable]
+        return two_processes("numpy") if n == 2 else [sys.executable]
 
     out = tmp_path / "run"
     stopped = _run(launcher(first), "numpy", out, 16 // first, "--stop-at", "8")
@@ -130,7 +123,7 @@ def test_a_ctrl_c_on_one_rank_stops_all_and_resumes_on_another_world_size(
 
 def test_a_dead_worker_ends_the_run_in_bounded_time_naming_its_rank(tmp_path: Path) -> None:
     started = time.monotonic()
-    done = _run(_two("numpy"), "numpy", tmp_path / "run", 8, "--die-at", "5")
+    done = _run(two_processes("numpy"), "numpy", tmp_path / "run", 8, "--die-at", "5")
     assert done.returncode != 0
     assert time.monotonic() - started < 120  # the worker's timeout is 30 s
     log = done.stdout + done.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 
 import pytest
 
@@ -19,3 +20,13 @@ def torchrun() -> str:
     if exe is None:
         pytest.skip("torchrun is not on PATH")
     return exe
+
+
+def two_processes(backend: str) -> list[str]:
+    """The command that starts a script on two processes for `backend`: torchrun, or agnostic's own
+    launcher for jax (which the tests also cover without torch)."""
+    if backend == "jax":
+        return [sys.executable, "-m", "agnostic.distributed.launch", "-n", "2"]
+    from agnostic.distributed.launch import free_port
+
+    return [torchrun(), "--nproc-per-node", "2", "--master-port", str(free_port())]
