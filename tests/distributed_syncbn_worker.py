@@ -6,7 +6,8 @@ with per-process batch B, and, in the same process, the same model with plain Ba
 batch 2B (float64, SGD with momentum). It writes OUT_DIR/rank{R}.json with the largest differences to
 the one-process run: of the parameters and running statistics after training, of the averaged
 gradients at every step, of the training outputs for this process's part of the batch, and of the
-eval-mode outputs afterwards; and the largest parameter difference between the replicas.
+eval-mode outputs afterwards; and the largest parameter difference between the replicas. And plain
+BatchNorm under DDP against one replica per rank in this process (per-process statistics).
 """
 
 from __future__ import annotations
@@ -92,6 +93,39 @@ def run(device: ag.Device, sync: bool) -> dict:
     }
 
 
+def per_process(device: ag.Device) -> dict:
+    """Plain BatchNorm under DDP: each process normalizes with its own batch's statistics and keeps
+    its own running statistics. The reference, in this process: one replica per rank, replica r on
+    rank r's half of the batch, their gradients averaged by hand. Rank r must equal replica r."""
+    rank, world = dist.rank(), dist.world_size()
+    ddp = DistributedDataParallel(model(device, seed=rank))
+    replicas = [model(device, seed=0) for _ in range(world)]
+    opt = ag.optim.SGD(list(ddp.parameters()), lr=0.1, momentum=0.9)
+    ref_opts = [ag.optim.SGD(list(r.parameters()), lr=0.1, momentum=0.9) for r in replicas]
+    data = np.random.default_rng(1)
+    for _ in range(STEPS):
+        x = ag.asarray(data.standard_normal((world * BATCH, 3, 8, 8)) * 2.0 + 0.5, device=device)
+        y = ag.asarray(data.integers(0, 3, world * BATCH), device=device)
+        halves = [slice(r * BATCH, (r + 1) * BATCH) for r in range(world)]
+        F.cross_entropy(ddp(x[halves[rank]]), y[halves[rank]]).backward()
+        for replica, half in zip(replicas, halves):
+            F.cross_entropy(replica(x[half]), y[half]).backward()
+        with ag.no_grad():
+            for ps in zip(*(r.parameters() for r in replicas)):
+                mean = sum(p.grad for p in ps) / world
+                for p in ps:
+                    p.grad = mean
+        for o in [opt, *ref_opts]:
+            o.step()
+            o.zero_grad()
+    running = ag.asarray(ddp.module[1].running_mean.numpy(), device=device)
+    gathered = dist.all_gather(running).numpy()
+    return {
+        "to_replica": float(np.max(np.abs(state(ddp.module) - state(replicas[rank])))),
+        "running_mean_between_ranks": float(np.max(np.abs(gathered - gathered[0]))),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("backend")
@@ -102,6 +136,7 @@ def main() -> None:
     result = run(device, sync=True)
     # the control: plain BatchNorm keeps per-process statistics, so the same run must differ
     result["unsynced_to_one_process"] = run(device, sync=False)["to_one_process"]
+    result["per_process"] = per_process(device)
     Path(args.out, f"rank{dist.rank()}.json").write_text(json.dumps(result))
     dist.shutdown()
 
