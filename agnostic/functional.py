@@ -188,11 +188,8 @@ def batch_norm(
         mean, var = P.mean(x, axes, False), P.var(x, axes, 0.0, False)
     else:
         mean, var = _same_dtype(x, running_mean, "batch_norm"), _same_dtype(x, running_var, "batch_norm")
-    return P.composite(
-        "batch_norm",
-        (x, mean, var, _same_dtype(x, weight, "batch_norm"), _same_dtype(x, bias, "batch_norm"), float(eps)),
-        {},
-    )
+    weight, bias = _same_dtype(x, weight, "batch_norm"), _same_dtype(x, bias, "batch_norm")
+    return P.batch_norm(x, mean, var, weight, bias, float(eps))
 
 
 # ====================================================================== losses

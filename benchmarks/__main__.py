@@ -2,7 +2,7 @@
 
 python -m benchmarks                          # every backend that runs here
 python -m benchmarks --backends torch --windows 11
-python -m benchmarks --only w1,ops                # some of w1, w2, w3, ops
+python -m benchmarks --only w1,ops                # some of w1, w2, w3, w4, w5, ops (w4, w5: not by default)
 python -m benchmarks --malloc default             # glibc's own thresholds (see harness.py)
 python -m benchmarks --window-ms 0 --steps 5      # fixed 5-step windows (before the eighth session)
 """
@@ -14,7 +14,7 @@ import datetime
 import os
 import platform
 
-from benchmarks import op_overhead, w1_mlp, w2_cnn, w3_lm
+from benchmarks import op_overhead, w1_mlp, w2_cnn, w3_lm, w4_resnet, w5_gpt
 from benchmarks.harness import fix_malloc_thresholds, format_time, measure, paired_ratio
 
 
@@ -57,7 +57,11 @@ def main() -> None:
     parser.add_argument(
         "--window-ms", type=float, default=100.0, help="a window's length, about (more steps if need be)"
     )
-    parser.add_argument("--only", default="w1,w2,w3,ops", help="comma-separated: w1, w2, w3, ops")
+    parser.add_argument(
+        "--only",
+        default="w1,w2,w3,ops",
+        help="comma-separated: w1, w2, w3, w4, w5, ops (w4, w5: minutes each)",
+    )
     parser.add_argument(
         "--malloc",
         choices=("fixed", "default"),
@@ -69,9 +73,9 @@ def main() -> None:
     if args.malloc == "fixed":
         malloc = "fixed thresholds" if fix_malloc_thresholds() else "defaults (no glibc mallopt here)"
     only = set(args.only.split(","))
-    unknown = only - {"w1", "w2", "w3", "ops"}
+    unknown = only - {"w1", "w2", "w3", "w4", "w5", "ops"}
     if unknown:
-        parser.error(f"--only: unknown {sorted(unknown)}; choose from w1, w2, w3, ops")
+        parser.error(f"--only: unknown {sorted(unknown)}; choose from w1, w2, w3, w4, w5, ops")
     backends = available(args.backends.split(","))
     window = args.window_ms / 1e3
     print(f"Machine: {machine()}; malloc: {malloc}\n")
@@ -81,6 +85,12 @@ def main() -> None:
             ("w1", "W1, MLP 784-512-512-10, batch 128", w1_mlp),
             ("w2", "W2, CNN conv32-pool-conv64-pool-linear on 1x28x28, batch 64", w2_cnn),
             ("w3", "W3, causal transformer LM, 2 layers, d 128, 4 heads, seq 64, batch 16, vocab 256", w3_lm),
+            ("w4", "W4, ResNet-18 on 3x64x64, batch 32, 1000 classes", w4_resnet),
+            (
+                "w5",
+                "W5, GPT-shaped LM, pre-norm, 4 layers, d 256, 4 heads, seq 128, batch 8, vocab 8192",
+                w5_gpt,
+            ),
         )
         if key in only
     ]

@@ -106,3 +106,23 @@ def test_gpt_is_the_size_the_issue_asks_for() -> None:
     lm = w5_gpt.W5
     assert (lm.layers, lm.d, lm.heads, lm.seq, lm.batch, lm.vocab) == (4, 256, 4, 128, 8, 8192)
     assert (lm.norm_first, lm.activation) == (True, "gelu")
+
+
+@pytest.mark.parametrize("native", ["torch", "jax"])
+def test_gpt_native_references_have_the_agnostic_model_s_parameters(native: str) -> None:
+    """The same network in each library: the same parameter count (W3's check, at W5's size)."""
+    pytest.importorskip(native)
+    pytest.importorskip("optax")
+
+    def closure(case: Any) -> dict[str, Any]:
+        return {type(c.cell_contents).__name__: c.cell_contents for c in case.step.__closure__}
+
+    ours = sum(p.size for p in closure(w5_gpt.agnostic_case("numpy"))["Model"].parameters())
+    cells = closure(w5_gpt.native_case(native))
+    if native == "torch":
+        theirs = sum(p.numel() for p in cells["Model"].parameters())
+    else:
+        import jax
+
+        theirs = sum(leaf.size for leaf in jax.tree.leaves(cells["list"][0]))
+    assert theirs == ours > 4 * 12 * 256 * 256

@@ -27,7 +27,15 @@ TOLERANCE = 1e-6
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", PYTHONUNBUFFERED="1")
+    # PJRT_NPROC: XLA's CPU client runs each host device's part of a program on its thread pool, and
+    # an all-reduce waits (40 s at most, then aborts) until every device's part has arrived: on a
+    # busy 2-core machine a pool of 2 was seen to starve one device, so give the pool room for both
+    env = dict(
+        os.environ,
+        XLA_FLAGS="--xla_force_host_platform_device_count=2",
+        PJRT_NPROC="8",
+        PYTHONUNBUFFERED="1",
+    )
     env.pop("AGNOSTIC_BACKEND", None)
     return subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, timeout=LIMIT_S)
 

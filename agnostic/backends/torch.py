@@ -236,12 +236,20 @@ class TorchBackend(Backend):
     def var(self, a: Array, axes: Axes, correction: float, keepdims: bool) -> Array:
         if not axes:  # each element alone: 0 / (1 - correction)
             return (a - a) / (1.0 - correction) if correction != 1 else (a - a) * math.nan
-        return torch.var(a, dim=axes, correction=correction, keepdim=keepdims)
+        if a.dtype not in (torch.float32, torch.float64):  # low precision: torch's own accumulation
+            return torch.var(a, dim=axes, correction=correction, keepdim=keepdims)
+        # two passes, as NumPy: torch.var's one-pass kernel is 5-10x slower on the CPU over several
+        # axes or a strided one, e.g. BatchNorm's (0, 2, 3) of an (N, C, H, W) batch
+        centered = a - torch.mean(a, dim=axes, keepdim=True)
+        count = math.prod(a.shape[i] for i in axes)
+        return torch.sum(centered * centered, dim=axes, keepdim=keepdims) / max(
+            count - correction, 0
+        )  # as torch
 
     def std(self, a: Array, axes: Axes, correction: float, keepdims: bool) -> Array:
         if not axes:
             return self.var(a, axes, correction, keepdims)
-        return torch.std(a, dim=axes, correction=correction, keepdim=keepdims)
+        return torch.sqrt(self.var(a, axes, correction, keepdims))
 
     def argmax(self, a: Array, axis: int, keepdims: bool) -> Array:
         return torch.argmax(a, dim=axis, keepdim=keepdims)

@@ -143,23 +143,26 @@ class _BatchNorm(Module):
             raise ValueError(f"{layer}: expected {ranks} input, got shape {x.shape}")
         if x.shape[1] != self.num_features:
             raise ValueError(f"{layer}: expected {self.num_features} channels at axis 1, got shape {x.shape}")
-        use_batch = self.training or self.running_mean is None
         if self.training and self.track_running_stats:
-            self._update_running_stats(x)
-        if use_batch:
+            mean, var = self._update_running_stats(x)
+            return F.batch_norm(x, mean, var, self.weight, self.bias, False, self.eps)
+        if self.training or self.running_mean is None:
             return F.batch_norm(x, None, None, self.weight, self.bias, True, self.eps)
         return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, self.eps)
 
-    def _update_running_stats(self, x: Tensor) -> None:
-        """torch's update with this batch's mean and unbiased variance (see `_blend_running_stats`)."""
-        x = x.detach()
+    def _update_running_stats(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """torch's update with this batch's mean and unbiased variance (see `_blend_running_stats`).
+        Returns the mean and the biased variance, differentiable: the batch statistics the output
+        is normalized with, computed once (they are the costly part of a training BatchNorm)."""
         axes = tuple(i for i in range(x.ndim) if i != 1)
         n = x.size // x.shape[1]
         if n <= 1:
             raise ValueError(
                 f"{type(self).__name__}: need more than 1 value per channel when training, got input {x.shape}"
             )
-        self._blend_running_stats(x.mean(axis=axes), x.var(axis=axes, correction=1.0))
+        mean, var = x.mean(axis=axes), x.var(axis=axes, correction=0.0)
+        self._blend_running_stats(mean, var.detach() * (n / (n - 1)))
+        return mean, var
 
     def _blend_running_stats(self, mean: Tensor, unbiased_var: Tensor) -> None:
         """torch's update: a momentum-weighted (or, for momentum=None, cumulative) average of the batch
