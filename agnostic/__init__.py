@@ -50,6 +50,7 @@ from agnostic.functional import (
     silu,
     softmax,
 )
+from agnostic.einsum import einsum
 from agnostic.io import CheckpointError, load, save
 from agnostic.ops import *
 from agnostic.ops import TENSOR_METHODS

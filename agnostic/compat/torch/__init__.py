@@ -87,7 +87,7 @@ from agnostic.tensor import Tensor
 from . import return_types
 from ._creation import *
 from ._device import device
-from ._einsum import einsum
+from agnostic.einsum import einsum
 from ._grad_mode import inference_mode
 from ._ops import *
 

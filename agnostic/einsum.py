@@ -1,4 +1,4 @@
-"""einsum as torch (and NumPy) define it, lowered to agnostic's permute, reshape, sum and matmul, so
+"""`ag.einsum`, as NumPy (and torch, and jax) define it, lowered to agnostic's permute, reshape, sum and matmul, so
 autodiff and every backend need nothing new: operands are contracted pairwise, left to right."""
 
 from __future__ import annotations
