@@ -42,6 +42,7 @@ from agnostic.dtypes import (
     result_type,
     uint8,
 )
+from agnostic.einsum import einsum
 from agnostic.functional import (
     cross_entropy,
     gelu,
@@ -50,7 +51,6 @@ from agnostic.functional import (
     silu,
     softmax,
 )
-from agnostic.einsum import einsum
 from agnostic.io import CheckpointError, load, save
 from agnostic.ops import *
 from agnostic.ops import TENSOR_METHODS

@@ -30,6 +30,7 @@ from agnostic.dtypes import (
     uint8,
 )
 from agnostic.dtypes import bool as bool
+from agnostic.einsum import einsum
 from agnostic.functional import relu
 from agnostic.ops import (
     abs,
@@ -87,7 +88,6 @@ from agnostic.tensor import Tensor
 from . import return_types
 from ._creation import *
 from ._device import device
-from agnostic.einsum import einsum
 from ._grad_mode import inference_mode
 from ._ops import *
 
