@@ -121,14 +121,29 @@ def test_a_ctrl_c_on_one_rank_stops_all_and_resumes_on_another_world_size(
     _same_training(_result(tmp_path / "reference"), _result(out))
 
 
-def test_a_dead_worker_ends_the_run_in_bounded_time_naming_its_rank(tmp_path: Path) -> None:
+@pytest.mark.parametrize("launcher", ["launch", "torchrun"])
+def test_a_dead_worker_ends_the_run_in_bounded_time_naming_its_rank(launcher: str, tmp_path: Path) -> None:
+    """Rank 1 is killed after step 5. agnostic's launcher gives the others --grace seconds, so rank 0's
+    Learner reports where it stopped and which peer died; torchrun stops the others at once itself
+    (SIGTERM) and its summary names the rank that failed first."""
+    pytest.importorskip("torch")
+    command = (
+        [sys.executable, "-m", "agnostic.distributed.launch", "-n", "2", "--grace", "60"]
+        if launcher == "launch"
+        else two_processes("numpy")
+    )
     started = time.monotonic()
-    done = _run(two_processes("numpy"), "numpy", tmp_path / "run", 8, "--die-at", "5")
+    done = _run(command, "numpy", tmp_path / "run", 8, "--die-at", "5")
     assert done.returncode != 0
-    assert time.monotonic() - started < 120  # the worker's timeout is 30 s
+    assert time.monotonic() - started < 150  # the worker's timeout is 30 s
     log = done.stdout + done.stderr
-    assert "Learner.fit (rank 0 of 2) stopped at epoch 1, optimizer step 5" in log, log[-4000:]
-    assert "rank 1" in log and "probably died" in log, log[-4000:]
+    if launcher == "launch":
+        assert "Learner.fit (rank 0 of 2) stopped at epoch 1, optimizer step 5" in log, log[-4000:]
+        assert "The peer, rank 1, probably died" in log, log[-4000:]
+        assert "rank 1 was killed by SIGKILL" in log, log[-4000:]
+    else:
+        root_cause = log[log.index("Root Cause") :]
+        assert "rank      : 1" in root_cause and "SIGKILL" in root_cause, log[-4000:]
     assert not (tmp_path / "run" / "result.json").exists()
 
 
