@@ -420,7 +420,10 @@ class DataLoader:
         return len(self.sampler) if self.sampler is not None else len(self.dataset)  # type: ignore[arg-type]
 
     def __len__(self) -> int:
-        n = self._num_samples()
+        return self._batch_count(self._num_samples())
+
+    def _batch_count(self, n: int) -> int:
+        """The number of batches `n` samples make."""
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def _batches_of_indices(self, order: np.ndarray) -> list[np.ndarray]:
@@ -443,9 +446,7 @@ class DataLoader:
     def state_dict(self) -> dict[str, Any]:
         """Where iteration stands, for resuming mid-epoch: this epoch's order and the number of batches
         handed out so far (none between epochs), and the loader's own generator's state."""
-        mid_epoch = self._order is not None and 0 < self._position < len(
-            self._batches_of_indices(self._order)
-        )
+        mid_epoch = self._order is not None and 0 < self._position < self._batch_count(len(self._order))
         state = {
             "order": self._order.copy() if mid_epoch else None,
             "position": self._position if mid_epoch else 0,

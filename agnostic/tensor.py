@@ -7,6 +7,7 @@ Tensors are values: every op returns a new tensor. Methods and operators delegat
 from __future__ import annotations
 
 import builtins
+import math
 import warnings
 from typing import Any
 
@@ -27,10 +28,7 @@ class ElementCount(int):
     and `x.size(dim)` (one dimension's length)."""
 
     def __new__(cls, shape: tuple[int, ...]) -> ElementCount:
-        n = 1
-        for s in shape:
-            n *= s
-        self = int.__new__(cls, n)
+        self = int.__new__(cls, math.prod(shape))
         self._shape = shape
         return self
 

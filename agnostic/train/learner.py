@@ -104,7 +104,7 @@ class Learner:
             raise TypeError(f"Learner: model must be an agnostic nn.Module, got {type(model).__name__}")
         if distributed and not isinstance(model, (DistributedDataParallel, MeshDataParallel)):
             if not dist.is_initialized():
-                dist.init(next(iter(model.parameters())).device if list(model.parameters()) else None)
+                dist.init(model.backend)
             model = DistributedDataParallel(model)
         if not isinstance(optimizer, Optimizer):
             raise TypeError(
