@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math as _math
 
-from agnostic import functional, io, nn, optim, random
+from agnostic import fft, functional, io, linalg, nn, optim, random
 from agnostic.autodiff import (
     enable_grad,
     grad,
@@ -29,6 +29,8 @@ from agnostic.dtypes import (
     bfloat16,
     bool,
     can_cast,
+    complex64,
+    complex128,
     finfo,
     float16,
     float32,
@@ -41,6 +43,9 @@ from agnostic.dtypes import (
     isdtype,
     result_type,
     uint8,
+    uint16,
+    uint32,
+    uint64,
 )
 from agnostic.einsum import einsum
 from agnostic.functional import (
@@ -77,24 +82,52 @@ def tensor(data: object, dtype: object = None, requires_grad: bool = False, devi
 
 
 class _NamespaceInfo:
-    """Array API inspection: `ag.__array_namespace_info__()`."""
+    """Array API inspection (`ag.__array_namespace_info__()`), answered for the default backend.
+    Default dtypes and dtypes are the same on every device (one promotion table); a `device` is
+    checked, so a bad one fails here as anywhere else."""
+
+    _STANDARD = (
+        "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float32",
+        "float64", "complex64", "complex128",
+    )  # fmt: skip
 
     def capabilities(self) -> dict:
-        return {"boolean indexing": True, "data-dependent shapes": True}
+        return {
+            "boolean indexing": True,
+            "data-dependent shapes": True,
+            "max dimensions": get_default_backend().ops.max_dims,
+        }
 
     def default_device(self) -> Device:
         return get_default_backend()
 
     def default_dtypes(self, *, device: object = None) -> dict:
-        return {"real floating": float32, "integral": int64, "indexing": int64}
+        _info_device(device)
+        return {
+            "real floating": float32,
+            "complex floating": complex64,
+            "integral": int64,
+            "indexing": int64,
+        }
 
     def devices(self) -> list[Device]:
-        return [get_default_backend()]
+        dev = get_default_backend()
+        return [backend(dev.name, d) for d in type(dev.ops).devices()]
 
     def dtypes(self, *, device: object = None, kind: object = None) -> dict:
-        from agnostic.dtypes import ALL_DTYPES
+        """The standard's dtypes (not float16/bfloat16, which agnostic adds), those of `kind` (a
+        kind name, a dtype, or a tuple of them) when given."""
+        from agnostic import dtypes as table
 
-        return {d.name: d for d in ALL_DTYPES if kind is None or isdtype(d, kind)}
+        _info_device(device)
+        found = {name: getattr(table, name) for name in self._STANDARD}
+        return {n: d for n, d in found.items() if kind is None or isdtype(d, kind)}
+
+
+def _info_device(device: object) -> Device:
+    from agnostic.device import as_device
+
+    return get_default_backend() if device is None else as_device(device)
 
 
 def __array_namespace_info__() -> _NamespaceInfo:

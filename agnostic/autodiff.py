@@ -4,6 +4,9 @@ Every differentiable op records a `Node` on its output: the input tensors and a 
 rule written with Tensor ops. Backpropagation walks the graph in reverse topological order and
 calls the rules; with `create_graph=True` the rules themselves are recorded, so gradients of
 gradients work on every backend without any backend's own autograd.
+
+Complex tensors follow torch's convention (see `agnostic.primitives`): the gradient of a real loss
+of z = x + iy is dL/dx + i dL/dy, and a complex output needs an explicit cotangent.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -43,9 +47,10 @@ thread and each asyncio task has its own, and a new thread starts with recording
 class Node:
     """How an output was made: its inputs and the rule `vjp(g, out)` mapping the output's cotangent
     to one cotangent (or None) per input. The output is passed in, not captured, so a node never
-    keeps its own output alive through a reference cycle."""
+    keeps its own output alive through a reference cycle. `epoch` is the count of item assignments
+    made before the node (see `note_assignment`)."""
 
-    __slots__ = ("name", "inputs", "vjp")
+    __slots__ = ("name", "inputs", "vjp", "epoch")
 
     def __init__(
         self, name: str, inputs: tuple[Tensor, ...], vjp: Callable[[Tensor, Tensor], Sequence[Any]]
@@ -53,9 +58,50 @@ class Node:
         self.name = name
         self.inputs = inputs
         self.vjp = vjp
+        self.epoch = _assignments[0]
 
     def __repr__(self) -> str:
         return f"<{self.name}Backward>"
+
+
+_assignments = [0]
+"""How many item assignments (`x[key] = v`) this process has made: a node made before the latest one
+may hold a tensor whose value was replaced since, and backward checks it (torch's version counter,
+paid only after an assignment: a node costs one read of this list)."""
+_assigned: dict[int, tuple[weakref.ref, int]] = {}
+"""Each live tensor given a new value by item assignment (by id: a Tensor's `==` is elementwise),
+with the assignment's number."""
+
+
+def note_assignment(t: Tensor) -> None:
+    """Record that `t` now holds a new value (item assignment): a gradient rule recorded earlier
+    that reads `t` would compute with the wrong values, and backward refuses it."""
+    _assignments[0] += 1
+    key = id(t)
+    _assigned[key] = (weakref.ref(t, lambda _: _assigned.pop(key, None)), _assignments[0])
+
+
+def _check_unassigned(node: Node) -> None:
+    """Raise if a tensor `node`'s rule reads (an input, or one its rule captured) was given a new
+    value by item assignment after the node was made (as torch's "modified by an inplace operation")."""
+    captured = [c.cell_contents for c in getattr(node.vjp, "__closure__", None) or () if _filled(c)]
+    for obj in (*node.inputs, *captured):
+        for t in obj if isinstance(obj, (tuple, list)) else (obj,):
+            entry = _assigned.get(id(t))
+            if entry is not None and entry[0]() is t and entry[1] > node.epoch:
+                raise RuntimeError(
+                    f"backward: a tensor of shape {t.shape} that {node.name}'s gradient needs was "
+                    "changed by item assignment (x[key] = v) after it was used; assign into a copy "
+                    "(x = x.at[key].set(v) leaves the old value alone), or assign before using it"
+                )
+
+
+def _filled(cell: Any) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018
+    except ValueError:  # an empty cell
+        return False
+    return True
 
 
 def is_grad_enabled() -> bool:
@@ -238,6 +284,8 @@ def _propagate(
                 else:
                     results[id(t)] = (t, g)
                 continue
+            if node.epoch < _assignments[0]:
+                _check_unassigned(node)
             if not retain:
                 t._node = Node(node.name, (), _freed)
             for inp, c in zip(node.inputs, node.vjp(g, t)):
@@ -258,10 +306,20 @@ def _reaches_outer(out: Tensor, inputs: Sequence[Tensor]) -> bool:
 
 
 def _check_output(t: Tensor, op: str) -> None:
-    if not t.dtype.is_floating:
+    if not t.dtype.is_inexact:
         raise TypeError(
             f"{op}: the output has dtype {t.dtype.name}; gradients are defined for floating-point "
             "outputs only (integer and boolean results, e.g. of argmax or comparisons, carry none)"
+        )
+
+
+def _check_implicit(t: Tensor, op: str) -> None:
+    """An implicit cotangent (1) is only meaningful for a real output, as in torch."""
+    if t.dtype.is_complex:
+        raise TypeError(
+            f"{op}: the output is {t.dtype.name}; a gradient can be implicitly created only for a real "
+            "scalar output: differentiate a real loss (e.g. ag.abs(z) ** 2, ag.real(z)), or pass the "
+            "cotangent of the complex output explicitly (backward(gradient=...), ag.vjp)"
         )
 
 
@@ -281,6 +339,7 @@ def backward(
             "or it was computed under no_grad() or through a non-differentiable op"
         )
     if gradient is None:
+        _check_implicit(t, "backward")
         if t.size != 1:
             raise RuntimeError(
                 f"backward: the output has shape {t.shape}; pass `gradient=` (a tensor of that shape) "
@@ -327,6 +386,7 @@ def gradients(
         cots = []
         for o in outs:
             _check_output(o, "gradients")
+            _check_implicit(o, "gradients")
             if o.size != 1:
                 raise RuntimeError(
                     f"gradients: output of shape {o.shape} needs grad_outputs (or reduce it first)"
@@ -425,11 +485,11 @@ def value_and_grad(
             new_leaves = []
             for leaf in leaves:
                 if _is_tensor(leaf):
-                    if not leaf.dtype.is_floating:
+                    if not leaf.dtype.is_inexact:
                         if argnums is not None:
                             raise TypeError(
                                 f"grad: argument {n} holds a {leaf.dtype.name} tensor; gradients are "
-                                "defined for floating-point inputs only"
+                                "defined for floating-point (real or complex) inputs only"
                             )
                         new_leaves.append(leaf)  # integer data (labels, indices) gets no gradient
                         continue
@@ -444,6 +504,7 @@ def value_and_grad(
         if not _is_tensor(value):
             raise TypeError(f"grad: the function must return a tensor, got {type(value).__name__}")
         _check_output(value, "grad")
+        _check_implicit(value, "grad")
         if value.size != 1:
             raise ValueError(
                 f"grad: the function must return one element, got shape {value.shape}; reduce it "
@@ -461,7 +522,7 @@ def value_and_grad(
             leaves = tree_flatten(args[n])[0]
             out_leaves = []
             for leaf in leaves:
-                if _is_tensor(leaf) and leaf.dtype.is_floating:
+                if _is_tensor(leaf) and leaf.dtype.is_inexact:
                     out_leaves.append(found[pos])
                     pos += 1
                 else:
@@ -492,8 +553,8 @@ def grad(
 def vjp(f: Callable[..., Tensor], *primals: Tensor) -> tuple[Tensor, Callable[[Tensor], tuple[Tensor, ...]]]:
     """(f(*primals), a function mapping a cotangent of the output to cotangents of each primal)."""
     for p in primals:
-        if not _is_tensor(p) or not p.dtype.is_floating:
-            raise TypeError("vjp: every primal must be a floating-point tensor")
+        if not _is_tensor(p) or not p.dtype.is_inexact:
+            raise TypeError("vjp: every primal must be a floating-point tensor (real or complex)")
     inputs = [p._alias_for_grad() for p in primals]
     with _GradMode(True):
         out = f(*inputs)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import math
+import operator
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -19,7 +20,7 @@ import numpy as np
 
 from agnostic import dtypes, tracing
 from agnostic.backends import backend_ops
-from agnostic.backends.base import Backend, allocation_error, check_allocation
+from agnostic.backends.base import Backend, BackendUnavailable, allocation_error, check_allocation
 from agnostic.dtypes import DType
 
 if TYPE_CHECKING:
@@ -95,6 +96,11 @@ class Device:
         return self._fill("full", shape, value, d)
 
     def _fill(self, op: str, shape: int | Sequence[int], value: bool | float, d: DType) -> Tensor:
+        if isinstance(value, complex) and not d.is_complex:
+            raise TypeError(
+                f"{op}: the complex fill value {value!r} does not fit {d.name}; use a complex dtype "
+                "(ag.complex64, ag.complex128) or a real fill value"
+            )
         if d.kind in "iu" and isinstance(value, int) and not isinstance(value, bool):
             info = dtypes.iinfo(d)
             if not info.min <= value <= info.max:
@@ -127,16 +133,31 @@ class Device:
         if step == 0:
             raise ValueError("arange: step must not be zero")
         d = dtypes.result_type(start, stop, step) if dtype is None else dtypes.as_dtype(dtype)
+        if d.is_complex:
+            raise TypeError(
+                f"arange: {d.name} is not supported (the Array API defines arange for real numbers); "
+                f"use ag.arange(...).astype(ag.{d.name})"
+            )
         if (stop - start) / step <= 0:  # an empty range (some libraries raise for it)
             return Tensor._make(self.ops.full((0,), 0, d), self)
         length = (math.ceil((stop - start) / step),)
+        if d.kind in "iu" and all(type(v) is int for v in (start, stop, step)):
+            length = (len(range(start, stop, step)),)  # exact (the float quotient is not, near 2**64)
+            _check_arange_range(start, start + (length[0] - 1) * step, d, dtype is None)
         return self._allocate("arange", length, d, lambda: self.ops.arange(start, stop, step, d))
 
     def linspace(
         self, start: float, stop: float, num: int, endpoint: bool = True, dtype: Any = None
     ) -> Tensor:
-        """`num` evenly spaced values from start to stop (computed in float64 on the host)."""
-        d = self._dtype(dtype, dtypes.default_float)
+        """`num` evenly spaced values from start to stop (computed in float64 on the host; a complex
+        start or stop gives complex values, by default complex64)."""
+        is_complex = isinstance(start, complex) or isinstance(stop, complex)
+        d = self._dtype(dtype, dtypes.default_complex if is_complex else dtypes.default_float)
+        if is_complex and not d.is_complex:
+            raise TypeError(
+                f"linspace: complex start or stop ({start!r}, {stop!r}) with the real dtype {d.name}; "
+                "use a complex dtype"
+            )
 
         def make() -> Tensor:
             return self.tensor(np.linspace(start, stop, num, endpoint=endpoint), dtype=d)
@@ -147,6 +168,8 @@ class Device:
         """An n x m tensor with ones on the k-th diagonal."""
         d = self._dtype(dtype, dtypes.default_float)
         m = n if m is None else m
+        k = max(-n, min(m, operator.index(k)))  # a diagonal past the matrix is as empty as one at its edge:
+        # libraries need k within int64 (array-api-tests tries k = -2**63 - 1)
         return self._allocate("eye", (n, m), d, lambda: self.ops.eye(n, m, k, d))
 
     # ------------------------------------------------------------------ random
@@ -229,6 +252,16 @@ def _float_only(d: DType, op: str) -> None:
         raise TypeError(f"{op}: dtype must be floating-point, got {d.name}")
 
 
+def _check_arange_range(first: int, last: int, d: DType, default: bool) -> None:
+    """An integer arange's first and last values must fit its dtype (libraries wrap them, or raise
+    their own unclear errors)."""
+    info = dtypes.iinfo(d)
+    for v in (first, last):
+        if not info.min <= v <= info.max:
+            hint = "; pass dtype=ag.uint64 for values up to 2**64 - 1" if default and 0 <= v < 2**64 else ""
+            raise OverflowError(f"arange: {v} is out of range for {d.name} [{info.min}, {info.max}]{hint}")
+
+
 def _shape(shape: Any, op: str) -> tuple[int, ...]:
     if isinstance(shape, (int, np.integer)):
         shape = (shape,)
@@ -303,7 +336,12 @@ def get_default_backend() -> Device:
     if d is not None:
         return d
     env = os.environ.get("AGNOSTIC_BACKEND", "").strip()
-    return as_device(env or "numpy")
+    if not env:
+        return as_device("numpy")
+    try:  # resolved at first use, not at import: JAX must join a process group before XLA starts
+        return as_device(env)
+    except (ValueError, BackendUnavailable) as e:
+        raise type(e)(f"AGNOSTIC_BACKEND={env!r} (the default backend): {e}") from e
 
 
 @contextlib.contextmanager

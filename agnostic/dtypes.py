@@ -3,20 +3,20 @@
 Every backend disagrees a little on promotion; agnostic decides here, once, and the Tensor layer casts
 before it calls a backend. The table is the Python Array API standard's, extended where the standard
 is silent with what PyTorch and JAX agree on (bool is below every number, integer with float gives
-the float, float16 with bfloat16 gives float32). Python scalars are weak: they take the tensor's dtype
-unless their kind is higher (a float scalar with an integer tensor gives the default float).
+the float, float16 with bfloat16 gives float32, a real float with a complex gives the complex of the
+wider precision). uint64 with a signed integer has no integer that holds both: like torch (and
+array_api_strict) it is an error naming the fix, where NumPy gives float64 and loses precision.
+Python scalars are weak: they take the tensor's dtype unless their kind is higher (a float scalar
+with an integer tensor gives the default float; a complex scalar with a float32 tensor complex64).
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Hashable
-from typing import TYPE_CHECKING, Any
+from typing import Any, NamedTuple
 
 import numpy as np
-
-if TYPE_CHECKING:
-    import ml_dtypes
 
 __all__ = [
     "DType",
@@ -26,15 +26,24 @@ __all__ = [
     "int32",
     "int64",
     "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
     "float16",
     "bfloat16",
     "float32",
     "float64",
+    "complex64",
+    "complex128",
     "ALL_DTYPES",
     "FLOAT_DTYPES",
     "INT_DTYPES",
+    "COMPLEX_DTYPES",
     "default_float",
     "default_int",
+    "default_complex",
+    "real_dtype",
+    "complex_dtype",
     "as_dtype",
     "result_type",
     "scalar_result_type",
@@ -52,9 +61,11 @@ _builtin_bool = bool
 
 
 class DType:
-    """A dtype: a name, a kind ('b' bool, 'i' signed, 'u' unsigned, 'f' float) and a size in bytes."""
+    """A dtype: a name, a kind ('b' bool, 'i' signed, 'u' unsigned, 'f' real float, 'c' complex)
+    and a size in bytes. `is_floating` means real floating (as torch's `is_floating_point`);
+    `is_complex` the complex dtypes; `is_inexact` either."""
 
-    __slots__ = ("name", "kind", "itemsize", "is_floating", "is_integer")
+    __slots__ = ("name", "kind", "itemsize", "is_floating", "is_integer", "is_complex", "is_inexact")
 
     def __init__(self, name: str, kind: str, itemsize: int) -> None:
         self.name = name
@@ -63,6 +74,8 @@ class DType:
         # plain attributes, not properties: every op reads them, and a property call costs more
         self.is_floating: _builtin_bool = kind == "f"
         self.is_integer: _builtin_bool = kind in "iu"
+        self.is_complex: _builtin_bool = kind == "c"
+        self.is_inexact: _builtin_bool = kind in "fc"
 
     @property
     def bits(self) -> int:
@@ -93,10 +106,15 @@ int16 = DType("int16", "i", 2)
 int32 = DType("int32", "i", 4)
 int64 = DType("int64", "i", 8)
 uint8 = DType("uint8", "u", 1)
+uint16 = DType("uint16", "u", 2)
+uint32 = DType("uint32", "u", 4)
+uint64 = DType("uint64", "u", 8)
 float16 = DType("float16", "f", 2)
 bfloat16 = DType("bfloat16", "f", 2)
 float32 = DType("float32", "f", 4)
 float64 = DType("float64", "f", 8)
+complex64 = DType("complex64", "c", 8)
+complex128 = DType("complex128", "c", 16)
 
 ALL_DTYPES: tuple[DType, ...] = (
     bool,
@@ -105,26 +123,52 @@ ALL_DTYPES: tuple[DType, ...] = (
     int32,
     int64,
     uint8,
+    uint16,
+    uint32,
+    uint64,
     float16,
     bfloat16,
     float32,
     float64,
+    complex64,
+    complex128,
 )
 FLOAT_DTYPES: tuple[DType, ...] = (float16, bfloat16, float32, float64)
-INT_DTYPES: tuple[DType, ...] = (int8, int16, int32, int64, uint8)
+INT_DTYPES: tuple[DType, ...] = (int8, int16, int32, int64, uint8, uint16, uint32, uint64)
+COMPLEX_DTYPES: tuple[DType, ...] = (complex64, complex128)
 _BY_NAME = {d.name: d for d in ALL_DTYPES}
 
 default_float = float32
 default_int = int64
+default_complex = complex64
 
 
-def _promote_pair(a: DType, b: DType) -> DType:
+def real_dtype(dtype: DType) -> DType:
+    """The real dtype of a complex one's parts (complex64 -> float32); other dtypes unchanged."""
+    return {complex64: float32, complex128: float64}.get(dtype, dtype)
+
+
+def complex_dtype(dtype: DType) -> DType:
+    """The complex dtype whose parts hold `dtype` (float64 -> complex128; float32, float16,
+    bfloat16 and non-float dtypes -> complex64)."""
+    if dtype.kind == "c":
+        return dtype
+    return complex128 if dtype is float64 else complex64
+
+
+def _promote_pair(a: DType, b: DType) -> DType | None:
     if a is b:
         return a
     if a.kind == "b":
         return b
     if b.kind == "b":
         return a
+    if a.kind == "c" or b.kind == "c":
+        wide = _promote_pair(real_dtype(a), real_dtype(b)) if a.kind == b.kind == "c" else None
+        if wide is None:
+            parts = [real_dtype(d) for d in (a, b) if d.kind in "fc"]
+            wide = parts[0] if len(parts) == 1 else _promote_pair(*parts)
+        return complex_dtype(wide)
     if a.kind == "f" or b.kind == "f":
         if a.kind != "f":
             return b
@@ -133,17 +177,33 @@ def _promote_pair(a: DType, b: DType) -> DType:
         if {a, b} == {float16, bfloat16}:
             return float32
         return a if a.itemsize >= b.itemsize else b
-    if a.kind == b.kind:  # both signed (uint8 is our only unsigned type)
+    if a.kind == b.kind:  # both signed or both unsigned
         return a if a.itemsize >= b.itemsize else b
     signed, unsigned = (a, b) if a.kind == "i" else (b, a)
     if signed.itemsize > unsigned.itemsize:
         return signed
-    return {2: int16, 4: int32, 8: int64}[min(8, max(signed.itemsize, 2 * unsigned.itemsize))]
+    if unsigned.itemsize == 8:
+        return None  # no integer holds both int64's and uint64's values
+    return {2: int16, 4: int32, 8: int64}[max(signed.itemsize, 2 * unsigned.itemsize)]
 
 
 _PROMOTION: dict[tuple[DType, DType], DType] = {
-    (a, b): _promote_pair(a, b) for a in ALL_DTYPES for b in ALL_DTYPES
+    (a, b): p for a in ALL_DTYPES for b in ALL_DTYPES if (p := _promote_pair(a, b)) is not None
 }
+"""Every pair with a promoted dtype; a pair that is missing (a signed integer with uint64) has
+none, and `promote` raises for it."""
+
+
+def promote(a: DType, b: DType) -> DType:
+    """The promoted dtype of two dtypes; TypeError naming the fix where there is none."""
+    try:
+        return _PROMOTION[a, b]
+    except KeyError:
+        raise TypeError(
+            f"no dtype holds both {a.name} and {b.name} values (int64 cannot hold uint64's, nor "
+            f"uint64 negative numbers); cast one operand explicitly, e.g. x.astype(ag.int64) or "
+            f"x.astype(ag.float64)"
+        ) from None
 
 
 def result_type(*args: object) -> DType:
@@ -151,14 +211,16 @@ def result_type(*args: object) -> DType:
     tensor_dtype: DType | None = None
     scalars = []
     for a in args:
-        if isinstance(a, (_builtin_bool, int, float)):
+        if isinstance(a, (_builtin_bool, int, float, complex)):
             scalars.append(a)
             continue
         d = as_dtype(a.dtype if hasattr(a, "dtype") else a)
-        tensor_dtype = d if tensor_dtype is None else _PROMOTION[tensor_dtype, d]
+        tensor_dtype = d if tensor_dtype is None else promote(tensor_dtype, d)
     if tensor_dtype is None:
         if not scalars:
             raise TypeError("result_type: at least one tensor, dtype or scalar is needed")
+        if any(isinstance(s, complex) for s in scalars):
+            return default_complex
         if any(isinstance(s, float) for s in scalars):
             return default_float
         if any(not isinstance(s, _builtin_bool) for s in scalars):
@@ -176,8 +238,10 @@ def scalar_result_type(dtype: DType, scalar: object) -> DType:
     if isinstance(scalar, int):
         return default_int if dtype.kind == "b" else dtype
     if isinstance(scalar, float):
-        return dtype if dtype.kind == "f" else default_float
-    raise TypeError(f"expected a Python bool, int or float scalar, got {type(scalar).__name__}")
+        return dtype if dtype.kind in "fc" else default_float
+    if isinstance(scalar, complex):
+        return complex_dtype(dtype) if dtype.kind in "fc" else default_complex
+    raise TypeError(f"expected a Python bool, int, float or complex scalar, got {type(scalar).__name__}")
 
 
 _NUMPY_DTYPES = {
@@ -187,9 +251,14 @@ _NUMPY_DTYPES = {
     int32: np.dtype(np.int32),
     int64: np.dtype(np.int64),
     uint8: np.dtype(np.uint8),
+    uint16: np.dtype(np.uint16),
+    uint32: np.dtype(np.uint32),
+    uint64: np.dtype(np.uint64),
     float16: np.dtype(np.float16),
     float32: np.dtype(np.float32),
     float64: np.dtype(np.float64),
+    complex64: np.dtype(np.complex64),
+    complex128: np.dtype(np.complex128),
 }  # bfloat16 joins when ml_dtypes is loaded (_load_ml_dtypes)
 _FROM_NUMPY = {v: k for k, v in _NUMPY_DTYPES.items()}
 _ML_DTYPES = (bfloat16,)
@@ -272,6 +341,8 @@ def as_dtype(obj: object) -> DType:
         return default_int
     elif obj is float:
         return default_float
+    elif obj is complex:
+        return default_complex
     else:
         try:
             return from_numpy_dtype(np.dtype(obj))
@@ -286,7 +357,8 @@ _KIND_NAMES = {
     "unsigned integer": ("u",),
     "integral": ("i", "u"),
     "real floating": ("f",),
-    "numeric": ("i", "u", "f"),
+    "complex floating": ("c",),
+    "numeric": ("i", "u", "f", "c"),
 }
 
 
@@ -296,8 +368,6 @@ def isdtype(dtype: DType, kind: object) -> _builtin_bool:
         return any(isdtype(dtype, k) for k in kind)
     if isinstance(kind, DType):
         return dtype is kind
-    if kind == "complex floating":
-        return False
     try:
         return dtype.kind in _KIND_NAMES[kind]
     except (KeyError, TypeError):
@@ -308,24 +378,60 @@ def isdtype(dtype: DType, kind: object) -> _builtin_bool:
 
 def can_cast(from_: DType, to: DType) -> _builtin_bool:
     """Whether `from_` promotes to `to` without loss under the promotion table."""
-    return _PROMOTION[as_dtype(from_), as_dtype(to)] is as_dtype(to)
+    return _PROMOTION.get((as_dtype(from_), as_dtype(to))) is as_dtype(to)
 
 
-def finfo(dtype: object) -> np.finfo | ml_dtypes.finfo:
-    """Machine limits of a float dtype (bits, eps, max, min, smallest_normal, dtype)."""
-    d = as_dtype(getattr(dtype, "dtype", dtype))
-    if d.kind != "f":
-        raise TypeError(f"finfo: {d} is not a floating-point dtype")
-    if d in _ML_DTYPES:
+class finfo_object(NamedTuple):
+    """Machine limits of a floating dtype, as the Array API gives them: Python floats and an agnostic
+    dtype (for a complex dtype, those of its real parts). `tiny` is torch's name for
+    `smallest_normal`."""
+
+    bits: int
+    eps: float
+    max: float
+    min: float
+    smallest_normal: float
+    dtype: DType
+
+    @property
+    def tiny(self) -> float:
+        return self.smallest_normal
+
+
+class iinfo_object(NamedTuple):
+    """Machine limits of an integer dtype: Python ints and an agnostic dtype."""
+
+    bits: int
+    max: int
+    min: int
+    dtype: DType
+
+
+def native_finfo(dtype: DType) -> Any:
+    """NumPy's (or ml_dtypes') finfo of a real float dtype: for internal use of nmant and the like."""
+    if dtype in _ML_DTYPES:
         import ml_dtypes
 
-        return ml_dtypes.finfo(to_numpy_dtype(d))
-    return np.finfo(to_numpy_dtype(d))
+        return ml_dtypes.finfo(to_numpy_dtype(dtype))
+    return np.finfo(to_numpy_dtype(dtype))
 
 
-def iinfo(dtype: object) -> np.iinfo:
+def finfo(dtype: object) -> finfo_object:
+    """Machine limits of a float or complex dtype (bits, eps, max, min, smallest_normal, dtype)."""
+    d = as_dtype(getattr(dtype, "dtype", dtype))
+    if d.kind not in "fc":
+        raise TypeError(f"finfo: {d} is not a floating-point dtype")
+    real = real_dtype(d)
+    fi = native_finfo(real)
+    return finfo_object(
+        real.bits, float(fi.eps), float(fi.max), float(fi.min), float(fi.smallest_normal), real
+    )
+
+
+def iinfo(dtype: object) -> iinfo_object:
     """Machine limits of an integer dtype (bits, max, min, dtype)."""
     d = as_dtype(getattr(dtype, "dtype", dtype))
     if d.kind not in "iu":
         raise TypeError(f"iinfo: {d} is not an integer dtype")
-    return np.iinfo(to_numpy_dtype(d))
+    ii = np.iinfo(to_numpy_dtype(d))
+    return iinfo_object(d.bits, int(ii.max), int(ii.min), d)

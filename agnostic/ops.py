@@ -26,9 +26,10 @@ from agnostic.dtypes import DType
 from agnostic.tensor import Tensor
 
 _builtin_max = builtins.max
-_SCALARS = (bool, int, float)
+_SCALARS = (bool, int, float, complex)
+_INT64_MAX = 2**63 - 1
 _BOOL = dtypes.bool
-_PROMOTE = {(a, b): dtypes.result_type(a, b) for a in dtypes.ALL_DTYPES for b in dtypes.ALL_DTYPES}
+_PROMOTE = dtypes._PROMOTION
 
 
 # ====================================================================== conversion and creation
@@ -60,7 +61,7 @@ def asarray(
         else:
             out = Tensor._make(dev.ops.from_numpy(_host_array(obj, d)), dev)
         if d is not None and d is not out._dtype:
-            out = Tensor._make(dev.ops.cast(out._data, d), dev)
+            out = astype(out, d)  # (complex to real refused, as for tensors)
     if requires_grad:
         if out is obj:
             out = Tensor._make(out._data, out._device)
@@ -87,12 +88,30 @@ def _host_array(obj: Any, dtype: DType | None = None) -> np.ndarray:
             a = np.asarray(obj, dtype=np.float64)  # ints beyond int64 made floating (as torch)
     except (ValueError, OverflowError) as e:
         raise ValueError(f"asarray: cannot make a tensor from {type(obj).__name__}: {e}") from None
-    if (a.dtype == object and _has_big_int(obj)) or (a.dtype == np.uint64 and dtype is None):
-        raise OverflowError(f"asarray: a Python int in {_short(obj)} is out of range for int64")
-    if a.dtype == object or a.dtype.kind not in "biuf":
+    beyond = a.dtype.kind in "fO" and _ints_beyond_int64(obj, a)
+    if beyond and dtype is not None and dtype.kind in "iu":
+        a = _exact_ints(obj, dtype)
+    elif (
+        (a.dtype == object and _has_big_int(obj))
+        or (a.dtype == np.uint64 and dtype is None)
+        or (beyond and dtype is None)
+    ):
+        wanted = dtype if dtype is not None and dtype.is_integer else dtypes.int64
+        info = dtypes.iinfo(wanted)
+        hint = "; pass dtype=ag.uint64 for ints in [0, 2**64)" if dtype is None else ""
+        raise OverflowError(
+            f"asarray: a Python int in {_short(obj)} is out of range for {wanted.name} "
+            f"[{info.min}, {info.max}]{hint}"
+        )
+    if a.dtype == object or a.dtype.kind not in "biufc":
         raise TypeError(
-            f"asarray: cannot make a tensor from {_short(obj)} (not real numbers: {a.dtype}); "
-            "agnostic supports bool, integer and real floating data"
+            f"asarray: cannot make a tensor from {_short(obj)} (not numbers: {a.dtype}); "
+            "agnostic supports bool, integer, real and complex floating data"
+        )
+    if a.dtype.kind == "c" and dtype is not None and not dtype.is_complex:
+        raise TypeError(
+            f"asarray: {_short(obj)} holds complex numbers, which {dtype.name} cannot hold; make a "
+            "complex tensor and take ag.real(x) or ag.abs(x) of it"
         )
     if a.dtype.kind in "iu" and dtype is not None and dtype.is_integer and a.size:
         info = dtypes.iinfo(dtype)
@@ -103,15 +122,45 @@ def _host_array(obj: Any, dtype: DType | None = None) -> np.ndarray:
                 f"asarray: Python int {bad} is out of range for {dtype.name} [{info.min}, {info.max}]"
             )
     if dtype is None:  # agnostic's defaults
-        dtype = {"f": dtypes.default_float, "i": dtypes.default_int, "u": dtypes.default_int}.get(
-            a.dtype.kind
-        )
-    elif not dtype.is_floating and a.dtype.kind == "f":
+        dtype = {
+            "f": dtypes.default_float,
+            "i": dtypes.default_int,
+            "u": dtypes.default_int,
+            "c": dtypes.default_complex,
+        }.get(a.dtype.kind)
+    elif not dtype.is_inexact and a.dtype.kind == "f":
         dtype = None  # left to the backend's cast
     if dtype is None:
         return a
     with np.errstate(over="ignore"):  # 1e300 as float32 is inf, silently, as in torch and JAX
         return a.astype(dtypes.to_numpy_dtype(dtype))
+
+
+def _ints_beyond_int64(obj: Any, a: np.ndarray) -> bool:
+    """Whether Python data `obj`, read by NumPy as `a`, holds only ints, some beyond int64: NumPy
+    reads those as objects, or as float64 beside smaller ones ([1, 2**64 - 1]), losing digits."""
+    if a.dtype == object:
+        return _only_ints(obj)
+    return bool(a.size) and float(np.abs(a).max()) >= 2.0**63 and _only_ints(obj)
+
+
+def _only_ints(obj: Any) -> bool:
+    if isinstance(obj, (list, tuple)):
+        return builtins.all(_only_ints(o) for o in obj)
+    return isinstance(obj, int)
+
+
+def _exact_ints(obj: Any, dtype: DType) -> np.ndarray:
+    """Python ints as a host array of integer `dtype`, exactly, or an OverflowError naming the
+    first one out of its range."""
+    exact = np.array(obj, dtype=object)
+    info = dtypes.iinfo(dtype)
+    for v in exact.flat:
+        if not info.min <= v <= info.max:
+            raise OverflowError(
+                f"asarray: Python int {v} is out of range for {dtype.name} [{info.min}, {info.max}]"
+            )
+    return exact.astype(dtypes.to_numpy_dtype(dtype))
 
 
 def _has_big_int(obj: Any) -> bool:
@@ -156,11 +205,21 @@ def clone(x: Tensor, /) -> Tensor:
     return out
 
 
-def astype(x: Tensor, dtype: Any, copy: bool = True) -> Tensor:
-    """`x` converted to `dtype`."""
+def astype(x: Tensor, dtype: Any, /, *, copy: bool = True, device: Device | str | None = None) -> Tensor:
+    """`x` converted to `dtype` (and moved to `device`, if given). `copy=False` returns `x` itself
+    when nothing changes."""
+    x = _tensor(x, "astype")
     d = dtypes.as_dtype(dtype)
+    if device is not None and as_device(device) is not x._device:
+        return astype(to_device(x, device), d, copy=False)
     if d is x._dtype:
         return Tensor._make(x._data, x._device) if copy and not x.requires_grad else x
+    if x._dtype.is_complex and not d.is_complex and d is not _BOOL:
+        raise TypeError(
+            f"astype: {x._dtype.name} to {d.name} would drop the imaginary parts, which the Array API "
+            f"refuses; say which real number you want: ag.real(x).astype(ag.{d.name}) or "
+            f"ag.abs(x).astype(ag.{d.name})"
+        )
     return P.cast(x, d)
 
 
@@ -249,9 +308,48 @@ def eye(
     return _device_of(device).eye(n_rows, n_cols, k, dtype=dtype)
 
 
-def from_dlpack(x: Any, *, device: Device | str | None = None) -> Tensor:
-    """A tensor viewing any DLPack-capable array (zero-copy where the library allows)."""
-    return _device_of(device).from_dlpack(x)
+def from_dlpack(x: Any, /, *, device: Device | str | None = None, copy: bool | None = None) -> Tensor:
+    """A tensor from any DLPack-capable array: a view where the library allows (copy=None), always
+    a copy (copy=True), or a view or a BufferError (copy=False). Without `device`, an agnostic
+    tensor stays on its device and other arrays go to the default backend."""
+    if device is None and isinstance(x, Tensor):
+        dev = x._device
+    else:
+        dev = _device_of(device)
+    if isinstance(x, Tensor) and x._device is dev:
+        data = x._data
+    elif isinstance(x, Tensor) and copy is not False:  # bfloat16 too, through the host if need be
+        data = to_device(x.detach(), dev)._data
+    elif copy is not False:
+        data = dev.from_dlpack(x)._data
+    else:
+        data = _dlpack_view(x, dev)
+    if copy:
+        data = _native_copy(dev, data)
+    return Tensor._make(data, dev)
+
+
+def _dlpack_view(x: Any, dev: Device) -> Any:
+    """from_dlpack's copy=False: a view of `x` on `dev`, or a BufferError saying why none exists."""
+    try:
+        data = dev.from_dlpack(x)._data
+    except Exception as exc:  # bfloat16 to NumPy, say: DLPack has no code the library reads
+        raise BufferError(
+            f"from_dlpack: copy=False, but {dev} cannot view this {type(x).__name__} ({exc}); "
+            "copy=None copies where a view is impossible"
+        ) from exc
+    source, target = x.__dlpack_device__(), dev.ops.dlpack_device(data)
+    if (int(source[0]), int(source[1])) != (int(target[0]), int(target[1])):
+        raise BufferError(
+            f"from_dlpack: copy=False, but the array is on DLPack device {tuple(source)} and {dev} "
+            f"on {tuple(target)}: moving it needs a copy (copy=None allows one)"
+        )
+    return data
+
+
+def _native_copy(dev: Device, data: Any) -> Any:
+    """A private copy of a native array (stack allocates anew on every library)."""
+    return dev.ops.reshape(dev.ops.stack([data], 0), dev.ops.shape(data))
 
 
 def tril(x: Tensor, /, *, k: int = 0) -> Tensor:
@@ -350,6 +448,12 @@ def _torch_keywords(
     return kwargs
 
 
+class AxisError(ValueError, IndexError):
+    """An axis out of range for a tensor's dimensions. Both a ValueError and an IndexError (as
+    NumPy's AxisError): the Array API asks IndexError of expand_dims, code written for NumPy and
+    torch catches either."""
+
+
 def _axis(axis: Any, ndim: int, op: str, shape: tuple[int, ...] | None = None) -> int:
     try:
         a = operator.index(axis)
@@ -357,7 +461,7 @@ def _axis(axis: Any, ndim: int, op: str, shape: tuple[int, ...] | None = None) -
         raise TypeError(f"{op}: axis must be an int, got {axis!r}") from None
     if not -ndim <= a < ndim:
         where = f" (shape {shape})" if shape is not None else ""
-        raise ValueError(f"{op}: axis {a} is out of range for a tensor of {ndim} dimensions{where}")
+        raise AxisError(f"{op}: axis {a} is out of range for a tensor of {ndim} dimensions{where}")
     return a % ndim
 
 
@@ -414,6 +518,24 @@ def _check_scalar_fits(op: str, d: DType, s: Any) -> None:
             raise OverflowError(f"{op}: Python int {s} is out of range for {d.name} [{info.min}, {info.max}]")
 
 
+def _promote_dtypes(op: str, d1: DType, d2: DType) -> DType:
+    """The promoted dtype, or the TypeError of a pair with none (uint64 with a signed integer)
+    naming the op."""
+    try:
+        return dtypes.promote(d1, d2)
+    except TypeError as e:
+        raise TypeError(f"{op}: {e}") from None
+
+
+def _beyond_int64(s: Any, d: DType, like: Tensor) -> Any:
+    """A Python scalar operand as it goes to a backend: as it is, but an int beyond int64 (a uint64
+    value, 2**63 or more) as a 0-d tensor of `d`, or a float for a floating `d`: libraries read
+    Python ints as int64 (JAX's jitted ops raise OverflowError for larger ones, torch's too)."""
+    if type(s) is int and not -_INT64_MAX <= s <= _INT64_MAX:
+        return float(s) if d.is_inexact else like._device.full((), s, dtype=d)
+    return s
+
+
 def _promote(op: str, x1: Any, x2: Any) -> tuple[Any, Any, DType]:
     """Two operands as tensors of one dtype (or a tensor and a weak Python scalar), and that dtype."""
     if isinstance(x1, Tensor):
@@ -423,7 +545,7 @@ def _promote(op: str, x1: Any, x2: Any) -> tuple[Any, Any, DType]:
             d1, d2 = x1._dtype, x2._dtype
             if d1 is d2:
                 return x1, x2, d1
-            d = _PROMOTE[d1, d2]
+            d = _PROMOTE.get((d1, d2)) or _promote_dtypes(op, d1, d2)
             return (x1 if d1 is d else P.cast(x1, d)), (x2 if d2 is d else P.cast(x2, d)), d
         if isinstance(x2, _SCALARS):
             d = x1._dtype
@@ -431,6 +553,8 @@ def _promote(op: str, x1: Any, x2: Any) -> tuple[Any, Any, DType]:
                 return x1, x2, d
             d = dtypes.scalar_result_type(d, x2)
             _check_scalar_fits(op, d, x2)
+            if type(x2) is int and not -_INT64_MAX <= x2 <= _INT64_MAX:
+                x2 = _beyond_int64(x2, d, x1)
             return (x1 if d is x1._dtype else P.cast(x1, d)), x2, d
         return _promote(op, x1, _operand(x2, x1))
     if isinstance(x2, Tensor):
@@ -440,6 +564,8 @@ def _promote(op: str, x1: Any, x2: Any) -> tuple[Any, Any, DType]:
                 return x1, x2, d
             d = dtypes.scalar_result_type(d, x1)
             _check_scalar_fits(op, d, x1)
+            if type(x1) is int and not -_INT64_MAX <= x1 <= _INT64_MAX:
+                x1 = _beyond_int64(x1, d, x2)
             return x1, (x2 if d is x2._dtype else P.cast(x2, d)), d
         return _promote(op, _operand(x1, x2), x2)
     raise TypeError(
@@ -453,7 +579,7 @@ def _operand(obj: Any, like: Tensor) -> Tensor:
     arrays keep their own dtype."""
     if isinstance(obj, (list, tuple)):
         kind = np.asarray(obj).dtype.kind
-        sample = {"b": True, "i": 0, "u": 0, "f": 0.0}.get(kind)
+        sample = {"b": True, "i": 0, "u": 0, "f": 0.0, "c": 0j}.get(kind)
         if sample is not None:
             return asarray(obj, dtype=dtypes.scalar_result_type(like._dtype, sample), device=like._device)
     return asarray(obj, device=like._device)
@@ -480,11 +606,22 @@ _COMPARISONS = frozenset({"equal", "not_equal", "less", "less_equal", "greater",
 
 
 # ====================================================================== elementwise
+def _no_complex(op: str, d: DType) -> TypeError:
+    """The error for an op the Array API does not define for complex numbers (ordering, rounding
+    toward an integer, the real-only functions)."""
+    return TypeError(
+        f"{op}: not defined for complex tensors ({d.name}): the Array API defines it for real numbers "
+        "only (complex numbers have no order); apply it to ag.real(x), ag.imag(x) or ag.abs(x)"
+    )
+
+
 def _arith(
-    op: str, prim: Any, float_only: bool = False, no_bool: bool = False, check_scalar: Any = None
-) -> Any:
+    op: str, prim: Any, float_only: bool = False, no_bool: bool = False, check_scalar: Any = None,
+    real_only: bool = False,
+) -> Any:  # fmt: skip
     """The public binary op `op` on primitive `prim`; `check_scalar(x1, x2)` vets the operands before
-    promotion when they are not two tensors of one dtype (the fast path never pays for it)."""
+    promotion when they are not two tensors of one dtype (the fast path never pays for it).
+    `real_only`: complex operands are refused (ordering and the real-only functions)."""
 
     def fn(x1: Any, x2: Any, /) -> Tensor:
         # two tensors of one dtype on one device (the usual case) need no promotion: skip the call
@@ -499,7 +636,9 @@ def _arith(
             if check_scalar is not None:
                 check_scalar(x1, x2)
             a, b, d = _promote(op, x1, x2)
-        if float_only and not d.is_floating:
+        if real_only and d.is_complex:
+            raise _no_complex(op, d)
+        if float_only and not d.is_inexact:
             f = dtypes.default_float
             a = P.cast(a, f) if isinstance(a, Tensor) else float(a)
             b = P.cast(b, f) if isinstance(b, Tensor) else float(b)
@@ -539,7 +678,7 @@ def _logical(op: str, prim: Any) -> Any:
 def _bitwise(op: str, prim: Any, allow_bool: bool = True) -> Any:
     def fn(x1: Any, x2: Any, /) -> Tensor:
         a, b, d = _promote(op, x1, x2)
-        if d.is_floating or (d is dtypes.bool and not allow_bool):
+        if d.is_inexact or (d is dtypes.bool and not allow_bool):
             raise TypeError(f"{op}: needs integer{' or bool' if allow_bool else ''} tensors, got {d.name}")
         try:
             return prim(a, b)
@@ -556,8 +695,8 @@ add = _arith("add", P.add)
 subtract = _arith("subtract", P.sub, no_bool=True)
 multiply = _arith("multiply", P.mul)
 divide = _arith("divide", P.div, float_only=True)
-floor_divide = _arith("floor_divide", P.floor_divide, no_bool=True)
-remainder = _arith("remainder", P.remainder, no_bool=True)
+floor_divide = _arith("floor_divide", P.floor_divide, no_bool=True, real_only=True)
+remainder = _arith("remainder", P.remainder, no_bool=True, real_only=True)
 
 
 def _no_negative_int_exponent(base: Any, exponent: Any) -> None:
@@ -574,18 +713,19 @@ def _no_negative_int_exponent(base: Any, exponent: Any) -> None:
 
 
 pow = _arith("pow", P.pow, no_bool=True, check_scalar=_no_negative_int_exponent)
-maximum = _arith("maximum", P.maximum)
-minimum = _arith("minimum", P.minimum)
-atan2 = _arith("atan2", P.atan2, float_only=True)
-logaddexp = _arith("logaddexp", P.logaddexp, float_only=True)
-hypot = _arith("hypot", P.hypot, float_only=True)
-copysign = _arith("copysign", P.copysign, float_only=True)
+maximum = _arith("maximum", P.maximum, real_only=True)
+minimum = _arith("minimum", P.minimum, real_only=True)
+atan2 = _arith("atan2", P.atan2, float_only=True, real_only=True)
+logaddexp = _arith("logaddexp", P.logaddexp, float_only=True, real_only=True)
+hypot = _arith("hypot", P.hypot, float_only=True, real_only=True)
+copysign = _arith("copysign", P.copysign, float_only=True, real_only=True)
+nextafter = _arith("nextafter", P.nextafter, float_only=True, real_only=True)
 equal = _arith("equal", P.eq)
 not_equal = _arith("not_equal", P.ne)
-less = _arith("less", P.lt)
-less_equal = _arith("less_equal", P.le)
-greater = _arith("greater", P.gt)
-greater_equal = _arith("greater_equal", P.ge)
+less = _arith("less", P.lt, real_only=True)
+less_equal = _arith("less_equal", P.le, real_only=True)
+greater = _arith("greater", P.gt, real_only=True)
+greater_equal = _arith("greater_equal", P.ge, real_only=True)
 logical_and = _logical("logical_and", P.logical_and)
 logical_or = _logical("logical_or", P.logical_or)
 logical_xor = _logical("logical_xor", P.logical_xor)
@@ -599,12 +739,16 @@ bitwise_right_shift = _bitwise("bitwise_right_shift", P.bitwise_right_shift, all
 sub, mul, div, power = subtract, multiply, divide, pow
 
 
-def _float_unary(op: str, prim: Any) -> Any:
+def _float_unary(op: str, prim: Any, real_only: bool = False) -> Any:
     def fn(x: Tensor, /) -> Tensor:
         if not isinstance(x, Tensor):
             raise _not_a_tensor(x, op)
-        if not x._dtype.is_floating:
-            x = P.cast(x, dtypes.default_float)
+        d = x._dtype
+        if not d.is_floating:
+            if not d.is_complex:
+                x = P.cast(x, dtypes.default_float)
+            elif real_only:
+                raise _no_complex(op, d)
         return prim(x)
 
     fn.__name__ = fn.__qualname__ = op
@@ -612,14 +756,19 @@ def _float_unary(op: str, prim: Any) -> Any:
     return fn
 
 
-def _numeric_unary(op: str, prim: Any, int_identity: bool = False) -> Any:
+def _numeric_unary(op: str, prim: Any, int_identity: bool = False, real_only: bool = False) -> Any:
     def fn(x: Tensor, /) -> Tensor:
         if not isinstance(x, Tensor):
             raise _not_a_tensor(x, op)
-        if x._dtype is _BOOL:
-            raise TypeError(f"{op}: not defined for bool tensors; cast with .astype(...) first")
-        if int_identity and not x._dtype.is_floating:
-            return x
+        d = x._dtype
+        if not d.is_floating:
+            if d is _BOOL:
+                raise TypeError(f"{op}: not defined for bool tensors; cast with .astype(...) first")
+            if d.is_complex:
+                if real_only:
+                    raise _no_complex(op, d)
+            elif int_identity:
+                return x
         return prim(x)
 
     fn.__name__ = fn.__qualname__ = op
@@ -630,7 +779,7 @@ def _numeric_unary(op: str, prim: Any, int_identity: bool = False) -> Any:
 def _predicate(op: str, prim: Any, int_value: bool) -> Any:
     def fn(x: Tensor, /) -> Tensor:
         x = _tensor(x, op)
-        if not x._dtype.is_floating:
+        if not x._dtype.is_inexact:
             return x._device.full(x.shape, int_value, dtype=dtypes.bool)
         return prim(x)
 
@@ -643,10 +792,10 @@ negative = _numeric_unary("negative", P.neg)
 abs = _numeric_unary("abs", P.abs)
 sign = _numeric_unary("sign", P.sign)
 square = _numeric_unary("square", P.square)
-floor = _numeric_unary("floor", P.floor, int_identity=True)
-ceil = _numeric_unary("ceil", P.ceil, int_identity=True)
+floor = _numeric_unary("floor", P.floor, int_identity=True, real_only=True)
+ceil = _numeric_unary("ceil", P.ceil, int_identity=True, real_only=True)
 round = _numeric_unary("round", P.round, int_identity=True)
-trunc = _numeric_unary("trunc", P.trunc, int_identity=True)
+trunc = _numeric_unary("trunc", P.trunc, int_identity=True, real_only=True)
 exp = _float_unary("exp", P.exp)
 expm1 = _float_unary("expm1", P.expm1)
 log = _float_unary("log", P.log)
@@ -654,7 +803,7 @@ log1p = _float_unary("log1p", P.log1p)
 log2 = _float_unary("log2", P.log2)
 log10 = _float_unary("log10", P.log10)
 sqrt = _float_unary("sqrt", P.sqrt)
-rsqrt = _float_unary("rsqrt", P.rsqrt)
+rsqrt = _float_unary("rsqrt", P.rsqrt, real_only=True)
 reciprocal = _float_unary("reciprocal", P.reciprocal)
 sin = _float_unary("sin", P.sin)
 cos = _float_unary("cos", P.cos)
@@ -668,8 +817,8 @@ tanh = _float_unary("tanh", P.tanh)
 asinh = _float_unary("asinh", P.asinh)
 acosh = _float_unary("acosh", P.acosh)
 atanh = _float_unary("atanh", P.atanh)
-sigmoid = _float_unary("sigmoid", P.sigmoid)
-erf = _float_unary("erf", P.erf)
+sigmoid = _float_unary("sigmoid", P.sigmoid, real_only=True)
+erf = _float_unary("erf", P.erf, real_only=True)
 isnan = _predicate("isnan", P.isnan, False)
 isinf = _predicate("isinf", P.isinf, False)
 isfinite = _predicate("isfinite", P.isfinite, True)
@@ -684,6 +833,8 @@ def positive(x: Tensor, /) -> Tensor:
 def signbit(x: Tensor, /) -> Tensor:
     """Whether the sign bit is set (True for -0.0 and negative numbers) -> bool."""
     x = _tensor(x, "signbit")
+    if x._dtype.is_complex:
+        raise _no_complex("signbit", x._dtype)
     if not x._dtype.is_floating:
         return P.lt(x, 0) if x._dtype.kind == "i" else x._device.full(x.shape, False, dtype=dtypes.bool)
     return P.signbit(x)
@@ -698,7 +849,7 @@ def logical_not(x: Tensor, /) -> Tensor:
 def bitwise_invert(x: Tensor, /) -> Tensor:
     """Elementwise ~x for integer and bool tensors."""
     x = _tensor(x, "bitwise_invert")
-    if x._dtype.is_floating:
+    if x._dtype.is_inexact:
         raise TypeError(f"bitwise_invert: needs an integer or bool tensor, got {x._dtype.name}")
     return P.bitwise_invert(x)
 
@@ -724,6 +875,8 @@ def where(condition: Tensor, x1: Any, x2: Any, /) -> Tensor:
 def clip(x: Tensor, /, min: Any = None, max: Any = None) -> Tensor:
     """`x` limited to [min, max]; either bound may be None, a scalar or a tensor."""
     x = _tensor(x, "clip")
+    if x._dtype.is_complex:
+        raise _no_complex("clip", x._dtype)
     if min is None and max is None:
         return x
     lo, hi = min, max
@@ -731,13 +884,13 @@ def clip(x: Tensor, /, min: Any = None, max: Any = None) -> Tensor:
     for bound in (lo, hi):
         if isinstance(bound, Tensor):
             _same_device("clip", (x, bound))
-            d = _PROMOTE[d, bound._dtype]
+            d = _promote_dtypes("clip", d, bound._dtype)
         elif bound is not None:
             d = dtypes.scalar_result_type(d, bound)
             _check_scalar_fits("clip", d, bound)
     x = P.cast(x, d)
-    lo = P.cast(lo, d) if isinstance(lo, Tensor) else lo
-    hi = P.cast(hi, d) if isinstance(hi, Tensor) else hi
+    lo = P.cast(lo, d) if isinstance(lo, Tensor) else _beyond_int64(lo, d, x)
+    hi = P.cast(hi, d) if isinstance(hi, Tensor) else _beyond_int64(hi, d, x)
     return P.clip(x, lo, hi)
 
 
@@ -745,20 +898,28 @@ clamp = clip
 
 
 # ====================================================================== reductions
+def _accumulator(d: DType) -> DType:
+    """The dtype sums and products of bool or integer dtype `d` accumulate in without `dtype=`:
+    uint64 for unsigned ones, int64 for the others (the Array API's default integer dtypes)."""
+    return dtypes.uint64 if d.kind == "u" else dtypes.int64
+
+
 def _reduce(op: str, prim: Any, accumulate_ints: bool = False, float_only: bool = False,
-            bool_only: bool = False) -> Any:  # fmt: skip
+            bool_only: bool = False, real_only: bool = False) -> Any:  # fmt: skip
     def fn(x: Tensor, /, *, axis: Any = None, keepdims: bool = False, dtype: Any = None) -> Tensor:
         x = _tensor(x, op)
         axes = _axes(axis, x.ndim, op, x.shape)
+        if real_only and x._dtype.is_complex:
+            raise _no_complex(op, x._dtype)
         if dtype is not None:
-            x = P.cast(x, dtypes.as_dtype(dtype))
+            x = astype(x, dtype)
         elif bool_only:
             if x._dtype is not dtypes.bool:
                 x = P.ne(x, 0)
-        elif float_only and not x._dtype.is_floating:
+        elif float_only and not x._dtype.is_inexact:
             x = P.cast(x, dtypes.default_float)
-        elif accumulate_ints and not x._dtype.is_floating and x._dtype is not dtypes.int64:
-            x = P.cast(x, dtypes.int64)
+        elif accumulate_ints and x._dtype.kind in "biu" and x._dtype is not _accumulator(x._dtype):
+            x = P.cast(x, _accumulator(x._dtype))
         if prim in (P.max, P.min) and builtins.any(x.shape[a] == 0 for a in axes):
             raise ValueError(f"{op}: reduction over an empty axis of shape {x.shape} has no identity")
         return prim(x, axes, keepdims)
@@ -779,10 +940,10 @@ def _extremum_trap(op: str) -> str:
 sum = _accepts_dim()(_reduce("sum", P.sum, accumulate_ints=True))
 prod = _accepts_dim()(_reduce("prod", P.prod, accumulate_ints=True))
 mean = _accepts_dim()(_reduce("mean", P.mean, float_only=True))
-max = _accepts_dim(refuse=_extremum_trap("max"))(_reduce("max", P.max))
-min = _accepts_dim(refuse=_extremum_trap("min"))(_reduce("min", P.min))
-amax = _accepts_dim()(_reduce("amax", P.max))
-amin = _accepts_dim()(_reduce("amin", P.min))
+max = _accepts_dim(refuse=_extremum_trap("max"))(_reduce("max", P.max, real_only=True))
+min = _accepts_dim(refuse=_extremum_trap("min"))(_reduce("min", P.min, real_only=True))
+amax = _accepts_dim()(_reduce("amax", P.max, real_only=True))
+amin = _accepts_dim()(_reduce("amin", P.min, real_only=True))
 any = _accepts_dim()(_reduce("any", P.any, bool_only=True))
 all = _accepts_dim()(_reduce("all", P.all, bool_only=True))
 
@@ -792,6 +953,8 @@ def logsumexp(x: Tensor, /, *, axis: Any = None, keepdims: bool = False) -> Tens
     """log(sum(exp(x))) over `axis`, computed stably."""
     x = _tensor(x, "logsumexp")
     axes = _axes(axis, x.ndim, "logsumexp", x.shape)
+    if x._dtype.is_complex:
+        raise _no_complex("logsumexp", x._dtype)
     if not x._dtype.is_floating:
         x = P.cast(x, dtypes.default_float)
     return P.logsumexp(x, axes, keepdims)
@@ -801,6 +964,8 @@ def _moment(op: str, prim: Any) -> Any:
     def fn(x: Tensor, /, *, axis: Any = None, correction: float = 0.0, keepdims: bool = False) -> Tensor:
         x = _tensor(x, op)
         axes = _axes(axis, x.ndim, op, x.shape)
+        if x._dtype.is_complex:
+            raise _no_complex(op, x._dtype)
         if not x._dtype.is_floating:
             x = P.cast(x, dtypes.default_float)
         return prim(x, axes, float(correction), keepdims)
@@ -825,6 +990,8 @@ std = _accepts_dim(refuse=_correction_trap("std"), unless="correction")(_moment(
 def _arg_extremum(op: str, prim: Any) -> Any:
     def fn(x: Tensor, /, *, axis: int | None = None, keepdims: bool = False) -> Tensor:
         x = _tensor(x, op)
+        if x._dtype.is_complex:
+            raise _no_complex(op, x._dtype)
         if x.size == 0:
             raise ValueError(f"{op}: empty tensor of shape {x.shape} has no {op[3:]}imum")
         if x._dtype is dtypes.bool:
@@ -855,9 +1022,9 @@ def _cumulative(op: str, prim: Any) -> Any:
             axis = 0
         ax = _axis(axis, x.ndim, op, x.shape)
         if dtype is not None:
-            x = P.cast(x, dtypes.as_dtype(dtype))
-        elif not x._dtype.is_floating and x._dtype is not dtypes.int64:
-            x = P.cast(x, dtypes.int64)
+            x = astype(x, dtype)
+        elif x._dtype.kind in "biu" and x._dtype is not _accumulator(x._dtype):
+            x = P.cast(x, _accumulator(x._dtype))
         out = prim(x, ax)
         if include_initial:
             shape = list(x.shape)
@@ -872,6 +1039,54 @@ def _cumulative(op: str, prim: Any) -> Any:
 
 cumulative_sum = _accepts_dim()(_cumulative("cumulative_sum", P.cumsum))
 cumulative_prod = _accepts_dim()(_cumulative("cumulative_prod", P.cumprod))
+
+
+@_accepts_dim()
+def count_nonzero(x: Tensor, /, *, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+    """The number of non-zero elements (True for bool; a non-zero real or imaginary part for
+    complex) over `axis` (None: all), as int64 (2024.12)."""
+    x = _tensor(x, "count_nonzero")
+    mask = x if x._dtype is _BOOL else P.ne(x, 0)
+    return sum(mask, axis=axis, keepdims=keepdims, dtype=dtypes.int64)
+
+
+@_accepts_dim()
+def diff(x: Tensor, /, *, axis: int = -1, n: int = 1, prepend: Any = None, append: Any = None) -> Tensor:
+    """The n-th forward difference `x[i+1] - x[i]` along `axis` (2024.12, NumPy's diff), after
+    `prepend` / `append` are joined to x along it (tensors of x's shape but on that axis, or
+    scalars, taken as length 1). Bool tensors give `x[i+1] != x[i]`, as in NumPy."""
+    x = _tensor(x, "diff")
+    if x.ndim == 0:
+        raise ValueError("diff: needs a tensor of at least 1 dimension, got a 0-d tensor")
+    ax = _axis(axis, x.ndim, "diff", x.shape)
+    n = operator.index(n)
+    if n < 0:
+        raise ValueError(f"diff: the order n must be non-negative, got {n}")
+    parts = [_diff_edge(prepend, x, ax, "prepend")] if prepend is not None else []
+    parts.append(x)
+    parts += [_diff_edge(append, x, ax, "append")] if append is not None else []
+    out = concat(parts, axis=ax) if len(parts) > 1 else x
+    head = (slice(None),) * ax
+    for _ in range(n):
+        if out.shape[ax] == 0:
+            break
+        hi, lo = getitem(out, head + (slice(1, None),)), getitem(out, head + (slice(None, -1),))
+        out = not_equal(hi, lo) if out._dtype is _BOOL else subtract(hi, lo)
+    return out
+
+
+def _diff_edge(value: Any, x: Tensor, ax: int, name: str) -> Tensor:
+    """diff's prepend/append as a tensor beside x: a scalar fills a length-1 slice."""
+    if isinstance(value, _SCALARS):
+        d = dtypes.scalar_result_type(x._dtype, value)
+        return full(x.shape[:ax] + (1,) + x.shape[ax + 1 :], value, dtype=d, device=x._device)
+    value = value if isinstance(value, Tensor) else _operand(value, x)
+    _same_device("diff", (x, value))
+    if value.ndim != x.ndim or value.shape[:ax] + value.shape[ax + 1 :] != x.shape[:ax] + x.shape[ax + 1 :]:
+        raise ValueError(
+            f"diff: {name} has shape {value.shape}; it must match x's shape {x.shape} except along axis {ax}"
+        )
+    return value
 
 
 @_accepts_dim()
@@ -965,10 +1180,31 @@ def tensordot(x1: Tensor, x2: Tensor, /, *, axes: int | tuple[Sequence[int], Seq
 
 @_accepts_dim()
 def vecdot(x1: Tensor, x2: Tensor, /, *, axis: int = -1) -> Tensor:
-    """Dot product along `axis` with broadcasting."""
-    a, b, _ = _promote("vecdot", x1, x2)
+    """Dot product of the vectors along `axis`, conj(x1) . x2, the other axes broadcast. The result
+    keeps the promoted dtype (uint8 vectors give uint8). `axis` counts from the end (the standard's
+    [-min(x1.ndim, x2.ndim), -1]; a non-negative one is accepted when both have as many dimensions);
+    the contracted axes must have one size: they do not broadcast."""
+    a, b, d = _promote("vecdot", x1, x2)
+    if d is _BOOL:
+        raise TypeError("vecdot: not defined for bool tensors; cast with .astype(...) first")
+    n = builtins.min(a.ndim, b.ndim)
+    ax = operator.index(axis)
+    if ax >= 0 and a.ndim == b.ndim:
+        ax -= n
+    if not -n <= ax <= -1:
+        raise AxisError(
+            f"vecdot: axis {axis} is out of range for shapes {a.shape} and {b.shape}: it counts from "
+            f"the last axis, within the fewer dimensions (-{n} to -1)"
+        )
+    if a.shape[ax] != b.shape[ax]:
+        raise ValueError(
+            f"vecdot: shapes {a.shape} and {b.shape}: the contracted axis {axis} has sizes "
+            f"{a.shape[ax]} and {b.shape[ax]}, which must be equal (it does not broadcast)"
+        )
+    if d.is_complex:
+        a = P.conj(a)
     prod_ = multiply(a, b)
-    return sum(prod_, axis=axis)
+    return P.sum(prod_, (prod_.ndim + ax,), False)
 
 
 def outer(x1: Tensor, x2: Tensor, /) -> Tensor:
@@ -1100,7 +1336,14 @@ def expand_dims(x: Tensor, /, axis: int | Sequence[int] = 0) -> Tensor:
     """`x` with new size-1 axes at `axis` (positions in the result)."""
     x = _tensor(x, "expand_dims")
     n = x.ndim + (1 if isinstance(axis, int) else len(axis))
-    return P.expand_dims(x, _axes(axis, n, "expand_dims"))
+    try:
+        axes = _axes(axis, n, "expand_dims")
+    except AxisError:
+        raise AxisError(
+            f"expand_dims: axis {axis} is out of range for a tensor of shape {x.shape}: the new "
+            f"axes are positions in the result, of {n} dimensions (-{n} to {n - 1})"
+        ) from None
+    return P.expand_dims(x, axes)
 
 
 def unsqueeze(x: Tensor, /, dim: int) -> Tensor:
@@ -1128,7 +1371,7 @@ def _join_inputs(op: str, arrays: Sequence[Tensor]) -> list[Tensor]:
     _same_device(op, ts)
     d = ts[0]._dtype
     for t in ts[1:]:
-        d = _PROMOTE[d, t._dtype]
+        d = _promote_dtypes(op, d, t._dtype)
     return [P.cast(t, d) for t in ts]
 
 
@@ -1324,7 +1567,16 @@ def pad(
     if mode == "constant":
         _check_scalar_fits("pad", x._dtype, value)
     shape = tuple(n + lo + hi for n, (lo, hi) in zip(x.shape, pairs))
+    if mode == "constant" and type(value) is int and builtins.abs(value) > 2**53:
+        return x._device._allocate("pad", shape, x._dtype, lambda: _pad_exact(x, pairs, value))
     return x._device._allocate("pad", shape, x._dtype, lambda: P.pad(x, pairs, mode, value))
+
+
+def _pad_exact(x: Tensor, pairs: tuple[tuple[int, int], ...], value: int) -> Tensor:
+    """Constant padding with an int no float64 holds exactly (torch's F.pad and JAX read the value
+    as a float or an int64): zeros padded in, then the value written where the border is."""
+    border = P.pad(x._device.full(x.shape, False, dtype=dtypes.bool), pairs, "constant", True)
+    return P.where(border, x._device.full((), value, dtype=x._dtype), P.pad(x, pairs, "constant", 0))
 
 
 def _check_pad_reading(x: Tensor, widths: Any) -> None:
@@ -1417,7 +1669,7 @@ def _normalize_key(x: Tensor, key: Any, op: str = "getitem") -> tuple:
             if t._device is not x._device:
                 raise ValueError(f"{op}: index on {t._device} but tensor on {x._device}")
             if t._dtype is dtypes.bool:
-                consumed += _builtin_max(t.ndim, 1)
+                consumed += t.ndim  # a 0-d mask adds an axis of length 1 or 0, as in NumPy
             elif t._dtype.kind in "iu":
                 t = P.cast(t, dtypes.int64)
                 consumed += 1
@@ -1429,7 +1681,7 @@ def _normalize_key(x: Tensor, key: Any, op: str = "getitem") -> tuple:
     # bounds of plain ints (negative ones count from the end), with the dimension they index
     dim = 0
     ellipsis_span = x.ndim - consumed
-    for k in out:
+    for i, k in enumerate(list(out)):
         if k is Ellipsis:
             dim += ellipsis_span
         elif isinstance(k, int):
@@ -1441,12 +1693,16 @@ def _normalize_key(x: Tensor, key: Any, op: str = "getitem") -> tuple:
             dim += 1
         elif isinstance(k, Tensor):
             if k._dtype is dtypes.bool:
-                if k.shape != x.shape[dim : dim + k.ndim]:
-                    raise IndexError(
-                        f"{op}: boolean mask of shape {k.shape} does not match the indexed "
-                        f"dimensions {x.shape[dim : dim + k.ndim]}"
-                    )
-                dim += _builtin_max(k.ndim, 1)
+                indexed = x.shape[dim : dim + k.ndim]
+                if k.shape != indexed:
+                    # NumPy's rule: a mask with a zero-length dimension selects nothing
+                    if not builtins.all(m in (n, 0) for m, n in zip(k.shape, indexed)):
+                        raise IndexError(
+                            f"{op}: boolean mask of shape {k.shape} does not match the indexed "
+                            f"dimensions {indexed}"
+                        )
+                    out[i] = tuple(x._device.zeros((0,), dtype=dtypes.int64) for _ in range(k.ndim))
+                dim += k.ndim
             else:
                 n = x.shape[dim]
                 if k.size and not tracing.tracing():  # values are symbolic in a compile trace
@@ -1457,7 +1713,15 @@ def _normalize_key(x: Tensor, key: Any, op: str = "getitem") -> tuple:
                             f"{op}: index {hi if hi >= n else lo} is out of bounds for axis {dim} with size {n}"
                         )
                 dim += 1
-    return tuple(out)
+    return tuple(_flatten_masks(out))
+
+
+def _flatten_masks(key: list) -> list:
+    """The key with each empty-selection mask (a tuple of empty int64 indices) spliced in place."""
+    out = []
+    for k in key:
+        out.extend(k if isinstance(k, tuple) else (k,))
+    return out
 
 
 def _index_array(obj: Any, device: Device) -> Tensor:
@@ -1527,13 +1791,14 @@ class _IndexUpdate:
         positions = P.getitem(P.reshape(dev.arange(x.size, dtype=dtypes.int64), x.shape), key)
         flat = positions.numpy().reshape(-1)
         unique, first_in_reversed = np.unique(flat[::-1], return_index=True)
-        last = flat.size - 1 - first_in_reversed
-        where_ = (dev.tensor(unique.astype(np.int64)),)
-        placed = P.index_add(dev.zeros(x.size, dtype=x._dtype), where_, P.take(v, dev.tensor(last), 0))
-        hit = P.index_add(
-            dev.zeros(x.size, dtype=dtypes.int64), where_, dev.ones(unique.size, dtype=dtypes.int64)
-        )
-        return P.reshape(P.where(P.gt(hit, 0), placed, P.reshape(x, (x.size,))), x.shape)
+        source = np.zeros(x.size, np.int64)  # for each element of x, the value that lands there
+        source[unique] = flat.size - 1 - first_in_reversed
+        hit = np.zeros(x.size, np.bool_)
+        hit[unique] = True
+        if not flat.size:
+            return x
+        placed = P.take(v, dev.tensor(source), 0)  # a gather: no arithmetic, any dtype, exact
+        return P.reshape(P.where(dev.tensor(hit), placed, P.reshape(x, (x.size,))), x.shape)
 
 
 @_accepts_dim()
@@ -1621,6 +1886,8 @@ def scatter_add(x: Tensor, axis: int, indices: Tensor, src: Tensor) -> Tensor:
 def sort(x: Tensor, /, *, axis: int = -1, descending: bool = False, stable: bool = True) -> Tensor:
     """`x` sorted along `axis` (NaN last; first when descending)."""
     x = _tensor(x, "sort")
+    if x._dtype.is_complex:
+        raise _no_complex("sort", x._dtype)
     return P.sort(x, _axis(axis, x.ndim, "sort", x.shape), descending, stable)
 
 
@@ -1628,6 +1895,8 @@ def sort(x: Tensor, /, *, axis: int = -1, descending: bool = False, stable: bool
 def argsort(x: Tensor, /, *, axis: int = -1, descending: bool = False, stable: bool = True) -> Tensor:
     """int64 indices that sort `x` along `axis`."""
     x = _tensor(x, "argsort")
+    if x._dtype.is_complex:
+        raise _no_complex("argsort", x._dtype)
     return P.argsort(x, _axis(axis, x.ndim, "argsort", x.shape), descending, stable)
 
 
@@ -1642,6 +1911,8 @@ class ValuesIndices(NamedTuple):
 def topk(x: Tensor, k: int, /, *, axis: int = -1, largest: bool = True) -> ValuesIndices:
     """The k largest (or smallest) values along `axis`, sorted, and their int64 indices."""
     x = _tensor(x, "topk")
+    if x._dtype.is_complex:
+        raise _no_complex("topk", x._dtype)
     ax = _axis(axis, x.ndim, "topk", x.shape)
     if not 0 <= k <= x.shape[ax]:
         raise ValueError(f"topk: k={k} is out of range for axis {ax} of length {x.shape[ax]}")
@@ -1738,6 +2009,9 @@ def unique_all(x: Tensor, /) -> UniqueAllResult:
 def searchsorted(x1: Tensor, x2: Tensor, /, *, side: str = "left", sorter: Tensor | None = None) -> Tensor:
     """int64 insertion indices of x2's values into the sorted 1-D x1 (computed on the host)."""
     x1, x2 = _tensor(x1, "searchsorted"), _tensor(x2, "searchsorted")
+    for t in (x1, x2):
+        if t._dtype.is_complex:
+            raise _no_complex("searchsorted", t._dtype)
     if x1.ndim != 1:
         raise ValueError(f"searchsorted: x1 must be 1-D, got shape {x1.shape}")
     if side not in ("left", "right"):
@@ -1748,18 +2022,23 @@ def searchsorted(x1: Tensor, x2: Tensor, /, *, side: str = "left", sorter: Tenso
 
 
 def conj(x: Tensor, /) -> Tensor:
-    """The complex conjugate: the values themselves for agnostic's real dtypes."""
-    return _tensor(x, "conj")
+    """The complex conjugate; real tensors are their own conjugate (returned as they are)."""
+    x = _tensor(x, "conj")
+    return P.conj(x) if x._dtype.is_complex else x
 
 
 def real(x: Tensor, /) -> Tensor:
-    """The real part: the values themselves for agnostic's real dtypes."""
-    return _tensor(x, "real")
+    """The real part, of the real dtype of the parts (complex64 -> float32); real tensors are
+    their own real part."""
+    x = _tensor(x, "real")
+    return P.real(x) if x._dtype.is_complex else x
 
 
 def imag(x: Tensor, /) -> Tensor:
-    """The imaginary part: zeros for agnostic's real dtypes."""
-    return zeros_like(_tensor(x, "imag"))
+    """The imaginary part, of the real dtype of the parts (complex64 -> float32); zeros of the
+    input's dtype for a real tensor."""
+    x = _tensor(x, "imag")
+    return P.imag(x) if x._dtype.is_complex else zeros_like(x)
 
 
 # ====================================================================== methods
@@ -1771,7 +2050,7 @@ TENSOR_METHODS: tuple[str, ...] = (
     "cumprod", "reshape", "permute", "transpose", "squeeze", "expand_dims", "unsqueeze", "flatten",
     "broadcast_to", "flip", "roll", "tile", "take", "take_along_axis", "gather", "argsort", "topk",
     "matmul", "moveaxis", "add", "sub", "mul", "div", "pow", "neg", "logical_and",
-    "logical_or", "logical_xor", "remainder", "floor_divide",
+    "logical_or", "logical_xor", "remainder", "floor_divide", "conj",
 )  # fmt: skip
 """Ops also reachable as tensor methods (`x.sum(axis=0)`, `x.reshape(2, -1)`); Tensor defines the
 methods whose torch meaning needs more than the op (max, sort, std, repeat, split, ...) itself."""
@@ -1854,3 +2133,5 @@ for _name in TENSOR_METHODS:
     )
 for _name, _fn in _TORCH_METHOD_NAMES.items():
     setattr(Tensor, _name, _fn)
+Tensor.real = property(real, doc="The real part (torch's and NumPy's `x.real`); see `ag.real`.")
+Tensor.imag = property(imag, doc="The imaginary part (torch's and NumPy's `x.imag`); see `ag.imag`.")

@@ -4,11 +4,20 @@ Names and signatures match `agnostic.backends.base.Backend` (normalized argument
 decided by `agnostic.ops`), so `TensorOps` can run a composite's default body on Tensors: that is
 how composites are differentiated when they have no hand-written rule. Every rule is written with
 Tensor ops, so it is itself differentiable (second derivatives work on every backend).
+
+Complex numbers follow torch's convention. For a real loss L of complex z = x + iy, the gradient is
+dL/dx + i dL/dy (= 2 dL/d(conj z)), the steepest-ascent direction, so `z - lr * grad` descends. A
+rule maps the cotangent g of an output w = f(z) to conj(dw/dz) g + (dw/d(conj z)) conj(g): for a
+holomorphic f that is g * conj(f'(z)) (`_cj`, a no-op on real dtypes); abs, sign, conj, real, imag
+and casts between real and complex use the full formula. JAX's pullbacks do not conjugate: torch's
+vjp(c) is conj(jax_vjp(conj(c))), so `jax.grad` of a complex-to-real function is the conjugate of
+this gradient.
 """
 
 from __future__ import annotations
 
 import builtins
+import cmath
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -78,32 +87,82 @@ def _zero(g: Tensor, x: Tensor, y: Tensor) -> Tensor:
     return zeros_like(g)
 
 
+def _cj(v: Any) -> Any:
+    """conj(v) for a complex tensor or number, `v` itself otherwise: the rules write `g * _cj(f'(z))`,
+    torch's convention, which costs nothing on real dtypes."""
+    if isinstance(v, Tensor):
+        return conj(v) if v._dtype.is_complex else v
+    return v.conjugate() if isinstance(v, complex) else v
+
+
+def _to_input(g: Tensor, x: Tensor) -> Tensor:
+    """Cotangent `g` in `x`'s dtype: a real input keeps the real part of a complex cotangent (the
+    imaginary direction is not one it can move in); a complex input gets a real one as g + 0i."""
+    if g._dtype is x._dtype:
+        return g
+    if g._dtype.is_complex and not x._dtype.is_complex:
+        g = real(g)
+    return cast(g, x._dtype)
+
+
+def _safe_modulus(x: Tensor, r: Tensor) -> tuple[Tensor, Tensor]:
+    """(|x| == 0, |x| with the zeros replaced by 1), `r` being |x|: the divisor of z / |z|."""
+    zero = eq(r, 0.0)
+    return zero, where(zero, 1.0, r)
+
+
+def _abs_rule(g: Tensor, x: Tensor, y: Tensor) -> Tensor:
+    """|z|: g * z / |z| for complex z (dL/dx + i dL/dy), 0 at 0; g * sign(x) for real x."""
+    if not x._dtype.is_complex:
+        return mul(g, sign(x))
+    zero, r = _safe_modulus(x, y)
+    return mul(cast(where(zero, 0.0, div(g, r)), x._dtype), x)
+
+
+def _sgn_rule(g: Tensor, x: Tensor, y: Tensor) -> Tensor:
+    """sign(z) = z / |z| is constant along rays only, so it has a gradient: (g - Re(g conj(s)) s) / |z|,
+    0 at 0 (torch's sgn_backward); a real sign is piecewise constant, its gradient 0."""
+    if not x._dtype.is_complex:
+        return zeros_like(g)
+    zero, r = _safe_modulus(x, abs(x))
+    radial = mul(cast(real(mul(g, conj(y))), x._dtype), y)
+    return where(zero, 0.0, div(sub(g, radial), cast(r, x._dtype)))
+
+
+def _acosh_derivative(x: Tensor) -> Tensor:
+    """1 / sqrt(x^2 - 1); for complex x, 1 / (sqrt(x - 1) sqrt(x + 1)), the derivative of the
+    principal branch, which differs from the first in sign where Re(x) < 0."""
+    if not x._dtype.is_complex:
+        return rsqrt(sub(mul(x, x), 1.0))
+    return reciprocal(mul(sqrt(sub(x, 1.0)), sqrt(add(x, 1.0))))
+
+
 neg = _unary("neg", lambda g, x, y: neg(g))
-abs = _unary("abs", lambda g, x, y: mul(g, sign(x)))
-sign = _unary("sign", _zero)
-exp = _unary("exp", lambda g, x, y: mul(g, y))
-expm1 = _unary("expm1", lambda g, x, y: mul(g, add(y, 1.0)))
-log = _unary("log", lambda g, x, y: div(g, x))
-log1p = _unary("log1p", lambda g, x, y: div(g, add(x, 1.0)))
-log2 = _unary("log2", lambda g, x, y: div(g, mul(x, _LN2)))
-log10 = _unary("log10", lambda g, x, y: div(g, mul(x, _LN10)))
-sqrt = _unary("sqrt", lambda g, x, y: div(g, mul(y, 2.0)))
-rsqrt = _unary("rsqrt", lambda g, x, y: mul(g, mul(div(y, x), -0.5)))
-square = _unary("square", lambda g, x, y: mul(g, mul(x, 2.0)))
-reciprocal = _unary("reciprocal", lambda g, x, y: neg(mul(g, mul(y, y))))
-sin = _unary("sin", lambda g, x, y: mul(g, cos(x)))
-cos = _unary("cos", lambda g, x, y: neg(mul(g, sin(x))))
-tan = _unary("tan", lambda g, x, y: mul(g, add(mul(y, y), 1.0)))
-asin = _unary("asin", lambda g, x, y: mul(g, rsqrt(sub(1.0, mul(x, x)))))
-acos = _unary("acos", lambda g, x, y: neg(mul(g, rsqrt(sub(1.0, mul(x, x))))))
-atan = _unary("atan", lambda g, x, y: div(g, add(mul(x, x), 1.0)))
-sinh = _unary("sinh", lambda g, x, y: mul(g, cosh(x)))
-cosh = _unary("cosh", lambda g, x, y: mul(g, sinh(x)))
-tanh = _unary("tanh", lambda g, x, y: mul(g, sub(1.0, mul(y, y))))
-asinh = _unary("asinh", lambda g, x, y: mul(g, rsqrt(add(mul(x, x), 1.0))))
-acosh = _unary("acosh", lambda g, x, y: mul(g, rsqrt(sub(mul(x, x), 1.0))))
-atanh = _unary("atanh", lambda g, x, y: div(g, sub(1.0, mul(x, x))))
-sigmoid = _unary("sigmoid", lambda g, x, y: mul(g, mul(y, sub(1.0, y))))
+abs = _unary("abs", _abs_rule)
+sign = _unary("sign", _sgn_rule)
+exp = _unary("exp", lambda g, x, y: mul(g, _cj(y)))
+expm1 = _unary("expm1", lambda g, x, y: mul(g, _cj(add(y, 1.0))))
+log = _unary("log", lambda g, x, y: div(g, _cj(x)))
+log1p = _unary("log1p", lambda g, x, y: div(g, _cj(add(x, 1.0))))
+log2 = _unary("log2", lambda g, x, y: div(g, _cj(mul(x, _LN2))))
+log10 = _unary("log10", lambda g, x, y: div(g, _cj(mul(x, _LN10))))
+sqrt = _unary("sqrt", lambda g, x, y: div(g, _cj(mul(y, 2.0))))
+rsqrt = _unary("rsqrt", lambda g, x, y: mul(g, _cj(mul(div(y, x), -0.5))))
+square = _unary("square", lambda g, x, y: mul(g, _cj(mul(x, 2.0))))
+reciprocal = _unary("reciprocal", lambda g, x, y: neg(mul(g, _cj(mul(y, y)))))
+sin = _unary("sin", lambda g, x, y: mul(g, _cj(cos(x))))
+cos = _unary("cos", lambda g, x, y: neg(mul(g, _cj(sin(x)))))
+tan = _unary("tan", lambda g, x, y: mul(g, _cj(add(mul(y, y), 1.0))))
+asin = _unary("asin", lambda g, x, y: mul(g, _cj(rsqrt(sub(1.0, mul(x, x))))))
+acos = _unary("acos", lambda g, x, y: neg(mul(g, _cj(rsqrt(sub(1.0, mul(x, x)))))))
+atan = _unary("atan", lambda g, x, y: div(g, _cj(add(mul(x, x), 1.0))))
+sinh = _unary("sinh", lambda g, x, y: mul(g, _cj(cosh(x))))
+cosh = _unary("cosh", lambda g, x, y: mul(g, _cj(sinh(x))))
+tanh = _unary("tanh", lambda g, x, y: mul(g, _cj(sub(1.0, mul(y, y)))))
+asinh = _unary("asinh", lambda g, x, y: mul(g, _cj(rsqrt(add(mul(x, x), 1.0)))))
+acosh = _unary("acosh", lambda g, x, y: mul(g, _cj(_acosh_derivative(x))))
+atanh = _unary("atanh", lambda g, x, y: div(g, _cj(sub(1.0, mul(x, x)))))
+sigmoid = _unary("sigmoid", lambda g, x, y: mul(g, _cj(mul(y, sub(1.0, y)))))
 erf = _unary("erf", lambda g, x, y: mul(g, mul(exp(neg(mul(x, x))), _TWO_OVER_SQRT_PI)))
 floor = _unary("floor", _zero)
 ceil = _unary("ceil", _zero)
@@ -115,6 +174,9 @@ isfinite = _unary("isfinite", None)
 signbit = _unary("signbit", None)
 logical_not = _unary("logical_not", None)
 bitwise_invert = _unary("bitwise_invert", None)
+conj = _unary("conj", lambda g, x, y: conj(g))
+real = _unary("real", lambda g, x, y: _to_input(g, x))
+imag = _unary("imag", lambda g, x, y: mul(_to_input(g, x), 1j) if x._dtype.is_complex else zeros_like(x))
 
 
 def _binary(name: str, rule: Rule | None) -> Callable[[Any, Any], Tensor]:
@@ -131,14 +193,20 @@ def _binary(name: str, rule: Rule | None) -> Callable[[Any, Any], Tensor]:
 
         def vjp(g: Tensor, y: Tensor) -> tuple[Tensor | None, ...]:
             ga, gb = rule(g, a, b, y, wa, wb)
-            ga = unbroadcast(ga, a.shape) if wa else None
-            gb = unbroadcast(gb, b.shape) if wb else None
+            ga = _real_if_real(unbroadcast(ga, a.shape), a) if wa else None
+            gb = _real_if_real(unbroadcast(gb, b.shape), b) if wb else None
             return (ga, gb) if ta and tb else ((ga,) if ta else (gb,))
 
         return _record(out, name, inputs, vjp)
 
     op.__name__ = op.__qualname__ = name
     return op
+
+
+def _real_if_real(g: Tensor, x: Tensor) -> Tensor:
+    """A real operand of an op with a complex result (a real tensor times a complex scalar) gets the
+    real part of its complex cotangent, as torch's autograd gives it."""
+    return real(g) if g._dtype.is_complex and not x._dtype.is_complex else g
 
 
 def _extremum_rule(pick_a: Callable[[Any, Any], Tensor]) -> Rule:
@@ -160,16 +228,18 @@ def _pow_rule(g: Tensor, a: Any, b: Any, y: Tensor, wa: bool, wb: bool) -> tuple
     if wa:
         # d/da a**b = b a**(b-1), taken as 0 where b == 0 (torch and JAX), even at a == 0
         if isinstance(b, Tensor):
-            ga = mul(g, where(eq(b, 0.0), 0.0, mul(b, pow(a, sub(b, 1.0)))))
+            ga = mul(g, _cj(where(eq(b, 0.0), 0.0, mul(b, pow(a, sub(b, 1.0))))))
         else:
-            ga = mul(g, mul(b, pow(a, b - 1))) if b != 0 else zeros_like(g)
+            ga = mul(g, _cj(mul(b, pow(a, b - 1)))) if b != 0 else zeros_like(g)
     if wb:
         # d/db a**b = a**b log a, taken as 0 where a == 0 (the limit torch and JAX use)
         if isinstance(a, Tensor):
             zero = eq(a, 0.0)
-            gb = mul(g, where(zero, 0.0, mul(y, log(where(zero, 1.0, a)))))
-        else:
-            gb = mul(g, mul(y, math.log(a))) if a != 0 else zeros_like(g)
+            gb = mul(g, _cj(where(zero, 0.0, mul(y, log(where(zero, 1.0, a))))))
+        elif a == 0:
+            gb = zeros_like(g)
+        else:  # a negative base has a complex logarithm (a complex y)
+            gb = mul(g, _cj(mul(y, cmath.log(a) if y._dtype.is_complex else math.log(a))))
     return ga, gb
 
 
@@ -183,9 +253,15 @@ def _atan2_rule(g: Tensor, a: Any, b: Any, y: Tensor, wa: bool, wb: bool) -> tup
 
 add = _binary("add", lambda g, a, b, y, wa, wb: (g, g))
 sub = _binary("sub", lambda g, a, b, y, wa, wb: (g, neg(g) if wb else None))
-mul = _binary("mul", lambda g, a, b, y, wa, wb: (mul(g, b) if wa else None, mul(g, a) if wb else None))
+mul = _binary(
+    "mul", lambda g, a, b, y, wa, wb: (mul(g, _cj(b)) if wa else None, mul(g, _cj(a)) if wb else None)
+)
 div = _binary(
-    "div", lambda g, a, b, y, wa, wb: (div(g, b) if wa else None, neg(div(mul(g, y), b)) if wb else None)
+    "div",
+    lambda g, a, b, y, wa, wb: (
+        div(g, _cj(b)) if wa else None,
+        neg(div(mul(g, _cj(y)), _cj(b))) if wb else None,
+    ),
 )
 pow = _binary("pow", _pow_rule)
 maximum = _binary("maximum", _extremum_rule(lambda a, b: ge(a, b)))
@@ -216,6 +292,7 @@ remainder = _binary(
     "remainder", lambda g, a, b, y, wa, wb: (g, neg(mul(g, floor_divide(a, b))) if wb else None)
 )
 floor_divide = _binary("floor_divide", lambda g, a, b, y, wa, wb: (zeros_like(g), zeros_like(g)))
+nextafter = _binary("nextafter", lambda g, a, b, y, wa, wb: (zeros_like(g), zeros_like(g)))
 eq = _binary("eq", None)
 ne = _binary("ne", None)
 lt = _binary("lt", None)
@@ -282,12 +359,14 @@ def clip(x: Tensor, lo: Any, hi: Any) -> Tensor:
 
 
 def cast(x: Tensor, dtype: DType) -> Tensor:
-    """`x` converted to `dtype`; differentiable between float dtypes."""
+    """`x` converted to `dtype`; differentiable between real and complex float dtypes (real ->
+    complex: the input gets the real part of the cotangent; complex -> real keeps the real part, so
+    its input gets g + 0i)."""
     if x._dtype is dtype:
         return x
     out = _make(x._device.ops.cast(x._data, dtype), x._device)
-    if dtype.is_floating and grad_enabled() and x.requires_grad:
-        _record(out, "cast", (x,), lambda g, y: (cast(g, x._dtype),))
+    if dtype.is_inexact and grad_enabled() and x.requires_grad:
+        _record(out, "cast", (x,), lambda g, y: (_to_input(g, x),))
     return out
 
 
@@ -335,7 +414,7 @@ def _prod_rule(g: Tensor, x: Tensor, y: Tensor, axes: tuple[int, ...], keepdims:
     others = _exclusive_products(flat)
     others = reshape(others, moved.shape)
     inverse = tuple(sorted(range(nd), key=lambda i: (rest + axes)[i]))
-    return mul(_expand_to(g, x, axes, keepdims), permute(others, inverse))
+    return mul(_expand_to(g, x, axes, keepdims), _cj(permute(others, inverse)))
 
 
 def _exclusive_products(flat: Tensor) -> Tensor:
@@ -430,7 +509,7 @@ def _cumprod_vjp(g: Tensor, x: Tensor, axis: int) -> Tensor:
         _make(dev.ops.arange(0, n, 1, dtypes.int64), dev),
         expand_dims(_make(dev.ops.arange(0, n, 1, dtypes.int64), dev), (1,)),
     )  # j >= i
-    contrib = where(upper, mul(rows, expand_dims(gm, (nd - 1,))), 0.0)
+    contrib = where(upper, mul(_cj(rows), expand_dims(gm, (nd - 1,))), 0.0)
     return moveaxis(sum(contrib, (nd,), False), nd - 1, axis)
 
 
@@ -460,9 +539,9 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
                 g2 = expand_dims(g2, (g2.ndim,))
             res = []
             if wa:
-                res.append(reshape(unbroadcast(matmul(g2, _mt(b2)), a2.shape), a.shape))
+                res.append(reshape(unbroadcast(matmul(g2, _cj(_mt(b2))), a2.shape), a.shape))
             if wb:
-                res.append(reshape(unbroadcast(matmul(_mt(a2), g2), b2.shape), b.shape))
+                res.append(reshape(unbroadcast(matmul(_cj(_mt(a2)), g2), b2.shape), b.shape))
             return tuple(res)
 
         _record(out, "matmul", tuple(t for t in (a, b) if t.requires_grad), vjp)
@@ -984,10 +1063,14 @@ def _default_rule(
 
 
 def linear(x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
-    """x @ w.T + b; its gradients are the composite `linear_grad`."""
+    """x @ w.T + b; its gradients are the composite `linear_grad` (of conj(x) and conj(w) when
+    complex: g @ conj(w) and g^T conj(x))."""
     wanted = (x.requires_grad, w.requires_grad, b is not None and b.requires_grad)  # as recorded
     return composite(
-        "linear", (x, w, b), {}, lambda g, y: composite_outputs("linear_grad", (g, x, w, wanted), {})
+        "linear",
+        (x, w, b),
+        {},
+        lambda g, y: composite_outputs("linear_grad", (g, _cj(x), _cj(w), wanted), {}),
     )
 
 

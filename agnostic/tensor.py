@@ -162,11 +162,29 @@ class Tensor:
             a = a.astype(np.float32)
         return a.tolist()
 
-    def __dlpack__(self, **kwargs: Any) -> Any:
-        return self._device.ops.to_dlpack(self._data, **kwargs)
+    def __dlpack__(
+        self, *, stream: Any = None, max_version: tuple[int, int] | None = None,
+        dl_device: tuple[Any, int] | None = None, copy: bool | None = None,
+    ) -> Any:  # fmt: skip
+        """A DLPack capsule of the data (the Array API's exchange protocol); keywords left at None
+        are not passed on, so libraries that predate them still export."""
+        given = {"stream": stream, "max_version": max_version, "dl_device": dl_device, "copy": copy}
+        return self._device.ops.to_dlpack(self._data, **{k: v for k, v in given.items() if v is not None})
 
     def __dlpack_device__(self) -> tuple[int, int]:
         return self._device.ops.dlpack_device(self._data)
+
+    def to_device(self, device: Any, /, *, stream: Any = None) -> Tensor:
+        """`self` on `device` (a Device, as `x.device` returns, or a backend name); gradients flow
+        back through the move. `stream` must be None: moves use the library's default stream."""
+        from agnostic import ops
+
+        if stream is not None:
+            raise ValueError(
+                f"to_device: stream={stream!r}: agnostic moves tensors on the library's default "
+                "stream; pass stream=None"
+            )
+        return ops.to_device(self, device)
 
     def __array_namespace__(self, api_version: str | None = None) -> Any:
         if api_version not in (None, "2023.12", "2022.12", "2021.12"):
@@ -183,9 +201,13 @@ class Tensor:
         return bool(self.item())
 
     def __float__(self) -> float:
+        if self._dtype.is_complex:
+            raise _complex_to_real("float", self._dtype)
         return float(self.item())
 
     def __int__(self) -> int:
+        if self._dtype.is_complex:
+            raise _complex_to_real("int", self._dtype)
         return int(self.item())
 
     def __index__(self) -> int:
@@ -228,9 +250,10 @@ class Tensor:
     # ------------------------------------------------------------------ autodiff
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         """Mark this (leaf) tensor as one whose gradient `backward` accumulates into `.grad`."""
-        if requires_grad and not self._dtype.is_floating:
+        if requires_grad and not self._dtype.is_inexact:
             raise TypeError(
-                f"requires_grad: only floating-point tensors can require gradients, got {self._dtype.name}"
+                f"requires_grad: only floating-point tensors can require gradients, got {self._dtype.name} "
+                "(real or complex floating dtypes can)"
             )
         if not requires_grad and self._node is not None:
             raise RuntimeError(
@@ -313,10 +336,24 @@ class Tensor:
         return ops.getitem(self, key)
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        raise TypeError(
-            "tensors are values and do not support item assignment; use ag.where(mask, value, x), "
-            "x.at[key].set(value) or x.at[key].add(value)"
-        )
+        """`x[key] = value` gives this tensor object the value `x.at[key].set(value)`. No array is
+        written: every other tensor (a view or slice taken before included) keeps its value, as
+        tensors are values; only the name `x` now holds the new one. Differentiable through the
+        old value and `value`; a gradient rule recorded earlier that needs x's old value is refused
+        at backward, as torch refuses a tensor modified in place."""
+        from agnostic import autodiff
+
+        if self.requires_grad and self._node is None and autodiff.grad_enabled():
+            raise RuntimeError(
+                f"setitem: a leaf tensor that requires grad (shape {self.shape}) cannot be assigned "
+                "into while gradients are recorded; assign under `with ag.no_grad():` (to change a "
+                "parameter's values), or use `y = x.at[key].set(value)`"
+            )
+        old = Tensor._make(self._data, self._device, self._dtype)
+        old._node, old.requires_grad = self._node, self.requires_grad
+        new = old.at[key].set(value)
+        self._data, self._node, self.requires_grad = new._data, new._node, new.requires_grad
+        autodiff.note_assignment(self)
 
     @property
     def at(self) -> Any:
@@ -644,3 +681,11 @@ class Tensor:
             data, dtype=self._dtype if dtype is None else dtype,
             device=self._device if device is None else device, copy=True,
         )  # fmt: skip
+
+
+def _complex_to_real(kind: str, dtype: DType) -> TypeError:
+    """The Array API's TypeError for float() or int() of a complex tensor, with the fix."""
+    return TypeError(
+        f"{kind}() of a {dtype.name} tensor would drop its imaginary part; use {kind}(x.real), "
+        f"{kind}(abs(x)) or complex(x)"
+    )

@@ -14,6 +14,8 @@ import numpy as np
 
 from agnostic import dtypes
 from agnostic.backends import _xp_conv, _xp_special
+from agnostic.backends._xp_fft import XPFFT
+from agnostic.backends._xp_linalg import XPLinalg
 from agnostic.backends.base import Array, Axes, Backend, Pairs, Shape, int_cast
 from agnostic.dtypes import DType
 
@@ -22,7 +24,6 @@ _UNARY = {
     "abs": "abs",
     "sign": "sign",
     "exp": "exp",
-    "expm1": "expm1",
     "log": "log",
     "log1p": "log1p",
     "log2": "log2",
@@ -51,6 +52,9 @@ _UNARY = {
     "signbit": "signbit",
     "logical_not": "logical_not",
     "bitwise_invert": "invert",
+    "conj": "conj",
+    "real": "real",
+    "imag": "imag",
 }
 _BINARY = {
     "add": "add",
@@ -63,6 +67,7 @@ _BINARY = {
     "logaddexp": "logaddexp",
     "hypot": "hypot",
     "copysign": "copysign",
+    "nextafter": "nextafter",
     "eq": "equal",
     "ne": "not_equal",
     "lt": "less",
@@ -88,10 +93,11 @@ _REDUCE = {
 }
 
 
-class XPBackend(Backend):
+class XPBackend(XPLinalg, XPFFT, Backend):
     """Primitives on `xp` arrays (`xp` is numpy or cupy)."""
 
     xp: ClassVar[Any] = np
+    max_dims = 64
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Bind the table-driven primitives straight to `cls.xp`'s functions (no lookup per call)."""
@@ -106,6 +112,14 @@ class XPBackend(Backend):
             for ours, theirs in table.items():
                 if ours not in cls.__dict__:
                     setattr(cls, ours, make(getattr(cls.xp, theirs)))
+
+    def expm1(self, a: Array) -> Array:
+        out = self.xp.expm1(a)
+        if a.dtype.kind != "c":
+            return out
+        # NumPy's complex expm1 gives NaN for most infinite and NaN inputs; exp(z) - 1 there has the
+        # Array API's values (expm1(inf + 0j) = inf + 0j, expm1(-inf + inf j) = -1 + 0j, ...)
+        return self.xp.where(self.xp.isfinite(a), out, self.xp.exp(a) - 1)
 
     # ------------------------------------------------------------------ dtypes, shapes, host
     def native_dtype(self, dtype: DType) -> Any:
@@ -145,6 +159,9 @@ class XPBackend(Backend):
                 # a value too large for the narrower float becomes inf, without NumPy's warning
                 with np.errstate(over="ignore"):
                     return a.astype(self._native_dtypes[dtype])
+        elif source.kind in "iu" and dtype.is_floating and dtype.itemsize == 2:
+            with np.errstate(over="ignore"):  # an int beyond float16's range becomes inf, silently
+                return a.astype(self._native_dtypes[dtype])
         return a.astype(self._native_dtypes[dtype])
 
     def bitcast(self, a: Array, dtype: DType) -> Array:
@@ -177,6 +194,8 @@ class XPBackend(Backend):
         return self.xp.reciprocal(a)
 
     def sigmoid(self, a: Array) -> Array:
+        if a.dtype.kind == "c":  # complex has no sign to split on: the definition, as torch and JAX
+            return 1 / (1 + self.xp.exp(-a))
         # exp of a non-positive number never overflows: the two halves of the logistic function
         e = self.xp.exp(-self.xp.abs(a))
         return self.xp.where(a >= 0, 1 / (1 + e), e / (1 + e)).astype(a.dtype, copy=False)

@@ -45,6 +45,8 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 
 from agnostic import dtypes
+from agnostic.backends.base_fft import FFTOps
+from agnostic.backends.base_linalg import LinalgOps
 from agnostic.dtypes import DType
 
 Array = Any
@@ -56,13 +58,14 @@ UNARY_OPS: tuple[str, ...] = (
     "neg", "abs", "sign", "exp", "expm1", "log", "log1p", "log2", "log10", "sqrt", "rsqrt",
     "square", "reciprocal", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh",
     "asinh", "acosh", "atanh", "sigmoid", "erf", "floor", "ceil", "round", "trunc", "isnan",
-    "isinf", "isfinite", "signbit", "logical_not", "bitwise_invert",
+    "isinf", "isfinite", "signbit", "logical_not", "bitwise_invert", "conj", "real", "imag",
 )  # fmt: skip
-"""Elementwise unary primitives: `op(a) -> array`."""
+"""Elementwise unary primitives: `op(a) -> array`. `conj`, `real` and `imag` get complex arrays
+only (the Tensor layer answers them for real dtypes); `real` and `imag` return the parts' real dtype."""
 
 BINARY_OPS: tuple[str, ...] = (
     "add", "sub", "mul", "div", "floor_divide", "remainder", "pow", "maximum", "minimum",
-    "atan2", "logaddexp", "hypot", "copysign", "eq", "ne", "lt", "le", "gt", "ge",
+    "atan2", "logaddexp", "hypot", "copysign", "nextafter", "eq", "ne", "lt", "le", "gt", "ge",
     "logical_and", "logical_or", "logical_xor", "bitwise_and", "bitwise_or", "bitwise_xor",
     "bitwise_left_shift", "bitwise_right_shift",
 )  # fmt: skip
@@ -102,7 +105,7 @@ class OutOfMemoryError(MemoryError):
         self.op, self.shape, self.dtype, self.nbytes = op, shape, dtype, nbytes
 
 
-class Backend(abc.ABC):
+class Backend(LinalgOps, FFTOps, abc.ABC):
     """A tensor op-set over one library's native arrays, bound to one device."""
 
     name: ClassVar[str] = "abstract"
@@ -111,6 +114,10 @@ class Backend(abc.ABC):
     compiler: ClassVar[str | None] = None
     """The compiler `agnostic.compile` hands traced steps to ("jax.jit", "torch.fx"...); None
     runs them eagerly, and `trace` / `compile_traced` are then never called."""
+
+    max_dims: ClassVar[int | None] = None
+    """The most dimensions an array may have (NumPy's and torch's 64); None: no limit the library
+    states. `ag.__array_namespace_info__().capabilities()["max dimensions"]` reports it."""
 
     flushes_subnormals: bool = False
     """Whether the device treats subnormal floats as zero (flush-to-zero, denormals-are-zero), as
@@ -914,7 +921,7 @@ class IntCast(NamedTuple):
 @functools.cache
 def int_cast(src: DType, dst: DType) -> IntCast:
     """The IntCast from float dtype `src` to integer dtype `dst`."""
-    info, fi = dtypes.iinfo(dst), dtypes.finfo(src)
+    info, fi = dtypes.iinfo(dst), dtypes.native_finfo(src)
     largest, digits = float(fi.max), int(fi.nmant) + 1  # significand bits
     end = float(info.max) + 1  # 2**(bits - 1), or 2**bits unsigned: exact in every float dtype
     if end > largest:

@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 
 from agnostic import dtypes
+from agnostic.backends._jax_fft import JaxFFT
+from agnostic.backends._jax_linalg import JaxLinalg
 from agnostic.backends._xp_conv import _avg_divisor, _pool_geometry
 from agnostic.backends.base import (
     Array,
@@ -77,11 +79,13 @@ _UNARY = {
     "asinh": "arcsinh", "acosh": "arccosh", "atanh": "arctanh", "floor": "floor", "ceil": "ceil",
     "round": "round", "trunc": "trunc", "isnan": "isnan", "isinf": "isinf", "isfinite": "isfinite",
     "signbit": "signbit", "logical_not": "logical_not", "bitwise_invert": "invert",
+    "conj": "conj", "real": "real", "imag": "imag",
 }  # fmt: skip
 _BINARY = {
     "add": "add", "sub": "subtract", "mul": "multiply",
     "remainder": "remainder", "maximum": "maximum", "minimum": "minimum",
     "atan2": "arctan2", "logaddexp": "logaddexp", "hypot": "hypot", "copysign": "copysign",
+    "nextafter": "nextafter",
     "eq": "equal", "ne": "not_equal", "lt": "less", "le": "less_equal", "gt": "greater",
     "ge": "greater_equal", "logical_and": "logical_and", "logical_or": "logical_or",
     "logical_xor": "logical_xor", "bitwise_and": "bitwise_and", "bitwise_or": "bitwise_or",
@@ -283,7 +287,7 @@ class _MeshProgram(_X64Program):
         return self._run(*placed)
 
 
-class JaxBackend(Backend):
+class JaxBackend(JaxLinalg, JaxFFT, Backend):
     """Primitives on jax.Arrays committed to one JAX device, or replicated over the mesh of several."""
 
     name = "jax"
@@ -428,6 +432,14 @@ class JaxBackend(Backend):
         if self.mesh is not None or out.devices() != {self._jax_device}:
             out = jax.device_put(out, self._jax_device)
         return out
+
+    def to_dlpack(self, a: Array, **kwargs: Any) -> Any:
+        # JAX refuses a consumer's max_version below (0, 5); every 0.x consumer reads the one
+        # legacy (unversioned) capsule, which JAX gives when no max_version is asked for
+        version = kwargs.get("max_version")
+        if version is not None and version[0] < 1:
+            del kwargs["max_version"]
+        return a.__dlpack__(**kwargs)
 
     # ------------------------------------------------------------------ creation
     def full(self, shape: Shape, value: bool | int | float, dtype: DType) -> Array:
@@ -1176,6 +1188,9 @@ if _IMPORT_ERROR is None:
     _matmul = jax.jit(_matmul_highest, inline=True)  # a static `precision` costs jnp.matmul a lookup per call
     _div = jax.jit(_true_divide, inline=True)
     _no_wrap = _READERS | _SETS_X64_ITSELF
+    from agnostic.backends import _jax_complex
+
+    _STANDARD_COMPLEX = _jax_complex.functions()  # jnp's for real inputs, the standard's for complex
     for _table, _make in (
         (_UNARY, _unary),
         (_BINARY, _binary),
@@ -1184,7 +1199,7 @@ if _IMPORT_ERROR is None:
     ):
         for _ours, _theirs in _table.items():
             if _ours not in JaxBackend.__dict__:
-                setattr(JaxBackend, _ours, _make(getattr(jnp, _theirs)))
+                setattr(JaxBackend, _ours, _make(_STANDARD_COMPLEX.get(_ours) or getattr(jnp, _theirs)))
                 if _make in (_unary, _binary):
                     _no_wrap.add(_ours)  # they turn 64-bit mode on themselves
     for _name in dir(JaxBackend):  # every other op, own or the base class's default, in 64-bit mode

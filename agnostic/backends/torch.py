@@ -16,6 +16,9 @@ import torch
 import torch.nn.functional as F
 
 from agnostic import dtypes, threads
+from agnostic.backends import _torch_unsigned as _unsigned
+from agnostic.backends._torch_fft import TorchFFT
+from agnostic.backends._torch_linalg import TorchLinalg
 from agnostic.backends.base import (
     Array,
     Axes,
@@ -38,23 +41,56 @@ _TORCH_DTYPES = {
     dtypes.int32: torch.int32,
     dtypes.int64: torch.int64,
     dtypes.uint8: torch.uint8,
+    dtypes.uint16: torch.uint16,
+    dtypes.uint32: torch.uint32,
+    dtypes.uint64: torch.uint64,
     dtypes.float16: torch.float16,
     dtypes.bfloat16: torch.bfloat16,
     dtypes.float32: torch.float32,
     dtypes.float64: torch.float64,
+    dtypes.complex64: torch.complex64,
+    dtypes.complex128: torch.complex128,
 }
 _FROM_TORCH = {v: k for k, v in _TORCH_DTYPES.items()}
 
+
+def _round(a: Any) -> Any:
+    """torch.round; for complex, both parts rounded half to even (torch has no complex kernel)."""
+    if a.is_complex():
+        return torch.complex(torch.round(a.real), torch.round(a.imag))
+    return torch.round(a)
+
+
+def _expm1(a: Any) -> Any:
+    """torch.expm1; for a complex input with an infinite or NaN part, exp(z) - 1, which has the
+    Array API's values where torch's complex expm1 gives NaN (expm1(inf + 0j) = inf + 0j)."""
+    out = torch.expm1(a)
+    if not a.is_complex():
+        return out
+    return torch.where(torch.isfinite(a), out, torch.exp(a) - 1)
+
+
+def _acos(a: Any) -> Any:
+    """torch.acos; for complex inputs the imaginary part gets the sign opposite to the input's, as
+    C99 and the Array API say (torch's complex128 kernel gives acos(0j) = pi/2 + 0j, not - 0j)."""
+    out = torch.acos(a)
+    if not a.is_complex():
+        return out
+    b = a.imag
+    return torch.complex(out.real, torch.where(torch.isnan(b), out.imag, torch.copysign(out.imag.abs(), -b)))
+
+
 _UNARY = {
-    "neg": torch.neg, "abs": torch.abs, "exp": torch.exp, "expm1": torch.expm1,
+    "neg": torch.neg, "abs": torch.abs, "exp": torch.exp, "expm1": _expm1,
     "log": torch.log, "log1p": torch.log1p, "log2": torch.log2, "log10": torch.log10, "sqrt": torch.sqrt,
     "rsqrt": torch.rsqrt, "square": torch.square, "reciprocal": torch.reciprocal, "sin": torch.sin,
-    "cos": torch.cos, "tan": torch.tan, "asin": torch.asin, "acos": torch.acos, "atan": torch.atan,
+    "cos": torch.cos, "tan": torch.tan, "asin": torch.asin, "acos": _acos, "atan": torch.atan,
     "sinh": torch.sinh, "cosh": torch.cosh, "tanh": torch.tanh, "asinh": torch.asinh,
     "acosh": torch.acosh, "atanh": torch.atanh, "sigmoid": torch.sigmoid, "erf": torch.erf,
-    "floor": torch.floor, "ceil": torch.ceil, "round": torch.round, "trunc": torch.trunc,
+    "floor": torch.floor, "ceil": torch.ceil, "round": _round, "trunc": torch.trunc,
     "isnan": torch.isnan, "isinf": torch.isinf, "isfinite": torch.isfinite, "signbit": torch.signbit,
     "logical_not": torch.logical_not, "bitwise_invert": torch.bitwise_not,
+    "conj": torch.conj_physical, "real": torch.real, "imag": torch.imag,
 }  # fmt: skip
 # ops whose torch function takes a Python scalar for either operand
 _BINARY_SCALAR_OK = {
@@ -67,15 +103,24 @@ _BINARY_SCALAR_OK = {
 _BINARY_TENSORS = {
     "maximum": torch.maximum, "minimum": torch.minimum, "atan2": torch.atan2,
     "logaddexp": torch.logaddexp, "hypot": torch.hypot, "copysign": torch.copysign,
+    "nextafter": torch.nextafter,
     "logical_and": torch.logical_and, "logical_or": torch.logical_or, "logical_xor": torch.logical_xor,
 }  # fmt: skip
+# methods torch lacks some uint16/32/64 kernels for: on its error they fall back on the exact
+# emulation in _torch_unsigned (the table ops above do the same in their closures)
+_UNSIGNED_FALLBACKS = (
+    "floor_divide", "remainder", "sign", "sum", "prod", "max", "min", "argmax", "argmin", "cumsum",
+    "cumprod", "matmul", "clip", "cast", "arange", "take", "take_along_axis", "scatter_add",
+    "index_add", "getitem", "flip", "pad", "repeat", "nonzero",
+)  # fmt: skip
 
 
-class TorchBackend(Backend):
+class TorchBackend(TorchLinalg, TorchFFT, Backend):
     """Primitives on torch tensors, bound to one torch device."""
 
     name = "torch"
     compiler = "torch.fx"
+    max_dims = 64
     dtype_table = _FROM_TORCH
 
     def __init__(self, device: str | int | None = None) -> None:
@@ -187,6 +232,8 @@ class TorchBackend(Backend):
         return torch.as_tensor(value, dtype=like.dtype, device=like.device)
 
     def sign(self, a: Array) -> Array:
+        if a.is_complex():  # torch.sign refuses complex; torch.sgn is z / |z|
+            return _complex_sign(a)
         out = torch.sign(a)  # torch gives sign(nan) = 0; NaN must stay NaN
         return torch.where(torch.isnan(a), a, out) if a.is_floating_point() else out
 
@@ -504,7 +551,7 @@ class TorchBackend(Backend):
 
         token = _for_inductor.set(mode is not None)
         try:
-            return make_fx(fn, tracing_mode="fake", _allow_non_fake_inputs=True)(*inputs)
+            traced = make_fx(fn, tracing_mode="fake", _allow_non_fake_inputs=True)(*inputs)
         except Exception as exc:
             said = f"{type(exc).__name__}: {exc}"
             if not any(s in said for s in _HOST_READ_ERRORS):
@@ -512,6 +559,8 @@ class TorchBackend(Backend):
             raise TraceError(said.split("\n")[0]) from exc
         finally:
             _for_inductor.reset(token)
+        _unsigned.check_traced(traced, inputs)  # fake tensors hide torch's missing uint kernels
+        return traced
 
     def compile_traced(self, traced: Any, mode: str | None) -> Any:
         """The graph as it is, or, given a mode, torch.compile's (inductor) build of it."""
@@ -689,11 +738,23 @@ def _fused_kernel_devices() -> list[str]:
     return _get_fused_kernels_supported_devices()
 
 
-def _unary(fn: Any) -> Any:
+def _unary(name: str, fn: Any) -> Any:
     def op(self: TorchBackend, a: Array) -> Array:
-        return fn(a)
+        try:
+            return fn(a)
+        except (NotImplementedError, RuntimeError) as e:  # uint16/32/64: few kernels
+            return _unsigned.emulate(name, op, self, (a,), e)
 
     return op
+
+
+def _complex_sign(a: Array) -> Array:
+    """z / |z| (0 at 0; NaN + NaN j where a part is NaN, as the Array API says; torch.sgn gives
+    NaN + 0j for some)."""
+    out = torch.sgn(a)
+    parts = a.real + a.imag  # NaN where a part is: NaN + NaN j from the data (a traced graph
+    # cannot print a complex NaN constant)
+    return torch.where(torch.isnan(parts), torch.complex(parts, parts), out)
 
 
 _Tensor = torch.Tensor  # (one attribute lookup less per binary op)
@@ -727,30 +788,37 @@ def _saturating_cast(a: Array, dtype: DType) -> Array:
     return out
 
 
-def _binary_scalar_ok(fn: Any) -> Any:
+def _binary_scalar_ok(name: str, fn: Any) -> Any:
     def op(self: TorchBackend, a: Any, b: Any) -> Array:
         if not isinstance(a, _Tensor):  # torch's functions want a tensor first
             a = torch.as_tensor(a, dtype=b.dtype, device=b.device)
-        return fn(a, b)
+        try:
+            return fn(a, b)
+        except (NotImplementedError, RuntimeError) as e:  # uint16/32/64: few kernels
+            return _unsigned.emulate(name, op, self, (a, b), e)
 
     return op
 
 
-def _binary_tensors(fn: Any) -> Any:
+def _binary_tensors(name: str, fn: Any) -> Any:
     def op(self: TorchBackend, a: Any, b: Any) -> Array:
         if not isinstance(a, _Tensor):
             a = torch.as_tensor(a, dtype=b.dtype, device=b.device)
         elif not isinstance(b, _Tensor):
             b = torch.as_tensor(b, dtype=a.dtype, device=a.device)
-        return fn(a, b)
+        try:
+            return fn(a, b)
+        except (NotImplementedError, RuntimeError) as e:  # uint16/32/64: few kernels
+            return _unsigned.emulate(name, op, self, (a, b), e)
 
     return op
 
 
 for _name, _fn in _UNARY.items():
-    setattr(TorchBackend, _name, _unary(_fn))
+    setattr(TorchBackend, _name, _unary(_name, _fn))
 for _name, _fn in _BINARY_SCALAR_OK.items():
-    setattr(TorchBackend, _name, _binary_scalar_ok(_fn))
+    setattr(TorchBackend, _name, _binary_scalar_ok(_name, _fn))
 for _name, _fn in _BINARY_TENSORS.items():
-    setattr(TorchBackend, _name, _binary_tensors(_fn))
+    setattr(TorchBackend, _name, _binary_tensors(_name, _fn))
+_unsigned.install(TorchBackend, _UNSIGNED_FALLBACKS)
 abc.update_abstractmethods(TorchBackend)

@@ -51,12 +51,11 @@ def assert_close(
     want_shape = tuple(shape) if shape is not None else ref.shape
     assert out.shape == want_shape, f"shape {out.shape} != expected {want_shape}"
     got = out.numpy()
-    if out.dtype.is_floating:
-        r, a = TOLERANCE[out.dtype]
+    if out.dtype.is_inexact:  # complex: each part within the tolerance of its real dtype
+        r, a = TOLERANCE[dtypes.real_dtype(out.dtype)]
         r, a = rtol if rtol is not None else r, atol if atol is not None else a
-        np.testing.assert_allclose(
-            got.astype(np.float64), ref.astype(np.float64), rtol=r, atol=a, equal_nan=True
-        )
+        wide = np.complex128 if out.dtype.is_complex else np.float64
+        np.testing.assert_allclose(got.astype(wide), ref.astype(wide), rtol=r, atol=a, equal_nan=True)
     else:
         np.testing.assert_array_equal(got, ref.astype(got.dtype) if ref.dtype != got.dtype else ref)
 

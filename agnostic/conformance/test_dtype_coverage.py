@@ -43,13 +43,16 @@ def test_reductions_matmul_and_nn_half_precision(backend: ag.Device, dtype: dtyp
     assert ag.functional.layer_norm(x, 8).dtype is dtype
 
 
-@pytest.mark.parametrize("dtype", [ag.int8, ag.int16, ag.int32, ag.int64, ag.uint8])
+@pytest.mark.parametrize(
+    "dtype", [ag.int8, ag.int16, ag.int32, ag.int64, ag.uint8, ag.uint16, ag.uint32, ag.uint64]
+)  # every unsigned op in detail: test_unsigned.py
 def test_integer_reductions_shape_and_indexing(backend: ag.Device, dtype: dtypes.DType) -> None:
     host = (np.arange(12) % 7).reshape(3, 4).astype(dtypes.to_numpy_dtype(dtype))
     x = tensor(backend, host)
     assert_close(ag.max(x, axis=0), host.max(axis=0), dtype=dtype)
     assert_close(ag.min(x), host.min(), dtype=dtype)
-    assert_close(ag.sum(x, axis=1), host.sum(axis=1, dtype=np.int64), dtype=ag.int64)
+    acc = ag.uint64 if dtype.kind == "u" else ag.int64  # the Array API's default (unsigned) integer
+    assert_close(ag.sum(x, axis=1), host.sum(axis=1, dtype=np.int64), dtype=acc)
     assert_close(ag.argmax(x, axis=1), host.argmax(axis=1), dtype=ag.int64)
     assert_close(ag.sort(x, axis=1), np.sort(host, axis=1), dtype=dtype)
     assert_close(x[:, ::2], host[:, ::2], dtype=dtype)

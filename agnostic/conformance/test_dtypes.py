@@ -20,27 +20,40 @@ COVERS = {
 }  # fmt: skip
 
 b, i8, i16, i32, i64, u8 = ag.bool, ag.int8, ag.int16, ag.int32, ag.int64, ag.uint8
+u16, u32, u64 = dtypes.uint16, dtypes.uint32, dtypes.uint64
 f16, bf16, f32, f64 = ag.float16, ag.bfloat16, ag.float32, ag.float64
-ORDER = [b, i8, i16, i32, i64, u8, f16, bf16, f32, f64]
-# The Array API table, extended as PyTorch and JAX agree: bool below every number, uint8 with a
-# signed type widens to hold both, an integer with a float gives the float, float16 with bfloat16
-# gives float32.
+c64, c128 = dtypes.complex64, dtypes.complex128
+X = None  # no promotion: a signed integer with uint64 is an error
+FULL_ORDER = [b, i8, i16, i32, i64, u8, u16, u32, u64, f16, bf16, f32, f64, c64, c128]
+# The Array API table, extended as PyTorch and JAX agree: bool below every number, an integer with
+# a float gives the float, an integer or a real float with a complex gives the complex (of the wider
+# precision: float64 with complex64 gives complex128), float16 with bfloat16 gives float32. A
+# signed integer with uint64 has no dtype (as in torch and array_api_strict).
 # fmt: off
-TABLE = [
-    # b     i8    i16   i32   i64   u8    f16   bf16  f32   f64
-    [b,    i8,   i16,  i32,  i64,  u8,   f16,  bf16, f32,  f64],  # b
-    [i8,   i8,   i16,  i32,  i64,  i16,  f16,  bf16, f32,  f64],  # i8
-    [i16,  i16,  i16,  i32,  i64,  i16,  f16,  bf16, f32,  f64],  # i16
-    [i32,  i32,  i32,  i32,  i64,  i32,  f16,  bf16, f32,  f64],  # i32
-    [i64,  i64,  i64,  i64,  i64,  i64,  f16,  bf16, f32,  f64],  # i64
-    [u8,   i16,  i16,  i32,  i64,  u8,   f16,  bf16, f32,  f64],  # u8
-    [f16,  f16,  f16,  f16,  f16,  f16,  f16,  f32,  f32,  f64],  # f16
-    [bf16, bf16, bf16, bf16, bf16, bf16, f32,  bf16, f32,  f64],  # bf16
-    [f32,  f32,  f32,  f32,  f32,  f32,  f32,  f32,  f32,  f64],  # f32
-    [f64,  f64,  f64,  f64,  f64,  f64,  f64,  f64,  f64,  f64],  # f64
+FULL_TABLE = [
+    # b     i8    i16   i32   i64   u8    u16   u32   u64   f16   bf16  f32   f64   c64   c128
+    [b,    i8,   i16,  i32,  i64,  u8,   u16,  u32,  u64,  f16,  bf16, f32,  f64,  c64,  c128],  # b
+    [i8,   i8,   i16,  i32,  i64,  i16,  i32,  i64,  X,    f16,  bf16, f32,  f64,  c64,  c128],  # i8
+    [i16,  i16,  i16,  i32,  i64,  i16,  i32,  i64,  X,    f16,  bf16, f32,  f64,  c64,  c128],  # i16
+    [i32,  i32,  i32,  i32,  i64,  i32,  i32,  i64,  X,    f16,  bf16, f32,  f64,  c64,  c128],  # i32
+    [i64,  i64,  i64,  i64,  i64,  i64,  i64,  i64,  X,    f16,  bf16, f32,  f64,  c64,  c128],  # i64
+    [u8,   i16,  i16,  i32,  i64,  u8,   u16,  u32,  u64,  f16,  bf16, f32,  f64,  c64,  c128],  # u8
+    [u16,  i32,  i32,  i32,  i64,  u16,  u16,  u32,  u64,  f16,  bf16, f32,  f64,  c64,  c128],  # u16
+    [u32,  i64,  i64,  i64,  i64,  u32,  u32,  u32,  u64,  f16,  bf16, f32,  f64,  c64,  c128],  # u32
+    [u64,  X,    X,    X,    X,    u64,  u64,  u64,  u64,  f16,  bf16, f32,  f64,  c64,  c128],  # u64
+    [f16,  f16,  f16,  f16,  f16,  f16,  f16,  f16,  f16,  f16,  f32,  f32,  f64,  c64,  c128],  # f16
+    [bf16, bf16, bf16, bf16, bf16, bf16, bf16, bf16, bf16, f32,  bf16, f32,  f64,  c64,  c128],  # bf16
+    [f32,  f32,  f32,  f32,  f32,  f32,  f32,  f32,  f32,  f32,  f32,  f32,  f64,  c64,  c128],  # f32
+    [f64,  f64,  f64,  f64,  f64,  f64,  f64,  f64,  f64,  f64,  f64,  f64,  f64,  c128, c128],  # f64
+    [c64,  c64,  c64,  c64,  c64,  c64,  c64,  c64,  c64,  c64,  c64,  c64,  c128, c64,  c128],  # c64
+    [c128, c128, c128, c128, c128, c128, c128, c128, c128, c128, c128, c128, c128, c128, c128],  # c128
 ]
 # fmt: on
-EXPECTED = {(ORDER[i], ORDER[j]): TABLE[i][j] for i in range(10) for j in range(10)}
+FULL_EXPECTED = {(x, y): FULL_TABLE[i][j] for i, x in enumerate(FULL_ORDER) for j, y in enumerate(FULL_ORDER)}
+# The backend tests below run the real, signed-and-uint8 dtypes; complex has test_complex.py and
+# uint16/32/64 test_unsigned.py.
+ORDER = [b, i8, i16, i32, i64, u8, f16, bf16, f32, f64]
+EXPECTED = {(x, y): FULL_EXPECTED[x, y] for x in ORDER for y in ORDER}
 PAIRS = [(x, y) for x in ORDER for y in ORDER]
 
 
@@ -53,14 +66,36 @@ def _ids(pair: tuple) -> str:
 
 
 def test_table_is_symmetric_and_matches_result_type() -> None:
-    assert set(ORDER) == set(dtypes.ALL_DTYPES)
-    for (x, y), want in EXPECTED.items():
-        assert EXPECTED[y, x] is want, f"the table is not symmetric at {x}, {y}"
+    assert set(FULL_ORDER) == set(dtypes.ALL_DTYPES)
+    for (x, y), want in FULL_EXPECTED.items():
+        assert FULL_EXPECTED[y, x] is want, f"the table is not symmetric at {x}, {y}"
+        if want is None:
+            with pytest.raises(TypeError, match=rf"no dtype holds both {x.name} and {y.name} values"):
+                ag.result_type(x, y)
+            assert not ag.can_cast(x, y) and not ag.can_cast(y, x)
+            continue
         assert ag.result_type(x, y) is want, (
             f"result_type({x}, {y}) is {ag.result_type(x, y)}, expected {want}"
         )
         assert ag.can_cast(x, want) and ag.can_cast(y, want)
         assert ag.can_cast(x, y) == (want is y)
+
+
+def test_promotion_is_associative() -> None:
+    """The standard: with more than two operands the result does not depend on their order."""
+    for x in FULL_ORDER:
+        for y in FULL_ORDER:
+            for z in FULL_ORDER:
+                try:
+                    left = ag.result_type(ag.result_type(x, y), z)
+                except TypeError:
+                    left = None
+                try:
+                    right = ag.result_type(x, ag.result_type(y, z))
+                except TypeError:
+                    right = None
+                if left is not None and right is not None:
+                    assert left is right, (x, y, z, left, right)
 
 
 @pytest.mark.parametrize("pair", PAIRS, ids=_ids)
@@ -153,18 +188,21 @@ def test_integer_division_gives_the_default_float(backend: ag.Device, dtype: dty
 
 @pytest.mark.parametrize("dtype", [b, i8, i16, i32, u8], ids=str)
 def test_reduction_and_scan_dtypes(backend: ag.Device, dtype: dtypes.DType) -> None:
+    """Sums and products of bool and integers accumulate in the standard's default integer dtype of
+    their kind: int64, uint64 for unsigned ones."""
     host = np.array([[1, 1, 0], [1, 1, 1]]).astype(_np(dtype))
     x = tensor(backend, host)
-    assert ag.sum(x).dtype is i64
-    assert ag.prod(x, axis=0).dtype is i64
-    assert ag.cumsum(x, axis=1).dtype is i64
+    acc = u64 if dtype.kind == "u" else i64
+    assert ag.sum(x).dtype is acc
+    assert ag.prod(x, axis=0).dtype is acc
+    assert ag.cumsum(x, axis=1).dtype is acc
     assert ag.mean(x).dtype is f32
     assert ag.var(x).dtype is f32
     assert ag.max(x).dtype is dtype and ag.min(x, axis=1).dtype is dtype
     assert ag.argmax(x).dtype is i64
     assert ag.any(x).dtype is b and ag.all(x).dtype is b
     assert ag.sum(x, dtype=f64).dtype is f64
-    assert_close(ag.sum(x), host.astype(np.int64).sum(), dtype=i64)
+    assert_close(ag.sum(x), host.astype(np.int64).sum(), dtype=acc)
     assert_close(ag.mean(x), host.astype(np.float64).mean(), dtype=f32)
     for d in (f16, bf16, f32, f64):
         assert ag.sum(x.astype(d)).dtype is d and ag.mean(x.astype(d)).dtype is d
@@ -181,7 +219,7 @@ def test_default_dtypes(backend: ag.Device) -> None:
     assert ag.linspace(0, 1, 3, device=backend).dtype is f32
     assert ag.one_hot(tensor(backend, np.array([0, 1])), 2).dtype is f32
     info = ag.__array_namespace_info__().default_dtypes()
-    assert info == {"real floating": f32, "integral": i64, "indexing": i64}
+    assert info == {"real floating": f32, "complex floating": c64, "integral": i64, "indexing": i64}
 
 
 # ====================================================================== casts
@@ -343,45 +381,58 @@ def test_bitcast_refuses_other_item_sizes(backend: ag.Device) -> None:
 
 # ====================================================================== utilities
 def test_dtype_objects() -> None:
-    for d in ORDER:
+    for d in FULL_ORDER:
         assert dtypes.as_dtype(d.name) is d and d == d.name and hash(d) == hash(d.name)
         assert dtypes.from_numpy_dtype(_np(d)) is d and dtypes.as_dtype(_np(d)) is d
         assert d.itemsize == _np(d).itemsize and d.bits == 8 * d.itemsize
         assert repr(d) == f"ag.{d.name}"
+        assert d.is_complex == (d in (c64, c128)) and d.is_floating == (d in (f16, bf16, f32, f64))
+        assert d.is_inexact == (d.is_complex or d.is_floating)
     assert dtypes.as_dtype(bool) is b and dtypes.as_dtype(int) is i64 and dtypes.as_dtype(float) is f32
-    with pytest.raises(TypeError):
-        dtypes.as_dtype("complex64")
-    with pytest.raises(TypeError):
-        dtypes.from_numpy_dtype(np.dtype(np.complex64))
-    with pytest.raises(TypeError):
-        dtypes.as_dtype(np.uint16)
+    assert dtypes.as_dtype(complex) is c64 and dtypes.as_dtype(np.complex128) is c128
+    assert dtypes.real_dtype(c64) is f32 and dtypes.real_dtype(c128) is f64 and dtypes.real_dtype(f16) is f16
+    assert dtypes.complex_dtype(f64) is c128 and dtypes.complex_dtype(f32) is c64
+    for bad in ("complex32", "float128", "foo"):
+        with pytest.raises(TypeError, match=rf"unknown dtype '{bad}'; known: bool, .*complex64, complex128"):
+            dtypes.as_dtype(bad)
+    for bad in ("U3", "object", "datetime64[s]"):
+        with pytest.raises(TypeError, match=r"is not supported by agnostic"):
+            dtypes.from_numpy_dtype(np.dtype(bad))
 
 
 def test_isdtype_finfo_iinfo() -> None:
     kinds = {
         "bool": [b],
         "signed integer": [i8, i16, i32, i64],
-        "unsigned integer": [u8],
-        "integral": [i8, i16, i32, i64, u8],
+        "unsigned integer": [u8, u16, u32, u64],
+        "integral": [i8, i16, i32, i64, u8, u16, u32, u64],
         "real floating": [f16, bf16, f32, f64],
-        "numeric": [i8, i16, i32, i64, u8, f16, bf16, f32, f64],
-        "complex floating": [],
+        "complex floating": [c64, c128],
+        "numeric": [i8, i16, i32, i64, u8, u16, u32, u64, f16, bf16, f32, f64, c64, c128],
     }
     for kind, members in kinds.items():
-        for d in ORDER:
+        for d in FULL_ORDER:
             assert ag.isdtype(d, kind) == (d in members), (d, kind)
     assert ag.isdtype(f32, (f32, "bool")) and not ag.isdtype(f64, f32)
+    assert ag.isdtype(c64, ("real floating", "complex floating")) and not ag.isdtype(c64, c128)
     with pytest.raises(ValueError):
         ag.isdtype(f32, "floating")
     for d in (f16, bf16, f32, f64):
         fi, ref = ag.finfo(d), ml_dtypes.finfo(_np(d))
         assert fi.bits == ref.bits and float(fi.eps) == float(ref.eps) and float(fi.max) == float(ref.max)
         assert float(fi.smallest_normal) == float(ref.smallest_normal)
+        assert fi.dtype is d and type(fi.eps) is float
+    for d, part in ((c64, f32), (c128, f64)):  # the standard: a complex dtype's finfo is its parts'
+        fi, ref = ag.finfo(d), np.finfo(_np(d))
+        assert (fi.bits, fi.eps, fi.max, fi.min) == (ref.bits, float(ref.eps), float(ref.max), float(ref.min))
+        assert fi.dtype is part and fi.smallest_normal == float(ref.smallest_normal)
     assert float(ag.finfo(bf16).eps) == 2.0**-7 and float(ag.finfo(f16).max) == 65504.0
-    for d in (i8, i16, i32, i64, u8):
+    for d in (i8, i16, i32, i64, u8, u16, u32, u64):
         ii, ref = ag.iinfo(d), np.iinfo(_np(d))
-        assert (ii.min, ii.max, ii.bits) == (ref.min, ref.max, ref.bits)
-    with pytest.raises(TypeError):
-        ag.finfo(i32)
-    with pytest.raises(TypeError):
-        ag.iinfo(f32)
+        assert (ii.min, ii.max, ii.bits) == (ref.min, ref.max, ref.bits) and ii.dtype is d
+    for d in (i32, u8, b):
+        with pytest.raises(TypeError):
+            ag.finfo(d)
+    for d in (f32, c64, b):
+        with pytest.raises(TypeError):
+            ag.iinfo(d)

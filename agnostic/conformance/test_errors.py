@@ -279,12 +279,20 @@ def test_bad_index_types(backend):
         ag.scatter_add(x, 0, backend.tensor([[0, 1]]), _ones(backend, 1, 3))
 
 
-def test_item_assignment_points_to_functional_updates(backend):
+def test_item_assignment_errors(backend):
     x = _ones(backend, 3)
-    with pytest.raises(TypeError, match=r"do not support item assignment.*\.at\[key\]\.set\(value\)"):
-        x[0] = 1
-    with pytest.raises(TypeError, match=r"\.at\["):
-        x[x > 0] = 0.0
+    with pytest.raises(TypeError, match=r"do not fit a int64 tensor|do not fit"):
+        ag.zeros(3, dtype=ag.int64, device=backend)[0] = 1.5  # a float value does not fit an int tensor
+    with pytest.raises(IndexError):
+        x[5] = 1.0
+    leaf = backend.tensor(np.ones(3, np.float32), requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"leaf tensor that requires grad.*ag\.no_grad"):
+        leaf[0] = 2.0
+    m = _ones(backend, 3)
+    y = (leaf * m).sum()
+    m[0] = 5.0  # mul's gradient for `leaf` needs m's old value
+    with pytest.raises(RuntimeError, match=r"mul's gradient needs was changed by item assignment"):
+        y.backward()
 
 
 # ---------------------------------------------------------------------- backends, devices, dtypes
@@ -333,9 +341,11 @@ def test_unknown_device_of_a_backend(backend):
         ag.backend(backend.name, "no-such-device:7")
 
 
-@pytest.mark.parametrize("bad", ["float128", "complex64", "foo"])
+@pytest.mark.parametrize("bad", ["float128", "complex32", "foo"])
 def test_unknown_dtype(backend, bad):
-    with pytest.raises(TypeError, match=rf"unknown dtype '{bad}'; known: bool, int8.*float32, float64"):
+    with pytest.raises(
+        TypeError, match=rf"unknown dtype '{bad}'; known: bool, int8.*float64, complex64, complex128"
+    ):
         backend.ones(3, dtype=bad)
     with pytest.raises(TypeError, match=rf"unknown dtype '{bad}'"):
         _ones(backend, 3).astype(bad)
@@ -398,7 +408,7 @@ def test_losses_and_composites_with_tensors_of_two_backends(backend, other_backe
             call()
 
 
-@pytest.mark.parametrize("dtype", ["complex64", "complex128", "object", "U3", "uint16", "datetime64[s]"])
+@pytest.mark.parametrize("dtype", ["object", "U3", "S2", "datetime64[s]", "timedelta64[ms]"])
 def test_numpy_arrays_of_unsupported_dtypes(backend, dtype):
     """On every backend (and on NumPy's, where a NumPy array is the native type: a KeyError before)."""
     data = np.zeros(2, dtype=dtype)
@@ -408,9 +418,9 @@ def test_numpy_arrays_of_unsupported_dtypes(backend, dtype):
         ag.asarray(data, device=backend)
 
 
-def test_python_data_that_is_not_real_numbers(backend):
-    for data in (1 + 2j, [1j, 2.0], ["a", "b"], [None]):
-        with pytest.raises(TypeError, match=r"asarray: cannot make a tensor from .* \(not real numbers"):
+def test_python_data_that_is_not_numbers(backend):
+    for data in (["a", "b"], [None], [1.0, "x"], b"ab"):
+        with pytest.raises(TypeError, match=r"asarray: cannot make a tensor from .* \(not numbers"):
             backend.tensor(data)
 
 
@@ -668,7 +678,7 @@ def test_dtype_errors_of_ops(backend):
         b - b
     with pytest.raises(TypeError, match=r"bitwise_and: needs integer or bool tensors, got float32"):
         backend.ones(2) & backend.ones(2)
-    with pytest.raises(TypeError, match=r"asarray: cannot make a tensor from \['a'\] \(not real numbers"):
+    with pytest.raises(TypeError, match=r"asarray: cannot make a tensor from \['a'\] \(not numbers"):
         ag.asarray(["a"], device=backend)
     with pytest.raises(TypeError, match=r"abs: not defined for bool tensors"):
         ag.abs(b)

@@ -234,8 +234,43 @@ def test_at_updates_broadcast_and_check_dtypes(backend: ag.Device) -> None:
     ints = tensor(backend, np.zeros(3, np.int32))
     with pytest.raises(TypeError):
         ints.at[0].set(1.5)  # a float value does not fit an int tensor
-    with pytest.raises(TypeError):
-        x[0] = 1.0  # tensors are values: no item assignment
+
+
+def test_item_assignment(backend: ag.Device) -> None:
+    """`x[key] = v` gives x the value x.at[key].set(v), as NumPy's assignment; views taken before
+    keep their values (no buffer is written)."""
+    a = np.arange(12.0).reshape(3, 4)
+    x = tensor(backend, a)
+    row, before = x[0], x
+    want = a.copy()
+    for key, v in [
+        ((1, slice(None)), np.array([9.0, 8.0, 7.0, 6.0])),
+        ((Ellipsis, 0), -1.0),
+        (np.array([True, False, True]), 0.5),
+        ((np.array([0, 2]), np.array([3, 1])), np.array([40.0, 41.0])),
+    ]:
+        x[key if not isinstance(key, np.ndarray) else tensor(backend, key)] = (
+            tensor(backend, v) if isinstance(v, np.ndarray) else v
+        )
+        want[key] = v
+        assert_close(x, want)
+    x[x > 5] = 0.0
+    want[want > 5] = 0.0
+    assert_close(x, want)
+    assert_close(row, a[0])
+    assert_close(before, want)  # the same object: the name and every holder see the new value
+    assert x.dtype == tensor(backend, a).dtype  # assignment keeps the dtype
+
+
+def test_item_assignment_gradients(backend: ag.Device) -> None:
+    """Gradients flow through the old value (where not overwritten) and the assigned value."""
+    w = backend.tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
+    v = backend.tensor(np.array([5.0]), requires_grad=True)
+    z = w * 2.0
+    z[1] = v[0] * w[0]
+    ag.sum(z * z).backward()  # z = [2 w0, v0 w0, 2 w2]
+    assert_close(w.grad, [8.0 * 1.0 + 2 * 5.0 * 1.0 * 5.0, 0.0, 8.0 * 3.0])
+    assert_close(v.grad, [2 * 5.0 * 1.0 * 1.0])
 
 
 # ====================================================================== take / take_along_axis / scatter_add

@@ -137,10 +137,12 @@ def test_integer_and_bool_reductions(backend: ag.Device, dtype: dtypes.DType) ->
         host = (host.astype(np.int64) - 5).astype(_np(dtype))
     x = tensor(backend, host)
     wide = host.astype(np.int64)
+    acc = ag.uint64 if dtype.kind == "u" else ag.int64
     for axis in (None, 1, (0, 2), -1):
-        # sum and prod of small integers and bools accumulate in int64 (no silent overflow)
-        assert_close(ag.sum(x, axis=axis), wide.sum(axis=axis), dtype=ag.int64)
-        assert_close(ag.prod(x[:, :2, :2], axis=axis), wide[:, :2, :2].prod(axis=axis), dtype=ag.int64)
+        # sum and prod of small integers and bools accumulate in int64, unsigned ones in uint64
+        # (the Array API's default integer dtypes: no silent overflow)
+        assert_close(ag.sum(x, axis=axis), wide.sum(axis=axis), dtype=acc)
+        assert_close(ag.prod(x[:, :2, :2], axis=axis), wide[:, :2, :2].prod(axis=axis), dtype=acc)
         # mean of integers is the default float
         assert_close(ag.mean(x, axis=axis), wide.mean(axis=axis), dtype=ag.float32)
         assert_close(ag.max(x, axis=axis), host.max(axis=axis), dtype=dtype)
@@ -154,7 +156,7 @@ def test_integer_and_bool_reductions(backend: ag.Device, dtype: dtypes.DType) ->
 def test_sum_of_int8_does_not_overflow(backend: ag.Device) -> None:
     host = np.full((300,), 100, dtype=np.int8)
     assert_close(ag.sum(tensor(backend, host)), 30000, dtype=ag.int64)
-    assert_close(ag.sum(tensor(backend, np.full(40, 200, np.uint8))), 8000, dtype=ag.int64)
+    assert_close(ag.sum(tensor(backend, np.full(40, 200, np.uint8))), 8000, dtype=ag.uint64)
     assert_close(ag.sum(tensor(backend, np.ones(70000, bool))), 70000, dtype=ag.int64)
     assert_close(ag.mean(tensor(backend, np.array([1, 2], np.int8))), 1.5, dtype=ag.float32)
 
@@ -290,13 +292,13 @@ def test_cumulative(backend: ag.Device, name: str) -> None:
             fn(tensor(backend, host)), ref(host.astype(np.float64)), dtype=dtype, rtol=1e-4
         )  # flattened
     assert_close(getattr(tensor(backend, a), name)(axis=1), ref(a, axis=1), dtype=ag.float64)
-    # integer and bool scans accumulate in int64
-    for host in (
-        np.array([[100, 100, 100]], np.int8),
-        np.array([[True, True, False]]),
-        np.array([[3, 4, 5]], np.uint8),
+    # integer and bool scans accumulate in int64, unsigned ones in uint64
+    for host, acc in (
+        (np.array([[100, 100, 100]], np.int8), ag.int64),
+        (np.array([[True, True, False]]), ag.int64),
+        (np.array([[3, 4, 5]], np.uint8), ag.uint64),
     ):
-        assert_close(fn(tensor(backend, host), axis=1), ref(host.astype(np.int64), axis=1), dtype=ag.int64)
+        assert_close(fn(tensor(backend, host), axis=1), ref(host.astype(np.int64), axis=1), dtype=acc)
     assert_close(fn(tensor(backend, np.zeros((2, 0))), axis=1), np.zeros((2, 0)), dtype=ag.float64)
     assert_close(fn(tensor(backend, np.array([1.0, np.nan, 2.0])), axis=0), ref(np.array([1.0, np.nan, 2.0])))
     assert_close(

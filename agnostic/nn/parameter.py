@@ -29,7 +29,7 @@ class Parameter(Tensor):
 
     def __init__(self, data: Any, requires_grad: bool = True) -> None:
         t = data if isinstance(data, Tensor) else asarray(data)
-        if requires_grad and not t.dtype.is_floating:
+        if requires_grad and not t.dtype.is_inexact:
             raise TypeError(
                 f"Parameter: a {t.dtype.name} tensor cannot require grad; pass requires_grad=False"
             )

@@ -10,7 +10,7 @@ import agnostic.ops as ops
 from agnostic.nn.parameter import Parameter
 from agnostic.tensor import Tensor
 
-from .optimizer import Optimizer, Params, native
+from .optimizer import Optimizer, Params, from_real_pairs, native, real_pairs
 
 __all__ = ["Adam", "AdamW"]
 
@@ -59,25 +59,35 @@ class Adam(Optimizer):
         states: list[dict[str, Any]],
     ) -> list[Tensor]:
         """One fused `adam_step` over the device's parameters (a backend may override it with a
-        native multi-tensor kernel)."""
+        native multi-tensor kernel); complex parameters and their moments go through it as real pairs."""
         amsgrad = group["amsgrad"]
         dev = params[0].device
         b1, b2 = group["betas"]
+        kinds = [p.dtype if p.dtype.is_complex else None for p in params]  # complex: real pairs, as torch
+
+        def arrays(ts: list[Tensor]) -> list[Any]:
+            return [real_pairs(dev.ops, t.data) if k else t.data for t, k in zip(ts, kinds)]
+
+        def tensors(arrs: list[Any]) -> list[Tensor]:
+            return [
+                Tensor._make(from_real_pairs(dev.ops, a, k) if k else a, dev) for a, k in zip(arrs, kinds)
+            ]
+
         new_p, m, v, vmax = dev.ops.adam_step(
-            [p.data for p in params], [g.data for g in grads],
-            [s["exp_avg"].data for s in states], [s["exp_avg_sq"].data for s in states],
-            [s["max_exp_avg_sq"].data for s in states] if amsgrad else None,
+            arrays(params), arrays(grads),
+            arrays([s["exp_avg"] for s in states]), arrays([s["exp_avg_sq"] for s in states]),
+            arrays([s["max_exp_avg_sq"] for s in states]) if amsgrad else None,
             [native(s["step"]) for s in states], lr=native(group["lr"]), beta1=b1, beta2=b2,
             eps=group["eps"], weight_decay=group["weight_decay"],
             decoupled=bool(group["decoupled_weight_decay"]),
             maximize=group["maximize"],
         )  # fmt: skip
-        for i, state in enumerate(states):
-            state["exp_avg"] = Tensor._make(m[i], dev)
-            state["exp_avg_sq"] = Tensor._make(v[i], dev)
-            if amsgrad:
-                state["max_exp_avg_sq"] = Tensor._make(vmax[i], dev)
-        return [Tensor._make(a, dev) for a in new_p]
+        for state, m_i, v_i in zip(states, tensors(m), tensors(v)):
+            state["exp_avg"], state["exp_avg_sq"] = m_i, v_i
+        if amsgrad:
+            for state, vmax_i in zip(states, tensors(vmax)):
+                state["max_exp_avg_sq"] = vmax_i
+        return tensors(new_p)
 
 
 class AdamW(Adam):

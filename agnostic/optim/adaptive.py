@@ -25,6 +25,8 @@ class RMSprop(Optimizer):
     """torch.optim.RMSprop's signature; `capturable` and `foreach` are accepted and change nothing,
     `differentiable=True` is refused (see `agnostic.optim.optimizer`)."""
 
+    complex_as_real = True
+
     counts_steps = True
 
     def __init__(
@@ -72,6 +74,8 @@ class Adagrad(Optimizer):
     """torch.optim.Adagrad's signature; `foreach` and `fused` are accepted and change nothing,
     `differentiable=True` is refused (see `agnostic.optim.optimizer`)."""
 
+    complex_as_real = True
+
     counts_steps = True
 
     def __init__(
@@ -91,7 +95,8 @@ class Adagrad(Optimizer):
         _nonnegative("Adagrad", group, "lr_decay", "weight_decay", "initial_accumulator_value", "eps")
 
     def _initial_state(self, p: Parameter, group: Mapping[str, Any]) -> dict[str, Any]:
-        return {"step": 0, "sum": ops.full_like(p, group["initial_accumulator_value"])}
+        value = group["initial_accumulator_value"]  # for each part of a complex one, as torch
+        return {"step": 0, "sum": ops.full_like(p, complex(value, value) if p.dtype.is_complex else value)}
 
     def _update(self, p: Tensor, grad: Tensor, group: Mapping[str, Any], state: dict[str, Any]) -> Tensor:
         g = -grad if group["maximize"] else grad
@@ -104,6 +109,8 @@ class Adagrad(Optimizer):
 
 class Lion(Optimizer):
     """p <- p * (1 - lr * wd) - lr * sign(b1 * m + (1 - b1) * g);  m <- b2 * m + (1 - b2) * g."""
+
+    complex_as_real = True
 
     def __init__(
         self, params: Params, lr: float = 1e-4, betas: tuple[float, float] = (0.9, 0.99),

@@ -23,6 +23,7 @@ from typing import Any
 from agnostic import tracing
 from agnostic.autodiff import no_grad
 from agnostic.backends.base import distinct
+from agnostic.dtypes import DType
 from agnostic.nn.parameter import Parameter
 from agnostic.ops import asarray
 from agnostic.tensor import Tensor
@@ -39,6 +40,11 @@ class Optimizer:
     """Whether each parameter's state has a "step" count that `step()` advances before the update
     (Adam, RMSprop, Adagrad). Counts that are one object (a compiled step keeps one per group where
     they are equal) stay one object: one count advanced, not one per parameter."""
+
+    complex_as_real = False
+    """Whether `_update` sees a complex parameter, its gradient and its complex state as real pairs
+    on a new last axis (torch.optim's view_as_real: RMSprop, Adagrad), so that squares and square
+    roots act on each part; SGD's update is linear and takes complex numbers as they are."""
 
     def __init__(self, params: Params, defaults: Mapping[str, Any]) -> None:
         self.defaults = dict(defaults)
@@ -139,7 +145,20 @@ class Optimizer:
     ) -> list[Tensor]:
         """The new values of one device's parameters of a group. One at a time through `_update`
         here; an optimizer with a fused backend composite (Adam) updates the whole list in one call."""
-        return [self._update(p.detach(), g, group, s) for p, g, s in zip(params, grads, states)]
+        return [self._update_one(p.detach(), g, group, s) for p, g, s in zip(params, grads, states)]
+
+    def _update_one(self, p: Tensor, grad: Tensor, group: Mapping[str, Any], state: dict[str, Any]) -> Tensor:
+        """`_update`, through real pairs for a complex parameter where `complex_as_real`."""
+        if not (self.complex_as_real and p.dtype.is_complex):
+            return self._update(p, grad, group, state)
+        dev, dtype = p._device, p.dtype
+        paired = [k for k, v in state.items() if isinstance(v, Tensor) and v.dtype.is_complex]
+        for k in paired:
+            state[k] = Tensor._make(real_pairs(dev.ops, state[k].data), dev)
+        new = self._update(*(Tensor._make(real_pairs(dev.ops, t.data), dev) for t in (p, grad)), group, state)
+        for k in paired:
+            state[k] = Tensor._make(from_real_pairs(dev.ops, state[k].data, dtype), dev)
+        return Tensor._make(from_real_pairs(dev.ops, new.data, dtype), dev)
 
     def _update(self, p: Tensor, grad: Tensor, group: Mapping[str, Any], state: dict[str, Any]) -> Tensor:
         raise NotImplementedError
@@ -230,3 +249,14 @@ def like(x: Any, p: Tensor) -> Any:
     """A number as it is, a tensor in `p`'s dtype (a compiled step's learning rate and step count
     are float64 0-d tensors)."""
     return x.astype(p.dtype) if isinstance(x, Tensor) and x.dtype is not p.dtype else x
+
+
+def real_pairs(ops: Any, a: Any) -> Any:
+    """A complex array as real pairs on a new last axis, torch's view_as_real (a copy here)."""
+    return ops.stack([ops.real(a), ops.imag(a)], -1)
+
+
+def from_real_pairs(ops: Any, a: Any, dtype: DType) -> Any:
+    """The inverse of `real_pairs`, in complex `dtype`."""
+    re, im = (ops.cast(ops.getitem(a, (Ellipsis, i)), dtype) for i in (0, 1))
+    return ops.add(re, ops.mul(im, 1j))

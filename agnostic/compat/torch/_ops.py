@@ -343,8 +343,14 @@ def index_select(input: Tensor, dim: int, index: Tensor) -> Tensor:
 
 
 # ---------------------------------------------------------------------- reductions
+def _accumulator(input: Tensor, dtype: Any) -> Any:
+    """torch's accumulation dtype: integers (unsigned ones too) sum in int64, where the Array API
+    (agnostic's `ag.sum`) sums unsigned ones in uint64."""
+    return dtypes.int64 if dtype is None and input.dtype.kind == "u" and input.dtype.bits < 64 else dtype
+
+
 def sum(input: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:
-    return ops.sum(input, axis=_dims(dim), keepdims=keepdim, dtype=dtype)
+    return ops.sum(input, axis=_dims(dim), keepdims=keepdim, dtype=_accumulator(input, dtype))
 
 
 def mean(input: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:
@@ -356,7 +362,7 @@ def mean(input: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = 
 
 
 def prod(input: Tensor, dim: int | None = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:
-    return ops.prod(input, axis=dim, keepdims=keepdim, dtype=dtype)
+    return ops.prod(input, axis=dim, keepdims=keepdim, dtype=_accumulator(input, dtype))
 
 
 def _moment(fn: Any, input: Tensor, dim: Any, unbiased: Any, keepdim: bool, correction: Any) -> Tensor:
@@ -381,11 +387,11 @@ def var(input: Tensor, dim: Any = None, unbiased: bool | None = None, keepdim: b
 
 
 def cumsum(input: Tensor, dim: int, *, dtype: Any = None) -> Tensor:
-    return ops.cumulative_sum(input, axis=dim, dtype=dtype)
+    return ops.cumulative_sum(input, axis=dim, dtype=_accumulator(input, dtype))
 
 
 def cumprod(input: Tensor, dim: int, *, dtype: Any = None) -> Tensor:
-    return ops.cumulative_prod(input, axis=dim, dtype=dtype)
+    return ops.cumulative_prod(input, axis=dim, dtype=_accumulator(input, dtype))
 
 
 def logsumexp(input: Tensor, dim: Any, keepdim: bool = False) -> Tensor:
