@@ -37,16 +37,24 @@ tanh = O.tanh
 one_hot = O.one_hot
 
 
-def _float(x: Any, op: str) -> Tensor:
+def _float(x: Any, op: str, complex_ok: bool = False) -> Tensor:
+    """`x` as a float tensor (integers and bools in the default float); complex refused unless the
+    op is defined for it (linear), as a cast would drop the imaginary parts."""
     x = O._tensor(x, op)
-    return x if x.dtype.is_floating else P.cast(x, dtypes.default_float)
+    if x.dtype.is_floating or (complex_ok and x.dtype.is_complex):
+        return x
+    if x.dtype.is_complex:
+        raise O._no_complex(op, x.dtype)
+    return P.cast(x, dtypes.default_float)
 
 
 # ====================================================================== linear
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """x @ weight.T + bias over the last axis of x (torch's linear): weight (out, in), bias (out,)."""
-    x = _float(x, "linear")
+    x = _float(x, "linear", complex_ok=True)
     weight = O._tensor(weight, "linear")
+    if weight.dtype.is_complex and not x.dtype.is_complex:
+        x = P.cast(x, weight.dtype)
     if weight.ndim != 2 or x.ndim == 0 or x.shape[-1] != weight.shape[1]:
         raise ValueError(
             f"linear: input of shape {x.shape} and weight of shape {weight.shape}: the weight must be "
@@ -158,6 +166,11 @@ def _same_dtype(x: Tensor, t: Tensor | None, op: str) -> Tensor | None:
     if t is None:
         return None
     O._same_device(op, (x, O._tensor(t, op)))
+    if t.dtype.is_complex and not x.dtype.is_complex:
+        raise TypeError(
+            f"{op}: a {t.dtype.name} weight or bias with a {x.dtype.name} input would lose its imaginary "
+            "parts; make the input complex (x.astype(ag.complex64))"
+        )
     return P.cast(t, x.dtype)
 
 

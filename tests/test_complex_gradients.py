@@ -237,3 +237,43 @@ def test_a_complex_linear_model_trained_with_sgd_descends(backend):
         losses.append(float(value.numpy()))
     assert w.dtype == dtypes.complex64 and w.grad.dtype == dtypes.complex64
     assert losses[-1] < 1e-3 * losses[0], losses
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_functional_linear_on_complex_and_the_real_only_functions_refuse_it(backend: str) -> None:
+    """F.linear is defined for complex (as torch's): values and gradients equal torch's; the
+    real-only functions (relu, softmax...) refuse complex input instead of dropping its imaginary
+    parts, and a complex weight never meets a real input silently."""
+    import agnostic.functional as F
+
+    x, w, b = _sample((2, 3), 1), _sample((4, 3), 2), _sample((4,), 3)
+    xs = [_on(backend, a) for a in (x, w, b)]
+    for t in xs:
+        t.requires_grad_(True)
+    ag.sum(ag.abs(F.linear(*xs)) ** 2).backward()
+    ts = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
+    out = torch.nn.functional.linear(*ts)
+    (out.abs() ** 2).sum().backward()
+    np.testing.assert_allclose(F.linear(*xs).numpy(), out.detach().numpy(), rtol=1e-12)
+    for mine, ref in zip(xs, ts):
+        np.testing.assert_allclose(mine.grad.numpy(), ref.grad.numpy(), rtol=1e-12)
+    real_x = _on(backend, x.real)
+    np.testing.assert_allclose(F.linear(real_x, _on(backend, w)).numpy(), x.real @ w.T, rtol=1e-12)
+    with pytest.raises(TypeError, match=r"relu: not defined for complex"):
+        F.relu(_on(backend, x))
+    with pytest.raises(TypeError, match=r"linear: a complex128 weight or bias with a float64 input"):
+        F.linear(real_x, _on(backend, w.real), _on(backend, b))
+
+
+def test_module_to_a_complex_dtype_as_torch() -> None:
+    """`model.to(dtype=ag.complex64)` makes the floating parameters complex (torch's Module.to);
+    back to a real dtype is refused (it would drop the imaginary parts); integer dtypes are refused."""
+    model = ag.nn.Linear(3, 2)
+    w = model.weight.numpy().copy()
+    model.to(dtype=ag.complex64)
+    assert model.weight.dtype == ag.complex64 and model.bias.dtype == ag.complex64
+    np.testing.assert_array_equal(model.weight.numpy(), w.astype(np.complex64))
+    with pytest.raises(TypeError, match=r"imaginary"):
+        model.to(dtype=ag.float32)
+    with pytest.raises(TypeError, match=r"floating or complex dtype"):
+        model.to(dtype=ag.int32)

@@ -182,16 +182,30 @@ def _atanh(z: Array) -> Array:
     return jnp.where(jnp.isnan(a) & jnp.isfinite(b), lax.complex(nan, nan), out)
 
 
+def _nan_for_finite_nonzero(a: Array, b: Array, out: Array) -> Array:
+    """NaN + NaN i where a is finite and nonzero and b is NaN (the standard, for acos and acosh;
+    XLA keeps a finite part there)."""
+    nan = jnp.full_like(a, jnp.nan)
+    return jnp.where(jnp.isfinite(a) & (a != 0) & jnp.isnan(b), lax.complex(nan, nan), out)
+
+
 def _acos(z: Array) -> Array:
     """XLA's, but pi/2 + NaN i for a = +-0, b = NaN (the standard; XLA gives NaN + NaN i)."""
     a, b = _parts(z)
-    return jnp.where((a == 0) & jnp.isnan(b), lax.complex(jnp.full_like(a, _PI / 2), b), jnp.arccos(z))
+    out = jnp.where((a == 0) & jnp.isnan(b), lax.complex(jnp.full_like(a, _PI / 2), b), jnp.arccos(z))
+    return _nan_for_finite_nonzero(a, b, out)
 
 
 def _acosh(z: Array) -> Array:
     """XLA's, but NaN + pi/2 i for a = +-0, b = NaN (the standard; XLA gives NaN + NaN i)."""
     a, b = _parts(z)
-    return jnp.where((a == 0) & jnp.isnan(b), lax.complex(b, jnp.full_like(a, _PI / 2)), jnp.arccosh(z))
+    out = jnp.where((a == 0) & jnp.isnan(b), lax.complex(b, jnp.full_like(a, _PI / 2)), jnp.arccosh(z))
+    return _nan_for_finite_nonzero(a, b, out)
+
+
+def _sign(z: Array) -> Array:
+    """z / |z|, and +0 + 0i for a zero of either sign (jnp.sign keeps a -0 part)."""
+    return jnp.where(z == 0, jnp.zeros_like(z), jnp.sign(z))
 
 
 def _times_i(z: Array) -> Array:
@@ -231,6 +245,7 @@ def functions() -> dict[str, Any]:
     asinh, atanh = _odd(_asinh), _odd(_atanh)
     return {
         "abs": _complex_only(_abs, jnp.abs),
+        "sign": _complex_only(_sign, jnp.sign),
         "sqrt": _complex_only(_conj_symmetric(_sqrt), jnp.sqrt),
         "exp": _complex_only(_conj_symmetric(_exp_like(False)), jnp.exp),
         "expm1": _complex_only(_conj_symmetric(_exp_like(True)), jnp.expm1),

@@ -38,7 +38,6 @@ _UNARY = {
     "atan": "arctan",
     "sinh": "sinh",
     "cosh": "cosh",
-    "tanh": "tanh",
     "asinh": "arcsinh",
     "acosh": "arccosh",
     "atanh": "arctanh",
@@ -119,7 +118,17 @@ class XPBackend(XPLinalg, XPFFT, Backend):
             return out
         # NumPy's complex expm1 gives NaN for most infinite and NaN inputs; exp(z) - 1 there has the
         # Array API's values (expm1(inf + 0j) = inf + 0j, expm1(-inf + inf j) = -1 + 0j, ...)
-        return self.xp.where(self.xp.isfinite(a), out, self.xp.exp(a) - 1)
+        out = self.xp.where(self.xp.isfinite(a), out, self.xp.exp(a) - 1)
+        out.real += 0.0  # expm1(-0 + 0j) is +0 + 0j in the standard (C's expm1(-0) is -0)
+        return out
+
+    def tanh(self, a: Array) -> Array:
+        out = self.xp.tanh(a)
+        if a.dtype.kind != "c":
+            return out
+        out = self.xp.asarray(out)  # (NumPy gives a scalar for a 0-d input)
+        out.real, out.imag = tanh_at_infinity(self.xp, a, out)
+        return out
 
     # ------------------------------------------------------------------ dtypes, shapes, host
     def native_dtype(self, dtype: DType) -> Any:
@@ -463,6 +472,17 @@ def _writable(a: Array) -> Array:
 def _keep_dtype(out: Array, like: Array) -> Array:
     """ml_dtypes' bfloat16 matmul returns float32; results keep their inputs' dtype."""
     return out if out.dtype == like.dtype else out.astype(like.dtype)
+
+
+def tanh_at_infinity(xp: Any, a: Array, out: Array) -> tuple[Array, Array]:
+    """The parts of complex tanh with the standard's values where the real part is infinite and the
+    imaginary finite: +-1 + 0i, the zero with the imaginary part's sign (NumPy and torch give
+    1 + 0 * sin(2b) i, -0 where sin(2b) < 0). `xp` is numpy, cupy or torch."""
+    re, im = a.real, a.imag
+    at_inf = xp.isinf(re) & xp.isfinite(im)
+    return xp.where(at_inf, xp.sign(re), out.real), xp.where(
+        at_inf, xp.copysign(xp.zeros_like(im), im), out.imag
+    )
 
 
 def _unary(fn: Any) -> Any:

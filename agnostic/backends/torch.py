@@ -19,6 +19,7 @@ from agnostic import dtypes, threads
 from agnostic.backends import _torch_unsigned as _unsigned
 from agnostic.backends._torch_fft import TorchFFT
 from agnostic.backends._torch_linalg import TorchLinalg
+from agnostic.backends._xp import tanh_at_infinity
 from agnostic.backends.base import (
     Array,
     Axes,
@@ -67,7 +68,22 @@ def _expm1(a: Any) -> Any:
     out = torch.expm1(a)
     if not a.is_complex():
         return out
-    return torch.where(torch.isfinite(a), out, torch.exp(a) - 1)
+    out = torch.where(torch.isfinite(a), out, torch.exp(a) - 1)
+    return torch.complex(out.real + 0.0, out.imag)  # expm1(-0 + 0j) = +0 + 0j (the standard)
+
+
+def _log1p(a: Any) -> Any:
+    """torch.log1p; for a complex input with an infinite or NaN part, log(1 + z), which has the
+    Array API's values where torch's complex log1p gives NaN (log1p(x + inf j) = inf + pi/2 j)."""
+    out = torch.log1p(a)
+    if not a.is_complex():
+        return out
+    return torch.where(torch.isfinite(a), out, torch.log(a + 1))
+
+
+def _tanh(a: Any) -> Any:
+    out = torch.tanh(a)
+    return torch.complex(*tanh_at_infinity(torch, a, out)) if a.is_complex() else out
 
 
 def _acos(a: Any) -> Any:
@@ -82,10 +98,10 @@ def _acos(a: Any) -> Any:
 
 _UNARY = {
     "neg": torch.neg, "abs": torch.abs, "exp": torch.exp, "expm1": _expm1,
-    "log": torch.log, "log1p": torch.log1p, "log2": torch.log2, "log10": torch.log10, "sqrt": torch.sqrt,
+    "log": torch.log, "log1p": _log1p, "log2": torch.log2, "log10": torch.log10, "sqrt": torch.sqrt,
     "rsqrt": torch.rsqrt, "square": torch.square, "reciprocal": torch.reciprocal, "sin": torch.sin,
     "cos": torch.cos, "tan": torch.tan, "asin": torch.asin, "acos": _acos, "atan": torch.atan,
-    "sinh": torch.sinh, "cosh": torch.cosh, "tanh": torch.tanh, "asinh": torch.asinh,
+    "sinh": torch.sinh, "cosh": torch.cosh, "tanh": _tanh, "asinh": torch.asinh,
     "acosh": torch.acosh, "atanh": torch.atanh, "sigmoid": torch.sigmoid, "erf": torch.erf,
     "floor": torch.floor, "ceil": torch.ceil, "round": _round, "trunc": torch.trunc,
     "isnan": torch.isnan, "isinf": torch.isinf, "isfinite": torch.isfinite, "signbit": torch.signbit,

@@ -445,14 +445,17 @@ class Module:
                 p.grad = p.grad * 0
 
     def to(self, device: Device | str | None = None, *, dtype: Any = None) -> Module:
-        """This module, moved in place to another backend or device (and/or a float dtype);
-        returns self, as PyTorch does. Parameters stay the same objects."""
+        """This module, moved in place to another backend or device (and/or a real or complex float
+        dtype: its floating and complex parameters and buffers take it); returns self, as PyTorch
+        does. Parameters stay the same objects."""
         dev = as_device(device) if device is not None else None
+        if dtype is not None and not dtypes.as_dtype(dtype).is_inexact:
+            raise TypeError(f"Module.to: dtype must be a floating or complex dtype, got {dtype}")
         changes.count += 1
         for p in self.parameters():
             if dev is not None:
                 p._move(dev)
-            if dtype is not None and p.dtype.is_floating:
+            if dtype is not None and p.dtype.is_inexact:  # complex to real: astype's error
                 cast = p.detach().astype(dtype)
                 p._data, p._dtype = cast._data, cast.dtype
         for m in self.modules():
@@ -461,7 +464,7 @@ class Module:
                     continue
                 if dev is not None:
                     b = b.to(dev)
-                if dtype is not None and b.dtype.is_floating:
+                if dtype is not None and b.dtype.is_inexact:
                     b = b.astype(dtype)
                 m._buffers[name] = b
         return self

@@ -1,6 +1,6 @@
 """A GPT in the style of nanoGPT's model.py, as a user has it, ported to agnostic by changing its
-three torch import lines and nothing else but one line of `generate` (marked "agnostic:"): tensors
-are values, so the item assignment `logits[mask] = -inf` becomes `masked_fill`.
+three torch import lines and nothing else (`generate`'s item assignment `logits[mask] = -inf`
+included).
 
 Not a test module: tests/test_compat_models.py builds it, and the same source with torch's imports
 as the reference.
@@ -249,9 +249,7 @@ class GPT(nn.Module):
             # optionally crop the logits to only the top k options
             if top_k is not None:
                 v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
-                logits = logits.masked_fill(
-                    logits < v[:, [-1]], -float("Inf")
-                )  # agnostic: was logits[...] = -inf
+                logits[logits < v[:, [-1]]] = -float("Inf")
             # apply softmax to convert logits to (normalized) probabilities
             probs = F.softmax(logits, dim=-1)
             # sample from the distribution
