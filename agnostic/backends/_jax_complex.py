@@ -204,7 +204,8 @@ def _acosh(z: Array) -> Array:
 
 
 def _sign(z: Array) -> Array:
-    """z / |z|, and +0 + 0i for a zero of either sign (jnp.sign keeps a -0 part)."""
+    """z / |z| (x's sign for real x), and +0 (+ 0i) for a zero of either sign (jnp.sign keeps a -0
+    part, and gives -0 for a real -0)."""
     return jnp.where(z == 0, jnp.zeros_like(z), jnp.sign(z))
 
 
@@ -245,7 +246,7 @@ def functions() -> dict[str, Any]:
     asinh, atanh = _odd(_asinh), _odd(_atanh)
     return {
         "abs": _complex_only(_abs, jnp.abs),
-        "sign": _complex_only(_sign, jnp.sign),
+        "sign": _complex_only(_sign, _sign),
         "sqrt": _complex_only(_conj_symmetric(_sqrt), jnp.sqrt),
         "exp": _complex_only(_conj_symmetric(_exp_like(False)), jnp.exp),
         "expm1": _complex_only(_conj_symmetric(_exp_like(True)), jnp.expm1),
