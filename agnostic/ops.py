@@ -138,7 +138,10 @@ def _host_array(obj: Any, dtype: DType | None = None) -> np.ndarray:
 
 def _ints_beyond_int64(obj: Any, a: np.ndarray) -> bool:
     """Whether Python data `obj`, read by NumPy as `a`, holds only ints, some beyond int64: NumPy
-    reads those as objects, or as float64 beside smaller ones ([1, 2**64 - 1]), losing digits."""
+    reads those as objects, or as float64 beside smaller ones ([1, 2**64 - 1]), losing digits. A
+    NumPy array (a batch from a data loader) holds no Python ints: no pass over its values."""
+    if not isinstance(obj, (list, tuple, int)):
+        return False
     if a.dtype == object:
         return _only_ints(obj)
     return bool(a.size) and float(np.abs(a).max()) >= 2.0**63 and _only_ints(obj)
