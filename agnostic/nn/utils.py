@@ -1,4 +1,4 @@
-"""Gradient clipping, as torch.nn.utils computes it."""
+"""Gradient clipping, as torch.nn.utils computes it; activation checkpointing (from the autodiff layer)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ from collections.abc import Iterable
 
 import agnostic.ops as ops
 from agnostic.autodiff import no_grad
+from agnostic.checkpointing import checkpoint, checkpoint_sequential
 from agnostic.tensor import Tensor
 
 from .parameter import Parameter
 
-__all__ = ["clip_grad_norm_", "clip_grad_value_"]
+__all__ = ["clip_grad_norm_", "clip_grad_value_", "checkpoint", "checkpoint_sequential"]
 
 
 def _with_grads(parameters: Iterable[Parameter] | Parameter) -> list[Parameter]:
