@@ -10,6 +10,7 @@ from __future__ import annotations
 import math as _math
 
 from agnostic import amp, fft, functional, io, linalg, nn, optim, random
+from agnostic.autocast import autocast, get_autocast_dtype, is_autocast_enabled
 from agnostic.autodiff import (
     enable_grad,
     grad,
@@ -22,7 +23,6 @@ from agnostic.autodiff import (
 )
 from agnostic.backends import BackendUnavailable, DeviceUnavailable, backend_names, register_backend
 from agnostic.backends.base import OutOfMemoryError
-from agnostic.autocast import autocast, get_autocast_dtype, is_autocast_enabled
 from agnostic.compilation import CompileError, RecompileWarning, compile
 from agnostic.device import Device, backend, default_backend, get_default_backend
 from agnostic.dtypes import (

@@ -47,8 +47,9 @@ thread and each asyncio task has its own, and a new thread starts with recording
 class Node:
     """How an output was made: its inputs and the rule `vjp(g, out)` mapping the output's cotangent
     to one cotangent (or None) per input. The output is passed in, not captured, so a node never
-    keeps its own output alive through a reference cycle. `epoch` is the count of item assignments
-    made before the node (see `note_assignment`)."""
+    keeps its own output alive through a reference cycle. `epoch` is the autodiff clock when the
+    node was made: it moves at each item assignment (see `note_assignment`) and at the start of
+    each checkpointed segment (`tick`), which tells a segment's own nodes from older ones."""
 
     __slots__ = ("name", "inputs", "vjp", "epoch")
 
@@ -65,9 +66,21 @@ class Node:
 
 
 _assignments = [0]
-"""How many item assignments (`x[key] = v`) this process has made: a node made before the latest one
-may hold a tensor whose value was replaced since, and backward checks it (torch's version counter,
-paid only after an assignment: a node costs one read of this list)."""
+"""The autodiff clock: moved by each item assignment (`x[key] = v`) and by each checkpointed segment's
+start (`tick`). A node costs one read of it (its `epoch`)."""
+_latest_assignment = [0]
+"""The clock at the latest item assignment: a node made before it may hold a tensor whose value was
+replaced since, and backward checks it (torch's version counter, paid only after an assignment)."""
+
+
+def tick() -> int:
+    """Move the clock and return its new value: every node made from now on has an epoch at least
+    this, every older node a smaller one (how `agnostic.checkpointing` tells a segment's own graph
+    from the tensors it captured)."""
+    _assignments[0] += 1
+    return _assignments[0]
+
+
 _assigned: dict[int, tuple[weakref.ref, int]] = {}
 """Each live tensor given a new value by item assignment (by id: a Tensor's `==` is elementwise),
 with the assignment's number."""
@@ -77,6 +90,7 @@ def note_assignment(t: Tensor) -> None:
     """Record that `t` now holds a new value (item assignment): a gradient rule recorded earlier
     that reads `t` would compute with the wrong values, and backward refuses it."""
     _assignments[0] += 1
+    _latest_assignment[0] = _assignments[0]
     key = id(t)
     _assigned[key] = (weakref.ref(t, lambda _: _assigned.pop(key, None)), _assignments[0])
 
@@ -284,7 +298,7 @@ def _propagate(
                 else:
                     results[id(t)] = (t, g)
                 continue
-            if node.epoch < _assignments[0]:
+            if node.epoch < _latest_assignment[0]:
                 _check_unassigned(node)
             if not retain:
                 t._node = Node(node.name, (), _freed)

@@ -19,10 +19,11 @@ Holders are found in the function's closure, the globals it names and its argume
 tracing, whenever a module is called or an optimizer used (a trace that meets a new one is done
 again). A step is traced and compiled once per signature: the shapes and dtypes of its tensor
 arguments and state, the values of its other arguments, the modules' train/eval modes and plain
-settings (Dropout's p), and the optimizers' other hyper-parameters; past `recompile_limit`
-programs a new signature runs eagerly, with one `RecompileWarning` naming what differs. Inside the
-trace values are symbolic, so the step may not read them on the host (`.item()`, `.numpy()`, `if
-tensor:`); checks that would (index bounds) are skipped, as under jax.jit.
+settings (Dropout's p), the optimizers' other hyper-parameters and the autocast dtype; past
+`recompile_limit` programs a new signature runs eagerly, with one `RecompileWarning` naming what
+differs. Inside the trace values are symbolic, so the step may not read them on the host
+(`.item()`, `.numpy()`, `if tensor:`); checks that would (index bounds) are skipped, as under
+jax.jit.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agnostic import dtypes, tracing
+from agnostic.autocast import state_key as _autocast_key
 from agnostic.backends.base import TraceError
 from agnostic.device import Device
 from agnostic.nn import module as _module
@@ -218,7 +220,7 @@ class CompiledFunction:
         tensors = [t for t in leaves if isinstance(t, Tensor)]
         for _ in range(_MAX_TRACES):
             state = self._state(device, stamp)
-            key = (tree, tuple(_signature(t) for t in tensors), state.key)
+            key = (tree, tuple(_signature(t) for t in tensors), state.key, _autocast_key())
             entry = next(
                 (
                     e
@@ -258,7 +260,7 @@ class CompiledFunction:
         """The compiled signature that shares the most parts with `key`."""
 
         def parts(k: tuple[Any, ...]) -> tuple[Any, ...]:
-            return (k[0], k[1], *k[2].items)
+            return (k[0], k[1], *k[2].items, k[3])
 
         return max(self._cache, key=lambda k: sum(map(operator.eq, parts(k), parts(key))))
 
@@ -679,7 +681,9 @@ def _put(kind: str, where: Any, value: Any) -> None:
 def _what_changed(before: tuple[Any, ...], now: tuple[Any, ...], labels: list[str]) -> str:
     """The first difference between two signatures (`__call__`'s keys), in words; `labels`
     name the slots of `now`'s state."""
-    (tree0, args0, state0), (tree1, args1, state1) = before, now
+    (tree0, args0, state0, cast0), (tree1, args1, state1, cast1) = before, now
+    if cast0 != cast1:
+        return f"the autocast dtype (ag.autocast): {cast0} -> {cast1}"
     if tree0 != tree1:
         (args0_, kwargs0), (args1_, kwargs1) = tree0[1], tree1[1]
         if args0_ != args1_:

@@ -227,15 +227,45 @@ def _draw(
     `op` (args[0] is the shape, args[-1] the dtype but for bernoulli's bools). Inside an
     `agnostic.compile` trace the tracer takes the draw: the compiled step is fed one drawn the
     same way at each call, so compiled and eager steps see the same numbers."""
-    from agnostic.random import next_seed
+    from agnostic.random import draw_logs, next_seed
 
     d = args[-1] if isinstance(args[-1], DType) else dtypes.bool
+    if logs := draw_logs.get():  # inside a checkpointed segment: recorded, or replayed
+        return _logged_draw(logs, device, op, kind, args, seed, generator, d)
     if (tracer := tracing.active()) is not None:
         check_allocation(device.ops, op, args[0], d)
         return tracer.draw(device, kind, args, seed, generator)
     return device._allocate(
         op, args[0], d, lambda: getattr(device.ops, kind)(*args, next_seed(seed, generator))
     )
+
+
+def _logged_draw(
+    logs: Any, device: Device, op: str, kind: str, args: tuple[Any, ...], seed: int | None,
+    generator: Generator | None, d: DType,
+) -> Any:  # fmt: skip
+    """`_draw` under a checkpoint's draw logs (`agnostic.random.logged_draw`): eagerly a log keeps
+    the seed (a replay draws again with it, the streams untouched); in a trace the drawn tensor."""
+    from agnostic.random import logged_draw, next_seed
+
+    what = (op, tuple(args[0]), kind, args[1:])
+    if (tracer := tracing.active()) is not None:
+
+        def fresh() -> tuple[Any, Any]:
+            check_allocation(device.ops, op, args[0], d)
+            t = tracer.draw(device, kind, args, seed, generator)
+            return t, t
+
+        return logged_draw(logs, what, fresh, lambda t: t)
+
+    def make(s: int) -> Any:
+        return device._allocate(op, args[0], d, lambda: getattr(device.ops, kind)(*args, s))
+
+    def fresh_eager() -> tuple[Any, Any]:
+        s = next_seed(seed, generator)
+        return s, make(s)
+
+    return logged_draw(logs, what, fresh_eager, make)
 
 
 def _dtype_table(ops: Backend) -> Any:

@@ -7,6 +7,8 @@ import math
 import string
 
 from agnostic import ops
+from agnostic.autocast import _state as _autocast_on
+from agnostic.autocast import autocast, cast_inputs
 from agnostic.tensor import Tensor
 
 __all__ = ["einsum"]
@@ -88,6 +90,10 @@ def einsum(equation: str, *operands: Tensor) -> Tensor:
         operands = tuple(operands[0])
     if not operands:
         raise ValueError("einsum: needs at least one operand")
+    if _autocast_on.get() is not None:  # the operands in the low dtype; inside, no further casts
+        operands = cast_inputs("einsum", *operands)
+        with autocast(enabled=False):
+            return einsum(equation, *operands)
     terms, out = _parse(equation, operands)
     x, tx = operands[0], terms[0]
     for i in range(1, len(operands)):

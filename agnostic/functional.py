@@ -17,6 +17,8 @@ import numpy as np
 from agnostic import dtypes, tracing
 from agnostic import ops as O
 from agnostic import primitives as P
+from agnostic.autocast import _state as _autocast_on
+from agnostic.autocast import cast_inputs as _autocast
 from agnostic.random import Generator
 from agnostic.tensor import Tensor
 
@@ -53,6 +55,8 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """x @ weight.T + bias over the last axis of x (torch's linear): weight (out, in), bias (out,)."""
     x = _float(x, "linear", complex_ok=True)
     weight = O._tensor(weight, "linear")
+    if _autocast_on.get() is not None:
+        x, weight, bias = _autocast("linear", x, weight, bias)
     if weight.dtype.is_complex and not x.dtype.is_complex:
         x = P.cast(x, weight.dtype)
     if weight.ndim != 2 or x.ndim == 0 or x.shape[-1] != weight.shape[1]:
@@ -115,6 +119,8 @@ def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
     """exp(x) / sum(exp(x)) along `axis`."""
     x = _float(x, "softmax")
+    if _autocast_on.get() is not None:
+        (x,) = _autocast("softmax", x)
     return P.softmax(x, O._axis(axis, x.ndim, "softmax", x.shape))
 
 
@@ -122,6 +128,8 @@ def softmax(x: Tensor, axis: int = -1) -> Tensor:
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     """x - logsumexp(x) along `axis`."""
     x = _float(x, "log_softmax")
+    if _autocast_on.get() is not None:
+        (x,) = _autocast("log_softmax", x)
     return P.log_softmax(x, O._axis(axis, x.ndim, "log_softmax", x.shape))
 
 
@@ -149,6 +157,8 @@ def layer_norm(
 ) -> Tensor:  # fmt: skip
     """Normalize over the trailing `normalized_shape` axes, then scale and shift (torch's layer_norm)."""
     x = _float(x, "layer_norm")
+    if _autocast_on.get() is not None:
+        (x,) = _autocast("layer_norm", x)
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     if x.shape[x.ndim - len(shape) :] != shape:
         raise ValueError(
@@ -181,6 +191,8 @@ def batch_norm(
     """Normalize (N, C, *) per channel with the batch statistics (training, or no running stats)
     or the running ones, then scale and shift. Updating running statistics is the module's job."""
     x = _float(x, "batch_norm")
+    if _autocast_on.get() is not None:
+        (x,) = _autocast("batch_norm", x)
     if x.ndim < 2:
         raise ValueError(f"batch_norm: input must be (N, C, *), got shape {x.shape}")
     c = x.shape[1]
@@ -213,6 +225,8 @@ def cross_entropy(
     """torch's cross_entropy: logits (N, C, *) or (C,); target class indices (N, *) or class
     probabilities shaped like the logits; optional class weights; label smoothing."""
     logits = _float(input, "cross_entropy")
+    if _autocast_on.get() is not None:
+        (logits,) = _autocast("cross_entropy", logits)
     target = O._tensor(target, "cross_entropy")
     O._same_device("cross_entropy", (logits, target))
     if reduction not in ("mean", "sum", "none"):
@@ -298,6 +312,8 @@ def _reduce_loss(loss: Tensor, reduction: str) -> Tensor:
 def _loss_pair(input: Any, target: Any, op: str) -> tuple[Tensor, Tensor]:
     """A float input and a target of the same shape, cast to the input's dtype."""
     x = _float(input, op)
+    if _autocast_on.get() is not None:
+        (x,) = _autocast(op, x)
     t = O._tensor(target, op)
     O._same_device(op, (x, t))
     if t.shape != x.shape:
@@ -333,6 +349,8 @@ def nll_loss(
     """torch's nll_loss: log-probabilities (N, C, *) or (C,), class-index targets (N, *) or ();
     the weighted mean divides by the summed weights of the targets that are not ignored."""
     logp = _float(input, "nll_loss")
+    if _autocast_on.get() is not None:
+        (logp,) = _autocast("nll_loss", logp)
     target = O._tensor(target, "nll_loss")
     _check_reduction(reduction, "nll_loss")
     if logp.ndim == 0:
@@ -488,6 +506,8 @@ def scaled_dot_product_attention(
     of the Hkv key/value heads (axis -3) Hq/Hkv times to match the query's Hq heads."""
     op = "scaled_dot_product_attention"
     q = _float(query, op)
+    if _autocast_on.get() is not None:
+        (q,) = _autocast(op, q)
     k, v = P.cast(O._tensor(key, op), q.dtype), P.cast(O._tensor(value, op), q.dtype)
     O._same_device(op, (q, k, v))
     if q.ndim < 2 or k.ndim != q.ndim or v.ndim != q.ndim:
@@ -613,6 +633,8 @@ def conv(
             f"conv: weight must be (out, in/groups, *kernel) with 1-3 spatial dims, got {w.shape}"
         )
     x, unbatched = _spatial_input(x, d, op)
+    if _autocast_on.get() is not None:
+        (x,) = _autocast("conv", x)
     w = P.cast(w, x.dtype)
     O._same_device(op, (x, w))
     stride_, dilation_ = _tuple(stride, d, "stride", op), _tuple(dilation, d, "dilation", op)
@@ -656,6 +678,8 @@ def conv_transpose(
     if d not in (1, 2, 3):
         raise ValueError(f"conv_transpose: weight must be (in, out/groups, *kernel), got {w.shape}")
     x, unbatched = _spatial_input(x, d, op)
+    if _autocast_on.get() is not None:
+        (x,) = _autocast("conv_transpose", x)
     w = P.cast(w, x.dtype)
     O._same_device(op, (x, w))
     stride_, dilation_ = _tuple(stride, d, "stride", op), _tuple(dilation, d, "dilation", op)
@@ -756,6 +780,8 @@ def group_norm(
     spatial positions (biased variance), then scale and shift per channel. Built from tensor ops,
     so autodiff differentiates it on every backend."""
     x = _float(x, "group_norm")
+    if _autocast_on.get() is not None:
+        (x,) = _autocast("group_norm", x)
     if x.ndim < 2:
         raise ValueError(f"group_norm: input must be (N, C, *), got shape {x.shape}")
     n, c = x.shape[0], x.shape[1]
@@ -782,6 +808,8 @@ def rms_norm(
     """torch's rms_norm: x / sqrt(mean(x**2 over the trailing axes) + eps) * weight; eps=None uses
     the machine epsilon of x's dtype, as torch does."""
     x = _float(x, "rms_norm")
+    if _autocast_on.get() is not None:
+        (x,) = _autocast("rms_norm", x)
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     if len(shape) > x.ndim or x.shape[x.ndim - len(shape) :] != shape:
         raise ValueError(

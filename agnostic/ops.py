@@ -20,6 +20,8 @@ import numpy as np
 
 from agnostic import dtypes, tracing
 from agnostic import primitives as P
+from agnostic.autocast import _state as _autocast_on
+from agnostic.autocast import cast_inputs as _autocast
 from agnostic.backends.base import allocation_error, check_allocation
 from agnostic.device import Device, _size, as_device, get_default_backend
 from agnostic.dtypes import DType
@@ -909,8 +911,12 @@ def _accumulator(d: DType) -> DType:
 
 def _reduce(op: str, prim: Any, accumulate_ints: bool = False, float_only: bool = False,
             bool_only: bool = False, real_only: bool = False) -> Any:  # fmt: skip
+    autocasts = op in ("sum", "prod", "mean")  # autocast.POLICY: float32
+
     def fn(x: Tensor, /, *, axis: Any = None, keepdims: bool = False, dtype: Any = None) -> Tensor:
         x = _tensor(x, op)
+        if autocasts and dtype is None and _autocast_on.get() is not None:
+            (x,) = _autocast(op, x)
         axes = _axes(axis, x.ndim, op, x.shape)
         if real_only and x._dtype.is_complex:
             raise _no_complex(op, x._dtype)
@@ -955,6 +961,8 @@ all = _accepts_dim()(_reduce("all", P.all, bool_only=True))
 def logsumexp(x: Tensor, /, *, axis: Any = None, keepdims: bool = False) -> Tensor:
     """log(sum(exp(x))) over `axis`, computed stably."""
     x = _tensor(x, "logsumexp")
+    if _autocast_on.get() is not None:
+        (x,) = _autocast("logsumexp", x)
     axes = _axes(axis, x.ndim, "logsumexp", x.shape)
     if x._dtype.is_complex:
         raise _no_complex("logsumexp", x._dtype)
@@ -966,6 +974,8 @@ def logsumexp(x: Tensor, /, *, axis: Any = None, keepdims: bool = False) -> Tens
 def _moment(op: str, prim: Any) -> Any:
     def fn(x: Tensor, /, *, axis: Any = None, correction: float = 0.0, keepdims: bool = False) -> Tensor:
         x = _tensor(x, op)
+        if _autocast_on.get() is not None:
+            (x,) = _autocast(op, x)
         axes = _axes(axis, x.ndim, op, x.shape)
         if x._dtype.is_complex:
             raise _no_complex(op, x._dtype)
@@ -1018,6 +1028,8 @@ def _cumulative(op: str, prim: Any) -> Any:
         x: Tensor, /, *, axis: int | None = None, dtype: Any = None, include_initial: bool = False
     ) -> Tensor:
         x = _tensor(x, op)
+        if dtype is None and _autocast_on.get() is not None:
+            (x,) = _autocast(op, x)
         if axis is None:
             if x.ndim > 1:
                 raise ValueError(f"{op}: axis is required for tensors of more than one dimension")
@@ -1113,6 +1125,8 @@ def cumprod(x: Tensor, /, axis: int | None = None, *, dtype: Any = None) -> Tens
 # ====================================================================== linear algebra
 def matmul(x1: Tensor, x2: Tensor, /) -> Tensor:
     """Matrix product with NumPy's rules: 1-D operands are vectors, batch dimensions broadcast."""
+    if _autocast_on.get() is not None:
+        x1, x2 = _autocast("matmul", x1, x2)
     if (
         isinstance(x1, Tensor)
         and isinstance(x2, Tensor)
@@ -1158,6 +1172,8 @@ def matrix_transpose(x: Tensor, /) -> Tensor:
 
 def tensordot(x1: Tensor, x2: Tensor, /, *, axes: int | tuple[Sequence[int], Sequence[int]] = 2) -> Tensor:
     """Sum products over the given axes of x1 and x2 (Array API tensordot)."""
+    if _autocast_on.get() is not None:
+        x1, x2 = _autocast("tensordot", x1, x2)
     a, b, _ = _promote("tensordot", x1, x2)
     if isinstance(axes, int):
         if axes < 0:
@@ -1187,6 +1203,8 @@ def vecdot(x1: Tensor, x2: Tensor, /, *, axis: int = -1) -> Tensor:
     keeps the promoted dtype (uint8 vectors give uint8). `axis` counts from the end (the standard's
     [-min(x1.ndim, x2.ndim), -1]; a non-negative one is accepted when both have as many dimensions);
     the contracted axes must have one size: they do not broadcast."""
+    if _autocast_on.get() is not None:
+        x1, x2 = _autocast("vecdot", x1, x2)
     a, b, d = _promote("vecdot", x1, x2)
     if d is _BOOL:
         raise TypeError("vecdot: not defined for bool tensors; cast with .astype(...) first")

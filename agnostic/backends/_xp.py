@@ -245,9 +245,13 @@ class XPBackend(XPLinalg, XPFFT, Backend):
 
     # ------------------------------------------------------------------ reductions
     def var(self, a: Array, axes: Axes, correction: float, keepdims: bool) -> Array:
+        if a.dtype.kind == "V":  # bfloat16: see _accumulation
+            return self.var(a.astype(np.float32), axes, correction, keepdims).astype(a.dtype)
         return self.xp.var(a, axis=axes, ddof=correction, keepdims=keepdims)
 
     def std(self, a: Array, axes: Axes, correction: float, keepdims: bool) -> Array:
+        if a.dtype.kind == "V":  # bfloat16: see _accumulation
+            return self.std(a.astype(np.float32), axes, correction, keepdims).astype(a.dtype)
         return self.xp.std(a, axis=axes, ddof=correction, keepdims=keepdims)
 
     def argmax(self, a: Array, axis: int, keepdims: bool) -> Array:
@@ -257,12 +261,18 @@ class XPBackend(XPLinalg, XPFFT, Backend):
         return self.xp.argmin(a, axis=axis, keepdims=keepdims).astype(np.int64, copy=False)
 
     def cumsum(self, a: Array, axis: int) -> Array:
+        if a.dtype.kind == "V":  # bfloat16: see _accumulation
+            return self.xp.cumsum(a, axis=axis, dtype=np.float32).astype(a.dtype)
         return self.xp.cumsum(a, axis=axis, dtype=a.dtype)
 
     def cumprod(self, a: Array, axis: int) -> Array:
+        if a.dtype.kind == "V":  # bfloat16: see _accumulation
+            return self.xp.cumprod(a, axis=axis, dtype=np.float32).astype(a.dtype)
         return self.xp.cumprod(a, axis=axis, dtype=a.dtype)
 
     def logsumexp(self, a: Array, axes: Axes, keepdims: bool) -> Array:
+        if a.dtype.kind == "V":  # bfloat16: see _accumulation
+            return self.logsumexp(a.astype(np.float32), axes, keepdims).astype(a.dtype)
         xp = self.xp
         if a.size == 0:  # max() has no identity; the direct formula gives -inf
             return xp.log(xp.sum(xp.exp(a), axis=axes, keepdims=keepdims))
@@ -407,6 +417,8 @@ class XPBackend(XPLinalg, XPFFT, Backend):
 
     # ------------------------------------------------------------------ fused composites
     def softmax(self, a: Array, axis: int) -> Array:
+        if a.dtype.kind == "V":  # bfloat16: see _accumulation
+            return self.softmax(a.astype(np.float32), axis).astype(a.dtype)
         if a.size == 0:  # max() has no identity over an empty axis; there is nothing to normalize
             return a.copy()
         e = self.xp.exp(a - self.xp.max(a, axis=axis, keepdims=True))
@@ -516,6 +528,15 @@ def _binary(fn: Any) -> Any:
 
 
 def _reduction(fn: Any) -> Any:
+    if fn.__name__ == "mean":  # bfloat16: see _accumulation
+
+        def mean(self: XPBackend, a: Array, axes: Axes, keepdims: bool) -> Array:
+            if a.dtype.kind == "V":
+                return fn(a, axis=axes, keepdims=keepdims, dtype=np.float32).astype(a.dtype)
+            return fn(a, axis=axes, keepdims=keepdims)
+
+        return mean
+
     def op(self: XPBackend, a: Array, axes: Axes, keepdims: bool) -> Array:
         return fn(a, axis=axes, keepdims=keepdims)
 
@@ -524,6 +545,9 @@ def _reduction(fn: Any) -> Any:
 
 def _accumulation(fn: Any) -> Any:
     def op(self: XPBackend, a: Array, axes: Axes, keepdims: bool) -> Array:
+        if a.dtype.kind == "V":  # ml_dtypes reduces bfloat16 in bfloat16 (4096 ones sum to 256):
+            # accumulate in float32 and round once, as torch and JAX do
+            return fn(a, axis=axes, keepdims=keepdims, dtype=np.float32).astype(a.dtype)
         return fn(a, axis=axes, keepdims=keepdims, dtype=a.dtype)
 
     return op

@@ -438,6 +438,15 @@ class Backend(LinalgOps, FFTOps, abc.ABC):
         option `agnostic.compile` was given."""
         raise NotImplementedError(f"backend {self.name!r} has no compiler")
 
+    def optimization_barrier(self, arrays: Sequence[Array]) -> list[Array]:
+        """`arrays` unchanged, but a compiler may not move computations across this point nor
+        merge what is computed from the results with what is computed from the inputs
+        (jax.lax.optimization_barrier). Activation checkpointing applies it, while tracing, to a
+        recomputation's inputs, so the compiler does not fold the recomputation back into the
+        forward pass. The default is the identity: a compiler that does no such merging (a torch.fx
+        graph run as it is) needs nothing."""
+        return list(arrays)
+
     # ================================================================== composites
     # Defaults use only primitives through `self`, so they also run on Tensors for autodiff.
 

@@ -687,6 +687,11 @@ class JaxBackend(JaxLinalg, JaxFFT, Backend):
             return _SpmdProgram(traced)
         return (_X64Program if self.mesh is None else _MeshProgram)(traced.compile())
 
+    def optimization_barrier(self, arrays: Any) -> list[Array]:
+        # what jax.checkpoint's prevent_cse applies: XLA's CSE would merge a recomputation with
+        # the forward pass it repeats
+        return list(jax.lax.optimization_barrier(tuple(arrays)))
+
     # ------------------------------------------------------------------ fused composites
     # Each computes what the base-class default computes, in the same order, so the conformance
     # check of overrides against the defaults holds to rounding.

@@ -31,6 +31,8 @@ from typing import Any
 from agnostic import distributed as dist
 from agnostic import ops
 from agnostic import random as ag_random
+from agnostic.amp.grad_scaler import GradScaler
+from agnostic.autocast import autocast
 from agnostic.autodiff import no_grad
 from agnostic.compilation import compile as compile_step
 from agnostic.data import DataLoader, DistributedSampler, to_device
@@ -53,6 +55,12 @@ LossFn = Callable[[Any, Any], Tensor]
 # what Learner.state_dict writes: a file without these is not a Learner checkpoint
 _CHECKPOINT_PARTS = ("model", "optimizer", "scheduler", "learner", "callbacks", "rng", "train_loader")
 _LEARNER_ENTRIES = (("epoch_seconds", (int, float)), ("history", list), ("loss", dict), ("metrics", dict))
+# precision= (Lightning's names): the canonical name, and the autocast dtype (None: float32 throughout)
+_PRECISIONS = {
+    "32": ("32", None), "32-true": ("32", None), 32: ("32", None),
+    "bf16-mixed": ("bf16-mixed", "bfloat16"), "bf16": ("bf16-mixed", "bfloat16"),
+    "16-mixed": ("16-mixed", "float16"), "16": ("16-mixed", "float16"), 16: ("16-mixed", "float16"),
+}  # fmt: skip
 
 
 class Learner:
@@ -74,6 +82,11 @@ class Learner:
     - `compile`: run the forward/backward and the optimizer update through `ag.compile` (jax.jit,
       a torch.fx graph; eager on NumPy and CuPy); a string is torch.compile's mode. The model may not
       read tensor values on the host inside `forward` then (docs/compile.md).
+    - `precision`: "32" (float32 throughout; also "32-true", 32), "bf16-mixed" (forward and loss
+      under `ag.autocast("bfloat16")`; also "bf16") or "16-mixed" (under `ag.autocast("float16")`,
+      the backward on a loss scaled by a `GradScaler`, steps with inf/NaN gradients skipped; also
+      "16", 16). Parameters, gradients and optimizer state stay float32 in every mode. `grad_scaler`
+      replaces 16-mixed's default `GradScaler()`; its state is in the checkpoints.
     - `distributed`: train data-parallel: joins the launcher's process group (`distributed.init`,
       unless the script did) and wraps the model in `DistributedDataParallel` (a model wrapped
       already is data-parallel without it). The training loader must then shard the data
@@ -99,6 +112,8 @@ class Learner:
         progress: bool = True,
         compile: bool | str = False,
         distributed: bool = False,
+        precision: str | int = "32",
+        grad_scaler: GradScaler | None = None,
     ) -> None:
         if not isinstance(model, Module):
             raise TypeError(f"Learner: model must be an agnostic nn.Module, got {type(model).__name__}")
@@ -126,6 +141,32 @@ class Learner:
             raise ValueError(f"Learner: grad_accum must be an int >= 1, got {grad_accum!r}")
         if checkpoint_every is not None and checkpoint_dir is None:
             raise ValueError("Learner: checkpoint_every needs a checkpoint_dir to write to")
+        if (
+            isinstance(precision, bool)
+            or not isinstance(precision, (str, int))
+            or precision not in _PRECISIONS
+        ):
+            hint = (
+                "; for a model in a low precision throughout (inference), use model.to(dtype=...)"
+                if isinstance(precision, str) and precision.endswith("-true")
+                else ""
+            )
+            raise ValueError(
+                f"Learner: precision must be one of {list(_PRECISIONS)}, got {precision!r}{hint}"
+            )
+        self.precision, self._autocast_dtype = _PRECISIONS[precision]
+        if grad_scaler is not None and not isinstance(grad_scaler, GradScaler):
+            raise TypeError(
+                f"Learner: grad_scaler must be an ag.amp.GradScaler, got {type(grad_scaler).__name__}"
+            )
+        if grad_scaler is not None and self.precision != "16-mixed":
+            raise ValueError(
+                f"Learner: grad_scaler is for precision='16-mixed' (float16 needs loss scaling); "
+                f"precision={precision!r} uses none"
+            )
+        self.scaler: GradScaler | None = (
+            (grad_scaler or GradScaler()) if self.precision == "16-mixed" else None
+        )
         names = [m.name for m in metrics]
         if len(set(names)) != len(names) or "loss" in names:
             raise ValueError(f"Learner: metric names must be unique and not 'loss', got {names}")
@@ -218,6 +259,8 @@ class Learner:
         self._interrupt_requested, self._epoch_seconds = False, 0.0
         self._reset_metrics()
         self._model_device = self.device  # looked up once per fit, not per batch
+        if self.scaler is not None:  # made before a compiled step's trace, which cannot make it
+            self.scaler._init_on(self._model_device)
         self._check_sharded(train_loader)
         if self.batches_per_epoch == 0 and epochs:
             raise ValueError(self._no_batches_message(0))
@@ -329,15 +372,21 @@ class Learner:
         self._update_metrics(self._loss, self.metrics, loss, output, target)
         return loss
 
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """The forward's and loss's precision (inside the compiled step, so the trace sees it)."""
+        return contextlib.nullcontext() if self._autocast_dtype is None else autocast(self._autocast_dtype)
+
     def _backward(self, batch: Any) -> tuple[Tensor, Any, Any]:
-        output, target = self.forward(batch)
-        loss = self.loss_fn(output, target)
+        with self._autocast():
+            output, target = self.forward(batch)
+            loss = self.loss_fn(output, target)
         if not isinstance(loss, Tensor) or loss.ndim != 0:
             raise TypeError(
                 f"Learner: loss_fn must return a scalar Tensor, got "
                 f"{type(loss).__name__}{'' if not isinstance(loss, Tensor) else f' of shape {loss.shape}'}"
             )
-        (loss / self.grad_accum if self.grad_accum > 1 else loss).backward()
+        scaled = loss / self.grad_accum if self.grad_accum > 1 else loss
+        (scaled if self.scaler is None else self.scaler.scale(scaled)).backward()
         return loss, output, target
 
     @staticmethod
@@ -348,7 +397,13 @@ class Learner:
             m.update(output, target)
 
     def _optimizer_step(self) -> None:
-        self._update()
+        if self.scaler is None or not self.scaler.is_enabled():
+            self._update()
+        else:  # eager between the compiled halves: unscale (clipping sees true gradients), one host read
+            self.scaler.unscale_(self.optimizer)
+            if not self.scaler._step_with(self.optimizer, lambda: self._update() or True):
+                self.optimizer.zero_grad()  # a skipped step (inf/NaN gradients) still starts afresh
+            self.scaler.update()
         self.step += 1
         if self.scheduler is not None and self.scheduler_interval == "step":
             self._scheduler_step(None)
@@ -428,8 +483,10 @@ class Learner:
         try:
             with no_grad():
                 for batch in loader:
-                    output, target = self.forward(to_device(batch, device))
-                    self._update_metrics(mean, metrics, self.loss_fn(output, target), output, target)
+                    with self._autocast():
+                        output, target = self.forward(to_device(batch, device))
+                        loss = self.loss_fn(output, target)
+                    self._update_metrics(mean, metrics, loss, output, target)
                     batches += 1
         finally:
             self.model.train(was_training)
@@ -485,6 +542,7 @@ class Learner:
         """The whole training state: what `save_checkpoint` writes."""
         loader = getattr(self, "train_loader", None)
         loss, *metrics = self._synced([self._loss, *self.metrics])  # mid-epoch: every process's part
+        scaler = {} if self.scaler is None else {"scaler": self.scaler.state_dict()}
         return {
             "model": self._module.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -501,6 +559,7 @@ class Learner:
             "callbacks": {self._callback_key(i, cb): cb.state_dict() for i, cb in enumerate(self.callbacks)},
             "rng": ag_random.default_generator.get_state(),
             "train_loader": loader.state_dict() if hasattr(loader, "state_dict") else None,
+            **scaler,  # 16-mixed's loss scale (absent otherwise, and in checkpoints made before it)
         }
 
     @staticmethod
@@ -585,6 +644,9 @@ class Learner:
         if self.scheduler is not None:
             with _fitting(path, "scheduler"):
                 self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler is not None and state.get("scaler"):  # else the scaler starts afresh
+            with _fitting(path, "scaler"):
+                self.scaler.load_state_dict(state["scaler"])
         s = state["learner"]
         with _fitting(path, "metrics"):
             self._loss.load_state_dict(s["loss"])

@@ -14,6 +14,9 @@ backend, not torch's numbers.
 import builtins
 
 from agnostic import ops as _ag_ops
+from agnostic.autocast import autocast as _ag_autocast
+from agnostic.autocast import get_autocast_dtype as _get_autocast_dtype
+from agnostic.autocast import is_autocast_enabled as _is_autocast_enabled
 from agnostic.autodiff import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from agnostic.dtypes import DType as dtype
 from agnostic.dtypes import (
@@ -110,4 +113,25 @@ def equal(input: Tensor, other: Tensor) -> bool:
     return input.shape == other.shape and builtins.bool(_ag_ops.all(input == other))
 
 
-from . import nn, optim  # noqa: E402  (submodules that use the names above)
+def autocast(
+    device_type: str = "cpu", dtype: dtype | None = None, enabled: builtins.bool = True,
+    cache_enabled: builtins.bool | None = None,
+) -> _ag_autocast:  # fmt: skip
+    """torch.autocast: `ag.autocast` with torch's defaults (bfloat16 for "cpu", float16 otherwise);
+    `device_type` picks only that default (the tensors' backend decides where ops run)."""
+    if dtype is None:
+        dtype = bfloat16 if device_type == "cpu" else float16
+    return _ag_autocast(dtype, enabled=enabled)
+
+
+def is_autocast_enabled(device_type: str | None = None) -> builtins.bool:
+    """Whether autocast is on (one state for every device: `ag.is_autocast_enabled`)."""
+    return _is_autocast_enabled()
+
+
+def get_autocast_dtype(device_type: str | None = None) -> dtype | None:
+    """The autocast dtype now, None when off (`ag.get_autocast_dtype`)."""
+    return _get_autocast_dtype()
+
+
+from . import nn, optim, utils  # noqa: E402  (submodules that use the names above)

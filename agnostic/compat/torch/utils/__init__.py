@@ -1,0 +1,3 @@
+"""`torch.utils`: activation checkpointing (`torch.utils.checkpoint`), agnostic's own."""
+
+from . import checkpoint as checkpoint
