@@ -5,6 +5,10 @@ python -m benchmarks --backends torch --windows 11
 python -m benchmarks --only w1,ops                # some of w1, w2, w3, w4, w5, ops (w4, w5: not by default)
 python -m benchmarks --malloc default             # glibc's own thresholds (see harness.py)
 python -m benchmarks --window-ms 0 --steps 5      # fixed 5-step windows (before the eighth session)
+python -m benchmarks --threads 1                  # one thread per library (ag.set_num_threads)
+python -m benchmarks --precision bf16-mixed --threads 1 [--only w1,w2,w3,products,programs]
+    # issue 23 part 4: W1-W3 under bfloat16 autocast (agnostic eager and compiled, the native
+    # bf16 step: torch.autocast, jax with jmp-style casts) against float32 (benchmarks/precision.py)
 """
 
 from __future__ import annotations
@@ -68,7 +72,25 @@ def main() -> None:
         default="fixed",
         help="fixed: the same glibc malloc thresholds for every case (no heap history between cases)",
     )
+    parser.add_argument(
+        "--precision",
+        choices=("32", "bf16-mixed"),
+        default="32",
+        help="bf16-mixed: W1-W3 under bfloat16 autocast against float32 and the native bf16 step",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="ag.set_num_threads: BLAS, torch, XLA (default: theirs)"
+    )
     args = parser.parse_args()
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads {args.threads}: at least 1")
+    if args.precision != "32":
+        return _precision(parser, args)
+    threads = ""
+    if args.threads is not None:
+        from benchmarks.precision import set_threads
+
+        threads = f"; {set_threads(args.threads)}"  # before any backend starts (XLA sizes its pools once)
     malloc = "glibc defaults"
     if args.malloc == "fixed":
         malloc = "fixed thresholds" if fix_malloc_thresholds() else "defaults (no glibc mallopt here)"
@@ -78,7 +100,7 @@ def main() -> None:
         parser.error(f"--only: unknown {sorted(unknown)}; choose from w1, w2, w3, w4, w5, ops")
     backends = available(args.backends.split(","))
     window = args.window_ms / 1e3
-    print(f"Machine: {machine()}; malloc: {malloc}\n")
+    print(f"Machine: {machine()}; malloc: {malloc}{threads}\n")
     workloads = [
         (title, module)
         for key, title, module in (
@@ -144,6 +166,24 @@ def main() -> None:
             print(
                 f"| {b} | {what} | {format_time(ours.median)} | {format_time(theirs.median)} | {format_time(ours.median - theirs.median)} |"
             )
+
+
+def _precision(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """`--precision bf16-mixed`: the tables of `benchmarks.precision` (W1-W3, products, programs)."""
+    from benchmarks import precision
+
+    default = ["w1", "w2", "w3", "products", "programs"]
+    only = args.only.split(",") if args.only != parser.get_default("only") else default
+    unknown = set(only) - set(default)
+    if unknown:
+        parser.error(f"--precision: --only {sorted(unknown)}: choose from {', '.join(default)}")
+    threads = precision.set_threads(args.threads)  # before any backend starts (XLA sizes its pools once)
+    malloc = "glibc defaults"
+    if args.malloc == "fixed":
+        malloc = "fixed thresholds" if fix_malloc_thresholds() else "defaults (no glibc mallopt here)"
+    backends = available(args.backends.split(","))
+    print(f"Machine: {machine()}; malloc: {malloc}; {threads}\n")
+    precision.run(backends, only, args.windows, args.steps, args.window_ms / 1e3)
 
 
 if __name__ == "__main__":

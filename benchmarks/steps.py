@@ -1,8 +1,14 @@
 """The training step every workload times, built once per library: zero the gradients, forward,
-loss, backward, Adam update (agnostic and torch eager); the same step under jax.jit with optax."""
+loss, backward, Adam update (agnostic and torch eager); the same step under jax.jit with optax.
+
+`precision` (issue 23 part 4): "32" is the float32 step; "bf16-mixed" runs the forward and the
+loss inside `ag.autocast("bfloat16")` (agnostic) or `torch.autocast(..., dtype=torch.bfloat16)`
+(torch), the backward and the update outside it, on float32 parameters (master weights). JAX has
+no autocast: each workload's JAX reference casts by hand, as jmp users write it (see there)."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -11,35 +17,82 @@ from benchmarks.harness import Case
 
 LR = 1e-3
 
+PRECISIONS = {"32": None, "bf16-mixed": "bfloat16"}
+"""A precision's name (Learner's) -> the autocast dtype of its forward (None: no autocast)."""
+
+
+def autocast_dtype(precision: str) -> str | None:
+    """The autocast dtype of `precision`; a clear error for a name that is not one."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r}: choose from {', '.join(map(repr, PRECISIONS))}")
+    return PRECISIONS[precision]
+
+
+def jmp_casts(precision: str) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+    """(to_compute, to_float32) for a hand-written JAX reference: with "bf16-mixed", casts to
+    bfloat16 and back to float32, as jmp's policy.cast_to_compute / cast_to_output; with "32",
+    the identity, so the float32 program is the one it always was."""
+    if autocast_dtype(precision) is None:
+        return (lambda t: t), (lambda t: t)
+    import jax.numpy as jnp
+
+    low = getattr(jnp, autocast_dtype(precision))
+    return (lambda t: t.astype(low)), (lambda t: t.astype(jnp.float32))
+
+
+def precision_label(precision: str) -> str:
+    """What a case's name says of its precision: nothing for float32 (the names stay as they were)."""
+    return "" if autocast_dtype(precision) is None else f" {precision}"
+
 
 def agnostic_adam_case(
-    backend: str, model: Any, x: Any, y: Any, loss: Callable[[Any, Any], Any], compiled: bool = False
+    backend: str,
+    model: Any,
+    x: Any,
+    y: Any,
+    loss: Callable[[Any, Any], Any],
+    compiled: bool = False,
+    precision: str = "32",
 ) -> Case:
-    """The eager step, or the same step through `ag.compile`."""
+    """The eager step, or the same step through `ag.compile`; with "bf16-mixed", the forward and
+    the loss under `ag.autocast("bfloat16")`."""
     import agnostic as ag
     from agnostic import optim
 
+    dtype = autocast_dtype(precision)
+    autocast = (lambda: ag.autocast(dtype)) if dtype else contextlib.nullcontext
+    name = f"agnostic[{backend}]{precision_label(precision)}"
     if not compiled:
-        return _eager_case(f"agnostic[{backend}]", optim.Adam, model, x, y, loss, sync=_all_done(model))
+        return _eager_case(name, optim.Adam, model, x, y, loss, sync=_all_done(model), autocast=autocast)
     opt = optim.Adam(model.parameters(), lr=LR)
 
     @ag.compile
     def step() -> Any:
         opt.zero_grad()
-        value = loss(model(x), y)
+        with autocast():
+            value = loss(model(x), y)
         value.backward()
         opt.step()
         return value
 
     # one compiled call is one program (one XLA execution): its outputs, the loss and the new
     # parameters, are ready together, so waiting for the loss is waiting for all, as for native jax
-    return Case(f"agnostic[{backend}] compiled", step, sync=lambda value: wait([value.data]))
+    return Case(f"{name} compiled", step, sync=lambda value: wait([value.data]))
 
 
-def torch_adam_case(model: Any, x: Any, y: Any, loss: Callable[[Any, Any], Any]) -> Case:
+def torch_adam_case(
+    model: Any, x: Any, y: Any, loss: Callable[[Any, Any], Any], precision: str = "32"
+) -> Case:
+    """torch eager and torch.optim.Adam; with "bf16-mixed", the forward and the loss under
+    `torch.autocast(x.device.type, dtype=torch.bfloat16)`, as torch's AMP recipe writes it."""
     import torch
 
-    return _eager_case("native torch (eager, torch.optim)", torch.optim.Adam, model, x, y, loss)
+    dtype = autocast_dtype(precision)
+    autocast = contextlib.nullcontext
+    if dtype:
+        autocast = functools.partial(torch.autocast, x.device.type, dtype=getattr(torch, dtype))
+    name = f"native torch (eager, torch.optim){precision_label(precision)}"
+    return _eager_case(name, torch.optim.Adam, model, x, y, loss, autocast=autocast)
 
 
 def wait(arrays: list[Any]) -> None:
@@ -70,9 +123,17 @@ def _all_done(model: Any) -> Callable[[Any], Any]:
 
 
 def _eager_case(
-    name: str, adam: Any, model: Any, x: Any, y: Any, loss: Callable[[Any, Any], Any], sync: Any = None
+    name: str,
+    adam: Any,
+    model: Any,
+    x: Any,
+    y: Any,
+    loss: Callable[[Any, Any], Any],
+    sync: Any = None,
+    autocast: Callable[[], Any] = contextlib.nullcontext,
 ) -> Case:
-    """The same eager step for agnostic and torch: their modules and optimizers share the API."""
+    """The same eager step for agnostic and torch: their modules and optimizers share the API
+    (and their autocast contexts: the forward and the loss inside, the backward outside)."""
     opt = adam(model.parameters(), lr=LR)
 
     def step() -> Any:
@@ -82,7 +143,17 @@ def _eager_case(
         opt.step()
         return value
 
-    return Case(name, step, sync=sync or (lambda value: wait([value.data])))
+    def autocast_step() -> Any:
+        opt.zero_grad()
+        with autocast():
+            value = loss(model(x), y)
+        value.backward()
+        opt.step()
+        return value
+
+    # the float32 step stays the very code it was (no context entered per step)
+    chosen = step if autocast is contextlib.nullcontext else autocast_step
+    return Case(name, chosen, sync=sync or (lambda value: wait([value.data])))
 
 
 def jax_device(device: str | None) -> Any:
@@ -109,10 +180,15 @@ def on_jax_device(build: Callable[..., Case]) -> Callable[..., Case]:
 
 
 def jax_adam_case(
-    params: Any, loss_fn: Callable[[Any], Any], device: str | None = None, dtype: str = "float32"
+    params: Any,
+    loss_fn: Callable[[Any], Any],
+    device: str | None = None,
+    dtype: str = "float32",
+    precision: str = "32",
 ) -> Case:
     """`loss_fn(params)` closes over the batch; the whole step is one jax.jit, on `device` (the
-    parameters are put there, so the program runs there)."""
+    parameters are put there, so the program runs there). `dtype` is the parameters' (checked);
+    `precision` only names the case: a "bf16-mixed" `loss_fn` casts inside itself."""
     import jax
     import optax
 
@@ -134,4 +210,5 @@ def jax_adam_case(
         state[0], state[1], value = update(state[0], state[1])
         return value
 
-    return Case("native jax (jit, optax)", step, sync=lambda value: value.block_until_ready())
+    name = f"native jax (jit, optax){precision_label(precision)}"
+    return Case(name, step, sync=lambda value: value.block_until_ready())

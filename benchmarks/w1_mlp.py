@@ -1,6 +1,8 @@
 """W1 (DESIGN.md): MLP 784-512-512-10, batch 128, cross-entropy, Adam; one full training step
 (forward, backward, update). agnostic on a backend against the same model in that backend's own
-library: hand-written backprop and Adam in NumPy, torch eager with torch.optim, jax.jit with optax."""
+library: hand-written backprop and Adam in NumPy, torch eager with torch.optim, jax.jit with optax.
+`precision="bf16-mixed"` (issue 23 part 4): the same step with the forward under bfloat16 autocast
+(NumPy has no native bfloat16 step: no reference there)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,15 @@ from typing import Any
 import numpy as np
 
 from benchmarks.harness import Case
-from benchmarks.steps import LR, agnostic_adam_case, jax_adam_case, on_jax_device, torch_adam_case
+from benchmarks.steps import (
+    LR,
+    agnostic_adam_case,
+    autocast_dtype,
+    jax_adam_case,
+    jmp_casts,
+    on_jax_device,
+    torch_adam_case,
+)
 
 SIZES = (784, 512, 512, 10)
 BATCH = 128
@@ -25,7 +35,9 @@ def flops_per_step() -> float:
     return 3 * 2 * BATCH * sum(a * b for a, b in zip(SIZES, SIZES[1:]))
 
 
-def agnostic_case(backend: str, compiled: bool = False, device: str | None = None) -> Case:
+def agnostic_case(
+    backend: str, compiled: bool = False, device: str | None = None, precision: str = "32"
+) -> Case:
     import agnostic as ag
     from agnostic import nn
 
@@ -36,11 +48,15 @@ def agnostic_case(backend: str, compiled: bool = False, device: str | None = Non
         layers += [nn.Linear(a, b), nn.ReLU()]
     model = nn.Sequential(*layers[:-1], backend=B)
     x, y = (B.tensor(a) for a in data())
-    return agnostic_adam_case(backend, model, x, y, ag.cross_entropy, compiled)
+    return agnostic_adam_case(backend, model, x, y, ag.cross_entropy, compiled, precision)
 
 
-def native_case(backend: str, device: str | None = None) -> Case | None:
-    return {"numpy": _numpy, "cupy": _cupy, "torch": _torch, "jax": _jax}.get(backend, lambda d: None)(device)
+def native_case(backend: str, device: str | None = None, precision: str = "32") -> Case | None:
+    if backend in ("torch", "jax"):
+        return {"torch": _torch, "jax": _jax}[backend](device, precision)
+    if autocast_dtype(precision) is not None:  # the hand-written NumPy and CuPy steps are float32
+        return None
+    return {"numpy": _numpy, "cupy": _cupy}.get(backend, lambda d: None)(device)
 
 
 def _numpy(device: str | None) -> Case:
@@ -104,7 +120,7 @@ def _hand_written(xp: Any, name: str, put: Any, get: Any) -> Case:
     return Case(name, step, sync=lambda loss: float(get(loss)))
 
 
-def _torch(device: str | None) -> Case:
+def _torch(device: str | None, precision: str = "32") -> Case:
     import torch
 
     dev = torch.device(device or "cpu")
@@ -114,11 +130,15 @@ def _torch(device: str | None) -> Case:
         layers += [torch.nn.Linear(a, b), torch.nn.ReLU()]
     model = torch.nn.Sequential(*layers[:-1]).to(dev)
     x, y = (torch.from_numpy(a).to(dev) for a in data())
-    return torch_adam_case(model, x, y, torch.nn.functional.cross_entropy)
+    return torch_adam_case(model, x, y, torch.nn.functional.cross_entropy, precision)
 
 
 @on_jax_device
-def _jax(device: str | None) -> Case:
+def _jax(device: str | None, precision: str = "32") -> Case:
+    """jax.jit and optax. "bf16-mixed", as jmp users write it: the parameters stay float32 (and
+    so do their gradients and Adam); each layer casts its input, weight and bias to bfloat16, so
+    the products, bias adds and ReLUs run in bfloat16; the logits are cast back to float32 for the
+    softmax cross-entropy and the mean."""
     import jax
     import jax.numpy as jnp
     import optax
@@ -135,13 +155,14 @@ def _jax(device: str | None) -> Case:
             )
         )
     x, y = (jnp.asarray(a) for a in data())
+    low, f32 = jmp_casts(precision)
 
     def loss_fn(params: Any) -> Any:
         h = x
         for i, (w, b) in enumerate(params):
-            h = h @ w.T + b
+            h = low(h) @ low(w).T + low(b)
             if i < len(params) - 1:
                 h = jax.nn.relu(h)
-        return optax.softmax_cross_entropy_with_integer_labels(h, y).mean()
+        return optax.softmax_cross_entropy_with_integer_labels(f32(h), y).mean()
 
-    return jax_adam_case(params, loss_fn, device)
+    return jax_adam_case(params, loss_fn, device, precision=precision)

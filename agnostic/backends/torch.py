@@ -556,7 +556,7 @@ class TorchBackend(TorchLinalg, TorchFFT, Backend):
         with torch.enable_grad():
             x = torch.zeros(input_shape, dtype=gy.dtype, device=gy.device, requires_grad=True)
             y = self.avg_pool(x, kernel, stride, padding, ceil_mode, count_include_pad)
-            (gx,) = torch.autograd.grad(y, x, gy)
+            (gx,) = torch.autograd.grad((y * gy).sum(), x)  # not grad_outputs: see the attention's
         return gx
 
     # ------------------------------------------------------------------ compilation
@@ -685,7 +685,9 @@ class TorchBackend(TorchLinalg, TorchFFT, Backend):
         with torch.enable_grad():
             qkv = [t.detach().requires_grad_() for t in (q, k, v)]
             y = self.scaled_dot_product_attention(*qkv, mask, is_causal, scale)
-            return torch.autograd.grad(y, qkv, g)
+            # the scalar <y, g> has the gradient g at y, exactly: torch.autograd.grad(y, qkv, g)
+            # would import sympy (torch.fx's symbolic shapes) to check g's shape, 30 MB at first use
+            return torch.autograd.grad((y * g).sum(), qkv)
 
     def adam_step(
         self, params: Sequence[Array], grads: Sequence[Array], exp_avgs: Sequence[Array],
