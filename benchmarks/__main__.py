@@ -19,7 +19,7 @@ import os
 import platform
 
 from benchmarks import op_overhead, w1_mlp, w2_cnn, w3_lm, w4_resnet, w5_gpt
-from benchmarks.harness import fix_malloc_thresholds, format_time, measure, paired_ratio
+from benchmarks.harness import available, fix_malloc_thresholds, format_time, measure, paired_ratio
 
 
 def machine() -> str:
@@ -38,19 +38,6 @@ def machine() -> str:
     except (OSError, StopIteration):
         pass
     return f"{datetime.date.today()}, {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {', '.join(versions)}"
-
-
-def available(names: list[str]) -> list[str]:
-    import agnostic as ag
-
-    found = []
-    for name in names:
-        try:
-            ag.backend(name)
-            found.append(name)
-        except Exception as exc:  # unavailable here: say why and go on
-            print(f"<!-- {name} skipped: {exc} -->")
-    return found
 
 
 def main() -> None:

@@ -126,3 +126,18 @@ def format_time(seconds: float) -> str:
     if seconds < 1e-3:
         return f"{seconds * 1e6:.1f} us"
     return f"{seconds * 1e3:.2f} ms"
+
+
+def available(names: list[str]) -> list[str]:
+    """The backends of `names` that run here; each other one is named, with the reason (CuPy with
+    no GPU), in an HTML comment the Markdown tables carry along."""
+    import agnostic as ag
+
+    found = []
+    for name in names:
+        try:
+            ag.backend(name)
+            found.append(name)
+        except Exception as exc:  # unavailable here: say why and go on
+            print(f"<!-- {name} skipped: {type(exc).__name__}: {exc} -->")
+    return found

@@ -34,6 +34,7 @@ import argparse
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import gc
 import json
 import math
@@ -42,10 +43,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from benchmarks.w3_lm import LM, _lm, data
+from benchmarks.harness import available
+from benchmarks.w3_lm import LM, _lm, data, jax_model
 
 MODELS: dict[str, LM] = {
     "w3_256": LM(seq=256),
@@ -125,11 +127,7 @@ def _agnostic(
     ag.manual_seed(0)
     positions = ag.arange(lm.seq, device=B)
     mask = nn.Transformer.generate_square_subsequent_mask(lm.seq, device=B, dtype=ag.float32)
-    Model = _lm(nn, positions, mask, lm)
-    if variant == "ckpt":
-        Model = _checkpointed(Model, positions, mask, lambda layer, x: nn.utils.checkpoint(
-            layer, x, src_mask=mask, is_causal=True))  # fmt: skip
-    model = Model(backend=B)
+    model = _lm(nn, positions, mask, _variant_lm(lm, variant), nn.utils.checkpoint)(backend=B)
     x, y = (B.tensor(a) for a in data(lm=lm))
     opt = optim.Adam(model.parameters(), lr=LR)
     cast = (lambda: ag.autocast("bfloat16")) if variant == "bf16" else contextlib.nullcontext
@@ -152,19 +150,9 @@ def _agnostic(
     return step, sync
 
 
-def _checkpointed(Model: type, positions: Any, mask: Any, checkpoint: Callable[[Any, Any], Any]) -> type:
-    """`Model` (benchmarks.w3_lm's) with each encoder layer run through `checkpoint(layer, x)`."""
-
-    class Checkpointed(Model):  # type: ignore[misc, valid-type]
-        def forward(self, ids: Any) -> Any:
-            x = self.tok(ids) + self.pos(positions)
-            for layer in self.encoder.layers:
-                x = checkpoint(layer, x)
-            if self.encoder.norm is not None:
-                x = self.encoder.norm(x)
-            return self.head(x)
-
-    return Checkpointed
+def _variant_lm(lm: LM, variant: str) -> LM:
+    """`lm` with every encoder layer checkpointed in the "ckpt" variant."""
+    return replace(lm, checkpoint=variant == "ckpt")
 
 
 def _torch(lm: LM, variant: str) -> tuple[Callable[[], Any], Callable[[Any], Any]]:
@@ -174,11 +162,8 @@ def _torch(lm: LM, variant: str) -> tuple[Callable[[], Any], Callable[[Any], Any
     torch.manual_seed(0)
     positions = torch.arange(lm.seq)
     mask = torch.nn.Transformer.generate_square_subsequent_mask(lm.seq, dtype=torch.float32)
-    Model = _lm(torch.nn, positions, mask, lm)
-    if variant == "ckpt":
-        Model = _checkpointed(Model, positions, mask, lambda layer, x: torch.utils.checkpoint.checkpoint(
-            layer, x, src_mask=mask, is_causal=True, use_reentrant=False))  # fmt: skip
-    model = Model()
+    checkpoint = functools.partial(torch.utils.checkpoint.checkpoint, use_reentrant=False)
+    model = _lm(torch.nn, positions, mask, _variant_lm(lm, variant), checkpoint)()
     x, y = (torch.from_numpy(a) for a in data(lm=lm))
     opt = torch.optim.Adam(model.parameters(), lr=LR)
     ce = torch.nn.functional.cross_entropy
@@ -198,70 +183,13 @@ def _torch(lm: LM, variant: str) -> tuple[Callable[[], Any], Callable[[Any], Any
 
 
 def _jax(lm: LM, variant: str) -> tuple[Callable[[], Any], Callable[[Any], Any]]:
-    """benchmarks.w3_lm's native JAX LM, with a bfloat16 policy (torch.autocast's: the matmuls'
-    operands in bfloat16, softmax, norms and the loss in float32) and per-layer jax.checkpoint."""
+    """benchmarks.w3_lm's native JAX LM (`jax_model`: in "bf16" the casts jmp users write, which
+    are torch.autocast's policy: the products' operands in bfloat16, softmax, norms and the loss in
+    float32; in "ckpt" each layer under jax.checkpoint), with Adam's moments made at the first step."""
     import jax
-    import jax.numpy as jnp
     import optax
 
-    F, LOW = jnp.float32, jnp.bfloat16
-    low = variant == "bf16"
-    D, SEQ, BATCH, HEADS = lm.d, lm.seq, lm.batch, lm.heads
-    keys = iter(jax.random.split(jax.random.PRNGKey(0), 4 + 4 * lm.layers))
-
-    def dense(n_out: int, n_in: int) -> tuple[Any, Any]:
-        return jax.random.normal(next(keys), (n_out, n_in), F) / math.sqrt(n_in), jnp.zeros(n_out, F)
-
-    def norm_params() -> tuple[Any, Any]:
-        return jnp.ones(D, F), jnp.zeros(D, F)
-
-    params: dict[str, Any] = {
-        "tok": jax.random.normal(next(keys), (lm.vocab, D), F),
-        "pos": jax.random.normal(next(keys), (SEQ, D), F),
-        "layers": [
-            {"qkv": dense(3 * D, D), "out": dense(D, D), "ff1": dense(4 * D, D), "ff2": dense(D, 4 * D),
-             "n1": norm_params(), "n2": norm_params()}
-            for _ in range(lm.layers)
-        ],
-        "head": dense(lm.vocab, D),
-    }  # fmt: skip
-    causal = jnp.tril(jnp.ones((SEQ, SEQ), bool))
-    x, y = (jnp.asarray(a) for a in data(lm=lm))
-
-    def mm(a: Any, b: Any) -> Any:
-        return a.astype(LOW) @ b.astype(LOW) if low else a @ b
-
-    def linear(h: Any, wb: tuple[Any, Any]) -> Any:
-        out = mm(h, wb[0].T)
-        return out + (wb[1].astype(LOW) if low else wb[1])
-
-    def norm(h: Any, gb: tuple[Any, Any]) -> Any:
-        h = h.astype(F)
-        mu, var = h.mean(-1, keepdims=True), h.var(-1, keepdims=True)
-        return (h - mu) / jnp.sqrt(var + 1e-5) * gb[0] + gb[1]
-
-    def attention(h: Any, p: Any) -> Any:
-        q, k, v = jnp.split(linear(h, p["qkv"]), 3, axis=-1)
-        heads = lambda t: t.reshape(BATCH, SEQ, HEADS, D // HEADS).transpose(0, 2, 1, 3)  # noqa: E731
-        q, k, v = heads(q), heads(k), heads(v)
-        scores = jnp.where(causal, mm(q, k.transpose(0, 1, 3, 2)).astype(F) / math.sqrt(D // HEADS), -jnp.inf)
-        out = mm(jax.nn.softmax(scores, axis=-1), v).transpose(0, 2, 1, 3).reshape(BATCH, SEQ, D)
-        return linear(out, p["out"])
-
-    def layer_fn(h: Any, layer: Any) -> Any:
-        h = norm(h + attention(h, layer), layer["n1"])
-        return norm(h + linear(jax.nn.relu(linear(h, layer["ff1"])), layer["ff2"]), layer["n2"])
-
-    if variant == "ckpt":
-        layer_fn = jax.checkpoint(layer_fn)
-
-    def loss_fn(p: Any) -> Any:
-        h = p["tok"][x] + p["pos"]
-        for layer in p["layers"]:
-            h = layer_fn(h, layer)
-        logits = linear(h, p["head"]).astype(F)
-        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-
+    params, loss_fn = jax_model(_variant_lm(lm, variant), "bf16-mixed" if variant == "bf16" else "32")
     tx = optax.adam(LR)
     state = [params, None]  # Adam's moments made at the first step, as torch.optim and agnostic make theirs
 
@@ -512,20 +440,6 @@ def cases(backends: list[str], kinds: list[str], variants: list[str]) -> Iterato
                 if kind == "compiled" and backend == "numpy":
                     continue  # no compiler: ag.compile runs the eager step
                 yield backend, kind, variant
-
-
-def available(names: list[str]) -> list[str]:
-    """The backends that run here; each other one is named with the reason (CuPy with no GPU)."""
-    import agnostic as ag
-
-    found = []
-    for name in names:
-        try:
-            ag.backend(name)
-            found.append(name)
-        except Exception as exc:  # unavailable here: say why and go on
-            print(f"<!-- {name} skipped: {type(exc).__name__}: {exc} -->")
-    return found
 
 
 def table(results: list[Result]) -> str:

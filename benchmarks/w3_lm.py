@@ -129,7 +129,13 @@ def _torch(device: str | None, lm: LM, precision: str = "32") -> Case:
 
 @on_jax_device
 def _jax(device: str | None, lm: LM, precision: str = "32") -> Case:
-    """The network in jax.numpy under jax.jit, optax's Adam. "bf16-mixed", as jmp users write it
+    """The network of `jax_model` under jax.jit, optax's Adam."""
+    params, loss_fn = jax_model(lm, precision)
+    return jax_adam_case(params, loss_fn, device, lm.dtype, precision)
+
+
+def jax_model(lm: LM, precision: str = "32") -> tuple[Any, Any]:
+    """(params, loss_fn(params)) of the network in jax.numpy, on W3's batch. "bf16-mixed", as jmp users write it
     (Haiku's recipe: LayerNorm kept in float32): the parameters, gradients and Adam stay float32;
     each linear layer casts its input, weight and bias to bfloat16 (so the products, the ReLU/GELU
     and the attention's score and value products run in bfloat16); the attention scores are cast to
@@ -213,4 +219,4 @@ def _jax(device: str | None, lm: LM, precision: str = "32") -> Case:
         logits = linear(h, p["head"])
         return optax.softmax_cross_entropy_with_integer_labels(f32(logits), y).mean()
 
-    return jax_adam_case(params, loss_fn, device, lm.dtype, precision)
+    return params, loss_fn
