@@ -20,6 +20,7 @@ import numpy as np
 
 from agnostic import dtypes, tracing
 from agnostic import primitives as P
+from agnostic.autocast import POLICY as _AUTOCAST_POLICY
 from agnostic.autocast import _state as _autocast_on
 from agnostic.autocast import cast_inputs as _autocast
 from agnostic.backends.base import allocation_error, check_allocation
@@ -911,7 +912,7 @@ def _accumulator(d: DType) -> DType:
 
 def _reduce(op: str, prim: Any, accumulate_ints: bool = False, float_only: bool = False,
             bool_only: bool = False, real_only: bool = False) -> Any:  # fmt: skip
-    autocasts = op in ("sum", "prod", "mean")  # autocast.POLICY: float32
+    autocasts = op in _AUTOCAST_POLICY  # sum, prod, mean: float32 under autocast
 
     def fn(x: Tensor, /, *, axis: Any = None, keepdims: bool = False, dtype: Any = None) -> Tensor:
         x = _tensor(x, op)

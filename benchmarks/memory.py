@@ -47,6 +47,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from benchmarks.harness import available
+from benchmarks.steps import jax_adam_update
 from benchmarks.w3_lm import LM, _lm, data, jax_model
 
 MODELS: dict[str, LM] = {
@@ -187,17 +188,10 @@ def _jax(lm: LM, variant: str) -> tuple[Callable[[], Any], Callable[[Any], Any]]
     are torch.autocast's policy: the products' operands in bfloat16, softmax, norms and the loss in
     float32; in "ckpt" each layer under jax.checkpoint), with Adam's moments made at the first step."""
     import jax
-    import optax
 
     params, loss_fn = jax_model(_variant_lm(lm, variant), "bf16-mixed" if variant == "bf16" else "32")
-    tx = optax.adam(LR)
+    tx, update = jax_adam_update(loss_fn)
     state = [params, None]  # Adam's moments made at the first step, as torch.optim and agnostic make theirs
-
-    @jax.jit
-    def update(p: Any, opt_state: Any) -> Any:
-        value, grads = jax.value_and_grad(loss_fn)(p)
-        updates, opt_state = tx.update(grads, opt_state, p)
-        return optax.apply_updates(p, updates), opt_state, value
 
     def step() -> Any:
         if state[1] is None:

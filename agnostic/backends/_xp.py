@@ -84,7 +84,6 @@ _BINARY = {
 }
 _ACCUMULATE = {"sum": "sum", "prod": "prod"}  # accumulate in the input dtype (NumPy widens ints)
 _REDUCE = {
-    "mean": "mean",
     "max": "max",
     "min": "min",
     "any": "any",
@@ -244,6 +243,11 @@ class XPBackend(XPLinalg, XPFFT, Backend):
         return a
 
     # ------------------------------------------------------------------ reductions
+    def mean(self, a: Array, axes: Axes, keepdims: bool) -> Array:
+        if a.dtype.kind == "V":  # bfloat16: see _accumulation
+            return self.xp.mean(a, axis=axes, keepdims=keepdims, dtype=np.float32).astype(a.dtype)
+        return self.xp.mean(a, axis=axes, keepdims=keepdims)
+
     def var(self, a: Array, axes: Axes, correction: float, keepdims: bool) -> Array:
         if a.dtype.kind == "V":  # bfloat16: see _accumulation
             return self.var(a.astype(np.float32), axes, correction, keepdims).astype(a.dtype)
@@ -528,15 +532,6 @@ def _binary(fn: Any) -> Any:
 
 
 def _reduction(fn: Any) -> Any:
-    if fn.__name__ == "mean":  # bfloat16: see _accumulation
-
-        def mean(self: XPBackend, a: Array, axes: Axes, keepdims: bool) -> Array:
-            if a.dtype.kind == "V":
-                return fn(a, axis=axes, keepdims=keepdims, dtype=np.float32).astype(a.dtype)
-            return fn(a, axis=axes, keepdims=keepdims)
-
-        return mean
-
     def op(self: XPBackend, a: Array, axes: Axes, keepdims: bool) -> Array:
         return fn(a, axis=axes, keepdims=keepdims)
 
