@@ -1,9 +1,11 @@
 """Reverse-mode automatic differentiation, written once above the op-set.
 
-Every differentiable op records a `Node` on its output: the input tensors and a vector-Jacobian
-rule written with Tensor ops. Backpropagation walks the graph in reverse topological order and
-calls the rules; with `create_graph=True` the rules themselves are recorded, so gradients of
-gradients work on every backend without any backend's own autograd.
+Every differentiable op records a `Node` on its output: edges to where its inputs sit in the
+graph, and a vector-Jacobian rule written with Tensor ops that captures only the values it reads
+(torch's saved tensors): an activation no rule reads is freed during the forward pass.
+Backpropagation walks the graph in reverse topological order and calls the rules; with
+`create_graph=True` the rules themselves are recorded, so gradients of gradients work on every
+backend without any backend's own autograd.
 
 Complex tensors follow torch's convention (see `agnostic.primitives`): the gradient of a real loss
 of z = x + iy is dL/dx + i dL/dy, and a complex output needs an explicit cotangent.
@@ -23,6 +25,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Node",
+    "NOT_SAVED",
+    "TensorMeta",
+    "edge",
+    "edges",
     "DeferredCotangent",
     "no_grad",
     "enable_grad",
@@ -45,24 +51,105 @@ thread and each asyncio task has its own, and a new thread starts with recording
 
 
 class Node:
-    """How an output was made: its inputs and the rule `vjp(g, out)` mapping the output's cotangent
-    to one cotangent (or None) per input. The output is passed in, not captured, so a node never
-    keeps its own output alive through a reference cycle. `epoch` is the autodiff clock when the
-    node was made: it moves at each item assignment (see `note_assignment`) and at the start of
-    each checkpointed segment (`tick`), which tells a segment's own nodes from older ones."""
+    """How an output was made: where its inputs sit in the graph (`edges`) and the rule
+    `vjp(g, out)` mapping the output's cotangent to one cotangent (or None) per edge.
 
-    __slots__ = ("name", "inputs", "vjp", "epoch")
+    An edge is the input's own node, or the input itself for a leaf that requires grad, or None
+    for an input that needs no gradient: edges never hold an intermediate tensor's data, so the
+    graph keeps only what the rules read (each rule captures its own operands, a shape-only
+    `TensorMeta` where the values are not needed), as torch's saved tensors. A rule that reads the
+    output gets it from `saved` (the output's array with no node: no reference cycle), rebuilt at
+    backward with this node as its node, so higher derivatives flow through it; a rule that does not
+    gets `NOT_SAVED`. `epoch` is the autodiff clock when the node was made: it moves at each item
+    assignment (see `note_assignment`) and at the start of each checkpointed segment (`tick`), which
+    tells a segment's own nodes from older ones."""
+
+    __slots__ = ("name", "edges", "vjp", "epoch", "saved")
 
     def __init__(
-        self, name: str, inputs: tuple[Tensor, ...], vjp: Callable[[Tensor, Tensor], Sequence[Any]]
+        self,
+        name: str,
+        edges: tuple[Node | Tensor | None, ...],
+        vjp: Callable[[Tensor, Any], Sequence[Any]],
+        saved: Tensor | None = None,
     ) -> None:
         self.name = name
-        self.inputs = inputs
+        self.edges = edges
         self.vjp = vjp
         self.epoch = _assignments[0]
+        self.saved = saved
+
+    def output(self) -> Any:
+        """The output as its rule sees it: the saved array tied to this node, or NOT_SAVED."""
+        s = self.saved
+        if s is None:
+            return NOT_SAVED
+        y = s._make(s._data, s._device, s._dtype)
+        y._node = self
+        y.requires_grad = True
+        return y
 
     def __repr__(self) -> str:
         return f"<{self.name}Backward>"
+
+
+class _NotSaved:
+    """What a rule that did not ask for its output gets in its place: any use says which node."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(
+            "autodiff: a gradient rule read its output, but its node was recorded without saving it "
+            "(record it with the output saved)"
+        )
+
+    def __repr__(self) -> str:
+        return "NOT_SAVED"
+
+
+NOT_SAVED: Any = _NotSaved()
+
+
+def edge(t: Tensor) -> Node | Tensor | None:
+    """Where `t` sits in the graph: its node, itself for a leaf that requires grad, else None."""
+    node = t._node
+    if node is not None:
+        return node
+    return t if t.requires_grad else None
+
+
+def edges(inputs: Sequence[Tensor]) -> tuple[Node | Tensor | None, ...]:
+    """The edges of a node made from `inputs` (see `edge`; a Node is always true)."""
+    return tuple([t._node or (t if t.requires_grad else None) for t in inputs])
+
+
+class TensorMeta:
+    """A tensor's shape, dtype and device without its data: what a rule captures of an operand
+    whose values its gradient does not read (an addend, a reshaped or cast input), so the graph
+    does not keep the array alive (jax.ShapeDtypeStruct's role)."""
+
+    __slots__ = ("shape", "_dtype", "_device")
+
+    def __init__(self, t: Tensor) -> None:
+        self.shape = t.shape
+        self._dtype = t._dtype
+        self._device = t._device
+
+    @property
+    def dtype(self) -> Any:
+        return self._dtype
+
+    @property
+    def device(self) -> Any:
+        return self._device
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __repr__(self) -> str:
+        return f"TensorMeta(shape={self.shape}, dtype={self._dtype.name})"
 
 
 _assignments = [0]
@@ -96,10 +183,12 @@ def note_assignment(t: Tensor) -> None:
 
 
 def _check_unassigned(node: Node) -> None:
-    """Raise if a tensor `node`'s rule reads (an input, or one its rule captured) was given a new
-    value by item assignment after the node was made (as torch's "modified by an inplace operation")."""
+    """Raise if a tensor `node`'s rule reads (one its rule captured, or a leaf it feeds) was given a
+    new value by item assignment after the node was made (as torch's "modified by an inplace
+    operation"). A `TensorMeta` is only a shape: assignment cannot change it."""
     captured = [c.cell_contents for c in getattr(node.vjp, "__closure__", None) or () if _filled(c)]
-    for obj in (*node.inputs, *captured):
+    leaves = [e for e in node.edges if e is not None and not isinstance(e, Node)]
+    for obj in (*leaves, *captured):
         for t in obj if isinstance(obj, (tuple, list)) else (obj,):
             entry = _assigned.get(id(t))
             if entry is not None and entry[0]() is t and entry[1] > node.epoch:
@@ -179,28 +268,32 @@ def enable_grad() -> _GradMode:
     return _GradMode(True)
 
 
-def _topological(roots: Sequence[Tensor], stop: set[int]) -> list[Tensor]:
-    """Tensors reachable from `roots` through nodes, each after everything it depends on. An op's
+Position = Any
+"""A place in the graph: a Node, or a leaf Tensor that requires grad (see `edge`)."""
+
+
+def _topological(roots: Sequence[Position], stop: set[int]) -> list[Position]:
+    """Graph positions reachable from `roots`, each after everything it depends on. An op's
     inputs are explored first to last, so its later inputs (a layer's weight and bias, after the
     activation) come after the activation's whole history: walked in reverse, a layer's parameters
-    get their final gradient right after the layer, before the layers below it are differentiated."""
-    order: list[Tensor] = []
+    get their final gradient right after the layer, before the layers below it are differentiated.
+    A leaf counts while it requires grad (`ag.grad` turns its inputs' off when it is done)."""
+    order: list[Position] = []
     seen: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(r, False) for r in roots]
+    stack: list[tuple[Position, bool]] = [(r, False) for r in roots if r is not None]
     while stack:
-        t, done = stack.pop()
+        p, done = stack.pop()
         if done:
-            order.append(t)
+            order.append(p)
             continue
-        if id(t) in seen:
+        if id(p) in seen:
             continue
-        seen.add(id(t))
-        stack.append((t, True))
-        node = t._node
-        if node is not None and id(t) not in stop:
-            for inp in reversed(node.inputs):  # the stack pops the first input first
-                if inp.requires_grad and id(inp) not in seen:
-                    stack.append((inp, False))
+        seen.add(id(p))
+        stack.append((p, True))
+        if p.__class__ is Node and id(p) not in stop:
+            for e in reversed(p.edges):  # the stack pops the first input first
+                if e is not None and id(e) not in seen and (e.__class__ is Node or e.requires_grad):
+                    stack.append((e, False))
     return order
 
 
@@ -213,8 +306,9 @@ class DeferredCotangent:
     __slots__ = ()
 
     @staticmethod
-    def assemble(pieces: list[Any], dense: Tensor | None, target: Tensor) -> Tensor:
-        """The cotangent of `target`: the sum of `pieces` (all of this class) and `dense` (or None)."""
+    def assemble(pieces: list[Any], dense: Tensor | None) -> Tensor:
+        """The sum of `pieces` (all of this class) and `dense` (or None): one tensor's cotangent
+        (each piece knows the shape of the whole)."""
         raise NotImplementedError
 
 
@@ -226,14 +320,14 @@ class _Pending:
     def __init__(self, pieces: list[DeferredCotangent], dense: Tensor | None) -> None:
         self.pieces, self.dense = pieces, dense
 
-    def assemble(self, target: Tensor) -> Tensor:
+    def assemble(self) -> Tensor:
         """Each kind of piece assembles its own, on top of the dense sum."""
         groups: dict[type, list[DeferredCotangent]] = {}
         for p in self.pieces:
             groups.setdefault(type(p), []).append(p)
         dense = self.dense
         for kind, pieces in groups.items():
-            dense = kind.assemble(pieces, dense, target)
+            dense = kind.assemble(pieces, dense)
         return dense
 
 
@@ -267,54 +361,58 @@ def _propagate(
     stop: set[int],
     create_graph: bool,
     retain_graph: bool | None,
-    on_final: Callable[[Tensor, Tensor], None] | None = None,
-) -> dict[int, tuple[Tensor, Tensor]]:
-    """(tensor, cotangent) of every tensor reached that has no node (a leaf) or is in `stop`, by id;
-    or, with `on_final`, each such pair handed to it the moment its cotangent is complete, while the
-    rest of the graph is still being differentiated (what lets data-parallel reduce gradients
-    during the backward pass).
+    on_final: Callable[[Position, Tensor], None] | None = None,
+) -> dict[int, tuple[Position, Tensor]]:
+    """(position, cotangent) of every graph position reached that is a leaf or in `stop` (ids of
+    positions: see `edge`), by the position's id; or, with `on_final`, each such pair handed to it
+    the moment its cotangent is complete, while the rest of the graph is still being differentiated
+    (what lets data-parallel reduce gradients during the backward pass).
 
-    Unless `retain_graph` (None: as `create_graph`), each node is dropped as soon as its rule has run, as torch's autograd
-    frees saved tensors: the activations only the graph holds go back to the allocator during the
-    backward pass, not after it (a smaller peak, and memory the next step reuses)."""
-    grads: dict[int, Tensor] = {}
+    Unless `retain_graph` (None: as `create_graph`), each node is emptied as soon as its rule has
+    run, as torch's autograd frees saved tensors: what only the graph holds goes back to the
+    allocator during the backward pass, not after it (a smaller peak, and memory the next step
+    reuses)."""
+    grads: dict[int, Any] = {}
+    positions = []
     for r, c in zip(roots, cotangents):
-        grads[id(r)] = grads[id(r)] + c if id(r) in grads else c
-    results: dict[int, tuple[Tensor, Tensor]] = {}
+        p = edge(r)
+        positions.append(p)
+        _accumulate(grads, id(p), c)
+    results: dict[int, tuple[Position, Tensor]] = {}
     retain = create_graph if retain_graph is None else retain_graph
-    order = _topological(roots, stop)
+    order = _topological(positions, stop)
     with _GradMode(bool(create_graph)):
         while order:
-            t = order.pop()
-            g = grads.pop(id(t), None)
+            p = order.pop()
+            g = grads.pop(id(p), None)
             if g is None:
                 continue
             if isinstance(g, _Pending):
-                g = g.assemble(t)
-            node = t._node
-            if node is None or id(t) in stop:
+                g = g.assemble()
+            if p.__class__ is not Node or id(p) in stop:
                 if on_final is not None:
-                    on_final(t, g)
+                    on_final(p, g)
                 else:
-                    results[id(t)] = (t, g)
+                    results[id(p)] = (p, g)
                 continue
-            if node.epoch < _latest_assignment[0]:
-                _check_unassigned(node)
+            if p.epoch < _latest_assignment[0]:
+                _check_unassigned(p)
+            targets, rule, y = p.edges, p.vjp, p.output()
             if not retain:
-                t._node = Node(node.name, (), _freed)
-            for inp, c in zip(node.inputs, node.vjp(g, t)):
-                if c is None or not inp.requires_grad:
+                p.edges, p.vjp, p.saved = (), _freed, None
+            for e, c in zip(targets, rule(g, y)):
+                if c is None or e is None or (e.__class__ is not Node and not e.requires_grad):
                     continue
-                _accumulate(grads, id(inp), c)
+                _accumulate(grads, id(e), c)
     return results
 
 
 def _reaches_outer(out: Tensor, inputs: Sequence[Tensor]) -> bool:
     """Whether `out` depends on a tracked tensor other than `inputs` (e.g. one an enclosing `grad`
     differentiates, captured by closure): then its gradients must be recorded (create_graph)."""
-    stop = {id(i) for i in inputs}
-    for t in _topological([out], stop):
-        if id(t) not in stop and t._node is None and t.requires_grad:
+    stop = {id(edge(i)) for i in inputs}
+    for p in _topological([edge(out)], stop):
+        if id(p) not in stop and p.__class__ is not Node:
             return True
     return False
 
@@ -412,12 +510,13 @@ def gradients(
     for o in outs:
         _check_output(o, "gradients")
     live = [(o, c) for o, c in zip(outs, cots) if o.requires_grad]
+    places = [edge(i) for i in ins]
     found = _propagate(
-        [o for o, _ in live], [c for _, c in live], {id(i) for i in ins}, create_graph, retain_graph
+        [o for o, _ in live], [c for _, c in live], {id(p) for p in places}, create_graph, retain_graph
     )
     result = []
-    for i in ins:
-        hit = found.get(id(i))
+    for i, p in zip(ins, places):
+        hit = None if p is None else found.get(id(p))
         if hit is None:
             result.append(i._like_full(0.0))
         else:

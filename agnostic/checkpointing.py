@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from agnostic import autodiff, tracing
-from agnostic.autodiff import Node, tree_flatten, tree_unflatten
+from agnostic.autodiff import Node, Position, tree_flatten, tree_unflatten
 from agnostic.random import DrawLog, draw_logs
 from agnostic.tensor import Tensor
 
@@ -105,22 +105,24 @@ def _made(leaves: list[Any], start: int) -> list[Tensor]:
     return list(made.values())
 
 
-def _segment_inputs(outputs: Sequence[Tensor], start: int) -> tuple[Tensor, ...]:
-    """The tensors the outputs depend on from outside the segment: leaves that require grad
-    (parameters, inputs) and tensors whose node was made before the segment began (`start`)."""
-    found: dict[int, Tensor] = {}
+def _segment_inputs(outputs: Sequence[Tensor], start: int) -> tuple[Position, ...]:
+    """Where the outputs depend on the graph outside the segment (see `autodiff.edge`): leaves that
+    require grad (parameters, inputs) and nodes made before the segment began (`start`)."""
+    found: dict[int, Position] = {}
     seen: set[int] = set()
-    stack = list(outputs)
+    stack: list[Position] = [t._node for t in outputs]
     while stack:
-        t = stack.pop()
-        if id(t) in seen:
+        p = stack.pop()
+        if id(p) in seen:
             continue
-        seen.add(id(t))
-        node = t._node
-        if node is None or node.epoch < start:
-            found[id(t)] = t
+        seen.add(id(p))
+        if not isinstance(p, Node) or p.epoch < start:
+            found[id(p)] = p
             continue
-        stack.extend(i for i in node.inputs if i.requires_grad and id(i) not in seen)
+        stack.extend(
+            e for e in p.edges
+            if e is not None and id(e) not in seen and (isinstance(e, Node) or e.requires_grad)
+        )  # fmt: skip
     return tuple(found.values())
 
 
@@ -132,7 +134,7 @@ class _Segment:
 
     def __init__(
         self, function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-        inputs: tuple[Tensor, ...], log: DrawLog | None, outputs: list[Tensor], cast: Any,
+        inputs: tuple[Position, ...], log: DrawLog | None, outputs: list[Tensor], cast: Any,
     ) -> None:  # fmt: skip
         self.function, self.args, self.kwargs = function, args, kwargs
         self.cast = cast
@@ -200,7 +202,7 @@ class _Segment:
         backward pass in the schedule) through the backend's optimization barrier: each input
         tensor reads the barrier's result while the function runs again (restored after)."""
         tensors: dict[int, Tensor] = {}
-        for t in (*tree_flatten((list(self.args), self.kwargs))[0], *self.inputs):
+        for t in (*tree_flatten((list(self.args), self.kwargs))[0], *self.inputs):  # leaves are Tensors
             if isinstance(t, Tensor):
                 tensors.setdefault(id(t), t)
         if not tensors:

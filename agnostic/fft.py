@@ -35,6 +35,7 @@ import numpy as np
 from agnostic import dtypes
 from agnostic import ops as _ops
 from agnostic import primitives as P
+from agnostic.autodiff import TensorMeta
 from agnostic.device import Device
 from agnostic.dtypes import DType
 from agnostic.primitives import _record, _tracking
@@ -78,11 +79,12 @@ def _c2r(x: Tensor, axis: int, n: int, norm: str) -> Tensor:
     dev = x._device
     out = _make(dev.ops.fft_c2r(x._data, axis, n, norm), dev)
     if _tracking(x):
+        mx = TensorMeta(x)
         _record(
             out,
             "fft_c2r",
             (x,),
-            lambda g, y: (P.mul(_r2c(g, axis, _DUAL[norm]), _bin_weights(x, axis, n, 2.0)),),
+            lambda g, y: (P.mul(_r2c(g, axis, _DUAL[norm]), _bin_weights(mx, axis, n, 2.0)),),
         )
     return out
 

@@ -121,7 +121,7 @@ def cholesky(x: Tensor, /, *, upper: bool = False) -> Tensor:
     dev = x._device
     low = _make(dev.ops.cholesky(x._data), dev)
     if _tracking(x):
-        _record(low, "cholesky", (x,), lambda g, y: (_cholesky_vjp(g, y),))
+        _record(low, "cholesky", (x,), lambda g, y: (_cholesky_vjp(g, y),), True)
     return _mH(low) if upper else low
 
 
@@ -142,8 +142,8 @@ def eigh(x: Tensor, /) -> EighResult:
     w_, v_ = dev.ops.eigh(x._data)
     w, v = _make(w_, dev), _make(v_, dev)
     if _tracking(x):
-        _record(w, "eigh", (x,), lambda g, y: (_eigh_vjp(g, None, y, v),))
-        _record(v, "eigh", (x,), lambda g, y: (_eigh_vjp(None, g, w, y),))
+        _record(w, "eigh", (x,), lambda g, y: (_eigh_vjp(g, None, y, v),), True)
+        _record(v, "eigh", (x,), lambda g, y: (_eigh_vjp(None, g, w, y),), True)
     return EighResult(w, v)
 
 
@@ -186,8 +186,8 @@ def qr(x: Tensor, /, *, mode: str = "reduced") -> QRResult:
             _record(q, "qr", (x,), rule)
             _record(r, "qr", (x,), rule)
         else:
-            _record(q, "qr", (x,), lambda g, y: (_qr_vjp(g, None, y, r),))
-            _record(r, "qr", (x,), lambda g, y: (_qr_vjp(None, g, q, y),))
+            _record(q, "qr", (x,), lambda g, y: (_qr_vjp(g, None, y, r),), True)
+            _record(r, "qr", (x,), lambda g, y: (_qr_vjp(None, g, q, y),), True)
     return QRResult(q, r)
 
 
@@ -239,9 +239,9 @@ def svd(x: Tensor, /, *, full_matrices: bool = True) -> SVDResult:
             for t in (u, s, vh):
                 _record(t, "svd", (x,), refuse)
         else:
-            _record(u, "svd", (x,), lambda g, y: (_svd_vjp(g, None, None, y, s, vh),))
-            _record(s, "svd", (x,), lambda g, y: (_svd_vjp(None, g, None, u, y, vh),))
-            _record(vh, "svd", (x,), lambda g, y: (_svd_vjp(None, None, g, u, s, y),))
+            _record(u, "svd", (x,), lambda g, y: (_svd_vjp(g, None, None, y, s, vh),), True)
+            _record(s, "svd", (x,), lambda g, y: (_svd_vjp(None, g, None, u, y, vh),), True)
+            _record(vh, "svd", (x,), lambda g, y: (_svd_vjp(None, None, g, u, s, y),), True)
     return SVDResult(u, s, vh)
 
 
@@ -321,7 +321,7 @@ def _solve(a: Tensor, b: Tensor) -> Tensor:
             gb = _solve(_mH(a), g)
             return ([-(gb @ _mH(y))] if wa else []) + ([gb] if wb else [])
 
-        _record(out, "solve", tuple(t for t in (a, b) if t.requires_grad), vjp)
+        _record(out, "solve", tuple(t for t in (a, b) if t.requires_grad), vjp, wa)
     return out
 
 
@@ -331,7 +331,7 @@ def inv(x: Tensor, /) -> Tensor:
     dev = x._device
     out = _make(dev.ops.inv(x._data), dev)
     if _tracking(x):
-        _record(out, "inv", (x,), lambda g, y: (-(_mH(y) @ g @ _mH(y)),))
+        _record(out, "inv", (x,), lambda g, y: (-(_mH(y) @ g @ _mH(y)),), True)
     return out
 
 
@@ -347,7 +347,7 @@ def det(x: Tensor, /) -> Tensor:
             scale = ops.expand_dims(g * ops.conj(y), axis=(-2, -1))
             return (scale * _mH(inv(x)),)
 
-        _record(out, "det", (x,), vjp)
+        _record(out, "det", (x,), vjp, True)
     return out
 
 
@@ -369,7 +369,7 @@ def slogdet(x: Tensor, /) -> SlogdetResult:
                 k = ops.astype(ops.imag(ops.conj(y) * g), x.dtype) * 1j
                 return (ops.expand_dims(k, axis=(-2, -1)) * _mH(inv(x)),)
 
-            _record(sign, "slogdet", (x,), sign_vjp)
+            _record(sign, "slogdet", (x,), sign_vjp, True)
     return SlogdetResult(sign, logabs)
 
 

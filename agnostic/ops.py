@@ -197,7 +197,8 @@ def to_device(x: Tensor, device: Device | str) -> Tensor:
         data = dev.ops.from_numpy(np.ascontiguousarray(x._device.ops.to_numpy(x._data)))
     out = Tensor._make(data, dev)
     if P._tracking(x):
-        P._record(out, "to_device", (x,), lambda g, y: (to_device(g, x._device),))
+        source = x._device
+        P._record(out, "to_device", (x,), lambda g, y: (to_device(g, source),))
     return out
 
 

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from agnostic import dtypes
-from agnostic.autodiff import DeferredCotangent, Node, enable_grad, grad_enabled, gradients
+from agnostic.autodiff import DeferredCotangent, Node, TensorMeta, edges, enable_grad, grad_enabled, gradients
 from agnostic.backends.base import Backend
 from agnostic.device import Device
 from agnostic.dtypes import DType
@@ -35,8 +35,13 @@ _make = Tensor._make
 Rule = Callable[..., Any]
 
 
-def _record(out: Tensor, name: str, inputs: tuple[Tensor, ...], vjp: Rule) -> Tensor:
-    out._node = Node(name, inputs, vjp)
+def _record(
+    out: Tensor, name: str, inputs: tuple[Tensor, ...], vjp: Rule, saves_output: bool = False
+) -> Tensor:
+    """Give `out` a node from `inputs` (their graph positions, not their data: a rule captures what
+    it reads). `saves_output` when the rule reads its output `y`; otherwise it gets NOT_SAVED."""
+    saved = _make(out._data, out._device, out._dtype) if saves_output else None
+    out._node = Node(name, edges(inputs), vjp, saved)
     out.requires_grad = True
     return out
 
@@ -67,12 +72,17 @@ def zeros_like(t: Tensor) -> Tensor:
 
 
 # ---------------------------------------------------------------------- elementwise
-def _unary(name: str, rule: Rule | None) -> Callable[[Tensor], Tensor]:
+def _unary(name: str, rule: Rule | None, reads: str = "") -> Callable[[Tensor], Tensor]:
+    """An elementwise op whose gradient is `rule(g, x, y)`; `reads` names the values the rule needs
+    ("x", "y", both or neither): the others are kept as a shape (or not at all)."""
+    keep_x, keep_y = "x" in reads, "y" in reads
+
     def op(x: Tensor) -> Tensor:
         dev = x._device
         out = _make(getattr(dev.ops, name)(x._data), dev)
         if rule is not None and x.requires_grad and grad_enabled():
-            _record(out, name, (x,), lambda g, y: (rule(g, x, y),))
+            rx = x if keep_x else TensorMeta(x)
+            _record(out, name, (x,), lambda g, y: (rule(g, rx, y),), keep_y)
         return out
 
     op.__name__ = op.__qualname__ = name
@@ -138,32 +148,32 @@ def _acosh_derivative(x: Tensor) -> Tensor:
 
 
 neg = _unary("neg", lambda g, x, y: neg(g))
-abs = _unary("abs", _abs_rule)
-sign = _unary("sign", _sgn_rule)
-exp = _unary("exp", lambda g, x, y: mul(g, _cj(y)))
-expm1 = _unary("expm1", lambda g, x, y: mul(g, _cj(add(y, 1.0))))
-log = _unary("log", lambda g, x, y: div(g, _cj(x)))
-log1p = _unary("log1p", lambda g, x, y: div(g, _cj(add(x, 1.0))))
-log2 = _unary("log2", lambda g, x, y: div(g, _cj(mul(x, _LN2))))
-log10 = _unary("log10", lambda g, x, y: div(g, _cj(mul(x, _LN10))))
-sqrt = _unary("sqrt", lambda g, x, y: div(g, _cj(mul(y, 2.0))))
-rsqrt = _unary("rsqrt", lambda g, x, y: mul(g, _cj(mul(div(y, x), -0.5))))
-square = _unary("square", lambda g, x, y: mul(g, _cj(mul(x, 2.0))))
-reciprocal = _unary("reciprocal", lambda g, x, y: neg(mul(g, _cj(mul(y, y)))))
-sin = _unary("sin", lambda g, x, y: mul(g, _cj(cos(x))))
-cos = _unary("cos", lambda g, x, y: neg(mul(g, _cj(sin(x)))))
-tan = _unary("tan", lambda g, x, y: mul(g, _cj(add(mul(y, y), 1.0))))
-asin = _unary("asin", lambda g, x, y: mul(g, _cj(rsqrt(sub(1.0, mul(x, x))))))
-acos = _unary("acos", lambda g, x, y: neg(mul(g, _cj(rsqrt(sub(1.0, mul(x, x)))))))
-atan = _unary("atan", lambda g, x, y: div(g, _cj(add(mul(x, x), 1.0))))
-sinh = _unary("sinh", lambda g, x, y: mul(g, _cj(cosh(x))))
-cosh = _unary("cosh", lambda g, x, y: mul(g, _cj(sinh(x))))
-tanh = _unary("tanh", lambda g, x, y: mul(g, _cj(sub(1.0, mul(y, y)))))
-asinh = _unary("asinh", lambda g, x, y: mul(g, _cj(rsqrt(add(mul(x, x), 1.0)))))
-acosh = _unary("acosh", lambda g, x, y: mul(g, _cj(_acosh_derivative(x))))
-atanh = _unary("atanh", lambda g, x, y: div(g, _cj(sub(1.0, mul(x, x)))))
-sigmoid = _unary("sigmoid", lambda g, x, y: mul(g, _cj(mul(y, sub(1.0, y)))))
-erf = _unary("erf", lambda g, x, y: mul(g, mul(exp(neg(mul(x, x))), _TWO_OVER_SQRT_PI)))
+abs = _unary("abs", _abs_rule, "xy")
+sign = _unary("sign", _sgn_rule, "xy")
+exp = _unary("exp", lambda g, x, y: mul(g, _cj(y)), "y")
+expm1 = _unary("expm1", lambda g, x, y: mul(g, _cj(add(y, 1.0))), "y")
+log = _unary("log", lambda g, x, y: div(g, _cj(x)), "x")
+log1p = _unary("log1p", lambda g, x, y: div(g, _cj(add(x, 1.0))), "x")
+log2 = _unary("log2", lambda g, x, y: div(g, _cj(mul(x, _LN2))), "x")
+log10 = _unary("log10", lambda g, x, y: div(g, _cj(mul(x, _LN10))), "x")
+sqrt = _unary("sqrt", lambda g, x, y: div(g, _cj(mul(y, 2.0))), "y")
+rsqrt = _unary("rsqrt", lambda g, x, y: mul(g, _cj(mul(div(y, x), -0.5))), "xy")
+square = _unary("square", lambda g, x, y: mul(g, _cj(mul(x, 2.0))), "x")
+reciprocal = _unary("reciprocal", lambda g, x, y: neg(mul(g, _cj(mul(y, y)))), "y")
+sin = _unary("sin", lambda g, x, y: mul(g, _cj(cos(x))), "x")
+cos = _unary("cos", lambda g, x, y: neg(mul(g, _cj(sin(x)))), "x")
+tan = _unary("tan", lambda g, x, y: mul(g, _cj(add(mul(y, y), 1.0))), "y")
+asin = _unary("asin", lambda g, x, y: mul(g, _cj(rsqrt(sub(1.0, mul(x, x))))), "x")
+acos = _unary("acos", lambda g, x, y: neg(mul(g, _cj(rsqrt(sub(1.0, mul(x, x)))))), "x")
+atan = _unary("atan", lambda g, x, y: div(g, _cj(add(mul(x, x), 1.0))), "x")
+sinh = _unary("sinh", lambda g, x, y: mul(g, _cj(cosh(x))), "x")
+cosh = _unary("cosh", lambda g, x, y: mul(g, _cj(sinh(x))), "x")
+tanh = _unary("tanh", lambda g, x, y: mul(g, _cj(sub(1.0, mul(y, y)))), "y")
+asinh = _unary("asinh", lambda g, x, y: mul(g, _cj(rsqrt(add(mul(x, x), 1.0)))), "x")
+acosh = _unary("acosh", lambda g, x, y: mul(g, _cj(_acosh_derivative(x))), "x")
+atanh = _unary("atanh", lambda g, x, y: div(g, _cj(sub(1.0, mul(x, x)))), "x")
+sigmoid = _unary("sigmoid", lambda g, x, y: mul(g, _cj(mul(y, sub(1.0, y)))), "y")
+erf = _unary("erf", lambda g, x, y: mul(g, mul(exp(neg(mul(x, x))), _TWO_OVER_SQRT_PI)), "x")
 floor = _unary("floor", _zero)
 ceil = _unary("ceil", _zero)
 round = _unary("round", _zero)
@@ -179,7 +189,20 @@ real = _unary("real", lambda g, x, y: _to_input(g, x))
 imag = _unary("imag", lambda g, x, y: mul(_to_input(g, x), 1j) if x._dtype.is_complex else zeros_like(x))
 
 
-def _binary(name: str, rule: Rule | None) -> Callable[[Any, Any], Tensor]:
+Reads = Callable[[bool, bool], tuple[bool, bool, bool]]
+"""Which of (a, b, y) a binary rule reads, given which operands want a gradient."""
+
+
+def _reads(names: str) -> Reads:
+    keep = ("a" in names, "b" in names, "y" in names)
+    return lambda wa, wb: keep
+
+
+def _binary(name: str, rule: Rule | None, reads: Reads = _reads("")) -> Callable[[Any, Any], Tensor]:
+    """An elementwise op of two operands (tensors or weak scalars) whose gradient is
+    `rule(g, a, b, y, wa, wb)`; `reads(wa, wb)` says which of a, b, y the rule needs: a tensor
+    operand it does not read is kept as a shape."""
+
     def op(a: Any, b: Any) -> Tensor:
         ta, tb = isinstance(a, Tensor), isinstance(b, Tensor)
         dev = a._device if ta else b._device
@@ -190,14 +213,17 @@ def _binary(name: str, rule: Rule | None) -> Callable[[Any, Any], Tensor]:
         if not (wa or wb):
             return out
         inputs = (a, b) if ta and tb else ((a,) if ta else (b,))
+        keep_a, keep_b, keep_y = reads(wa, wb)
+        ra = a if keep_a or not ta else TensorMeta(a)
+        rb = b if keep_b or not tb else TensorMeta(b)
 
         def vjp(g: Tensor, y: Tensor) -> tuple[Tensor | None, ...]:
-            ga, gb = rule(g, a, b, y, wa, wb)
-            ga = _real_if_real(unbroadcast(ga, a.shape), a) if wa else None
-            gb = _real_if_real(unbroadcast(gb, b.shape), b) if wb else None
+            ga, gb = rule(g, ra, rb, y, wa, wb)
+            ga = _real_if_real(unbroadcast(ga, ra.shape), ra) if wa else None
+            gb = _real_if_real(unbroadcast(gb, rb.shape), rb) if wb else None
             return (ga, gb) if ta and tb else ((ga,) if ta else (gb,))
 
-        return _record(out, name, inputs, vjp)
+        return _record(out, name, inputs, vjp, keep_y)
 
     op.__name__ = op.__qualname__ = name
     return op
@@ -254,7 +280,9 @@ def _atan2_rule(g: Tensor, a: Any, b: Any, y: Tensor, wa: bool, wb: bool) -> tup
 add = _binary("add", lambda g, a, b, y, wa, wb: (g, g))
 sub = _binary("sub", lambda g, a, b, y, wa, wb: (g, neg(g) if wb else None))
 mul = _binary(
-    "mul", lambda g, a, b, y, wa, wb: (mul(g, _cj(b)) if wa else None, mul(g, _cj(a)) if wb else None)
+    "mul",
+    lambda g, a, b, y, wa, wb: (mul(g, _cj(b)) if wa else None, mul(g, _cj(a)) if wb else None),
+    lambda wa, wb: (wb, wa, False),
 )
 div = _binary(
     "div",
@@ -262,17 +290,19 @@ div = _binary(
         div(g, _cj(b)) if wa else None,
         neg(div(mul(g, _cj(y)), _cj(b))) if wb else None,
     ),
+    lambda wa, wb: (False, True, wb),
 )
-pow = _binary("pow", _pow_rule)
-maximum = _binary("maximum", _extremum_rule(lambda a, b: ge(a, b)))
-minimum = _binary("minimum", _extremum_rule(lambda a, b: le(a, b)))
-atan2 = _binary("atan2", _atan2_rule)
+pow = _binary("pow", _pow_rule, lambda wa, wb: (True, True, wb))
+maximum = _binary("maximum", _extremum_rule(lambda a, b: ge(a, b)), _reads("ab"))
+minimum = _binary("minimum", _extremum_rule(lambda a, b: le(a, b)), _reads("ab"))
+atan2 = _binary("atan2", _atan2_rule, _reads("ab"))
 logaddexp = _binary(
     "logaddexp",
     lambda g, a, b, y, wa, wb: (
         mul(g, exp(sub(a, y))) if wa else None,
         mul(g, exp(sub(b, y))) if wb else None,
     ),
+    _reads("aby"),
 )
 hypot = _binary(
     "hypot",
@@ -280,6 +310,7 @@ hypot = _binary(
         mul(g, div(a, y)) if wa else None,
         mul(g, div(b, y)) if wb else None,
     ),
+    lambda wa, wb: (wa, wb, True),
 )
 copysign = _binary(
     "copysign",
@@ -287,9 +318,12 @@ copysign = _binary(
         where(eq(signbit(a), signbit(y)), g, neg(g)) if wa else None,
         zeros_like(g) if wb else None,
     ),
+    lambda wa, wb: (wa, False, wa),
 )
 remainder = _binary(
-    "remainder", lambda g, a, b, y, wa, wb: (g, neg(mul(g, floor_divide(a, b))) if wb else None)
+    "remainder",
+    lambda g, a, b, y, wa, wb: (g, neg(mul(g, floor_divide(a, b))) if wb else None),
+    lambda wa, wb: (wb, wb, False),
 )
 floor_divide = _binary("floor_divide", lambda g, a, b, y, wa, wb: (zeros_like(g), zeros_like(g)))
 nextafter = _binary("nextafter", lambda g, a, b, y, wa, wb: (zeros_like(g), zeros_like(g)))
@@ -317,13 +351,14 @@ def where(cond: Tensor, a: Any, b: Any) -> Tensor:
     wa, wb = ta and a.requires_grad, tb and b.requires_grad
     if grad_enabled() and (wa or wb):
         inputs = tuple(t for t, w in ((a, wa), (b, wb)) if w)
+        shape_a, shape_b = a.shape if wa else None, b.shape if wb else None
 
         def vjp(g: Tensor, y: Tensor) -> tuple[Tensor, ...]:
             out_g = []
             if wa:
-                out_g.append(unbroadcast(where(cond, g, 0.0), a.shape))
+                out_g.append(unbroadcast(where(cond, g, 0.0), shape_a))
             if wb:
-                out_g.append(unbroadcast(where(cond, 0.0, g), b.shape))
+                out_g.append(unbroadcast(where(cond, 0.0, g), shape_b))
             return tuple(out_g)
 
         _record(out, "where", inputs, vjp)
@@ -366,7 +401,8 @@ def cast(x: Tensor, dtype: DType) -> Tensor:
         return x
     out = _make(x._device.ops.cast(x._data, dtype), x._device)
     if dtype.is_inexact and grad_enabled() and x.requires_grad:
-        _record(out, "cast", (x,), lambda g, y: (_to_input(g, x),))
+        mx = TensorMeta(x)
+        _record(out, "cast", (x,), lambda g, y: (_to_input(g, mx),))
     return out
 
 
@@ -383,11 +419,15 @@ def _count(x: Tensor, axes: tuple[int, ...]) -> int:
     return math.prod(shape[a] for a in axes)
 
 
-def _reduction(name: str, rule: Rule | None) -> Callable[..., Tensor]:
+def _reduction(name: str, rule: Rule | None, reads: str = "") -> Callable[..., Tensor]:
+    """A reduction whose gradient is `rule(g, x, y, axes, keepdims)`; `reads` as `_unary`'s."""
+    keep_x, keep_y = "x" in reads, "y" in reads
+
     def op(x: Tensor, axes: tuple[int, ...], keepdims: bool) -> Tensor:
         out = _make(getattr(x._device.ops, name)(x._data, axes, keepdims), x._device)
         if rule is not None and grad_enabled() and x.requires_grad:
-            _record(out, name, (x,), lambda g, y: (rule(g, x, y, axes, keepdims),))
+            rx = x if keep_x else TensorMeta(x)
+            _record(out, name, (x,), lambda g, y: (rule(g, rx, y, axes, keepdims),), keep_y)
         return out
 
     op.__name__ = op.__qualname__ = name
@@ -443,9 +483,9 @@ sum = _reduction("sum", lambda g, x, y, axes, keepdims: _expand_to(g, x, axes, k
 mean = _reduction(
     "mean", lambda g, x, y, axes, keepdims: div(_expand_to(g, x, axes, keepdims), float(_count(x, axes)))
 )
-prod = _reduction("prod", _prod_rule)
-max = _reduction("max", _extremum_reduction_rule)
-min = _reduction("min", _extremum_reduction_rule)
+prod = _reduction("prod", _prod_rule, "x")
+max = _reduction("max", _extremum_reduction_rule, "xy")
+min = _reduction("min", _extremum_reduction_rule, "xy")
 any = _reduction("any", None)
 all = _reduction("all", None)
 
@@ -468,7 +508,7 @@ def std(x: Tensor, axes: tuple[int, ...], correction: float, keepdims: bool) -> 
             gv = where(eq(y, 0.0), 0.0, div(g, mul(safe, 2.0)))
             return (_var_rule(correction)(gv, x, None, axes, keepdims),)
 
-        _record(out, "std", (x,), vjp)
+        _record(out, "std", (x,), vjp, True)
     return out
 
 
@@ -519,6 +559,7 @@ def logsumexp(x: Tensor, axes: tuple[int, ...], keepdims: bool) -> Tensor:
         (x,),
         {"axes": axes, "keepdims": keepdims},
         lambda g, y: (mul(_expand_to(g, x, axes, keepdims), exp(sub(x, _expand_to(y, x, axes, keepdims)))),),
+        saves_output=True,
     )
 
 
@@ -528,20 +569,25 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
     out = _make(dev.ops.matmul(a._data, b._data), dev)
     if (a.requires_grad or b.requires_grad) and grad_enabled():
         wa, wb = a.requires_grad, b.requires_grad
+        ra = a if wb else TensorMeta(a)  # a's gradient reads b's values, b's reads a's
+        rb = b if wa else TensorMeta(b)
 
         def vjp(g: Tensor, y: Tensor) -> tuple[Tensor, ...]:
-            a2 = expand_dims(a, (0,)) if a.ndim == 1 else a
-            b2 = expand_dims(b, (1,)) if b.ndim == 1 else b
+            a_vector, b_vector = ra.ndim == 1, rb.ndim == 1
             g2 = g
-            if a.ndim == 1:
+            if a_vector:
                 g2 = expand_dims(g2, (g2.ndim - 1 if g2.ndim else 0,))
-            if b.ndim == 1:
+            if b_vector:
                 g2 = expand_dims(g2, (g2.ndim,))
             res = []
             if wa:
-                res.append(reshape(unbroadcast(matmul(g2, _cj(_mt(b2))), a2.shape), a.shape))
+                b2 = expand_dims(rb, (1,)) if b_vector else rb
+                shape_a2 = (1, *ra.shape) if a_vector else ra.shape
+                res.append(reshape(unbroadcast(matmul(g2, _cj(_mt(b2))), shape_a2), ra.shape))
             if wb:
-                res.append(reshape(unbroadcast(matmul(_cj(_mt(a2)), g2), b2.shape), b.shape))
+                a2 = expand_dims(ra, (0,)) if a_vector else ra
+                shape_b2 = (*rb.shape, 1) if b_vector else rb.shape
+                res.append(reshape(unbroadcast(matmul(_cj(_mt(a2)), g2), shape_b2), rb.shape))
             return tuple(res)
 
         _record(out, "matmul", tuple(t for t in (a, b) if t.requires_grad), vjp)
@@ -558,7 +604,8 @@ def _shape_op(name: str, forward: Callable[..., Any], rule: Rule) -> Callable[..
     def op(x: Tensor, *args: Any) -> Tensor:
         out = _make(forward(x._device.ops, x._data, *args), x._device)
         if grad_enabled() and x.requires_grad:
-            _record(out, name, (x,), lambda g, y: (rule(g, x, *args),))
+            mx = TensorMeta(x)  # a shape op's gradient reads the input's shape only
+            _record(out, name, (x,), lambda g, y: (rule(g, mx, *args),))
         return out
 
     op.__name__ = op.__qualname__ = name
@@ -626,11 +673,12 @@ def concat(xs: Sequence[Tensor], axis: int) -> Tensor:
     out = _make(dev.ops.concat([t._data for t in xs], axis), dev)
     if _tracking(*xs):
         sizes = [t.shape[axis] for t in xs]
+        wanted = [t.requires_grad for t in xs]
 
         def vjp(g: Tensor, y: Tensor) -> list[Tensor | None]:
             res, start = [], 0
-            for t, n in zip(xs, sizes):
-                if t.requires_grad:
+            for want, n in zip(wanted, sizes):
+                if want:
                     res.append(getitem(g, (slice(None),) * axis + (slice(start, start + n),)))
                 start += n
             return res
@@ -657,12 +705,13 @@ def pad(x: Tensor, widths: tuple[tuple[int, int], ...], mode_: str, value: float
     dev = x._device
     out = _make(dev.ops.pad(x._data, widths, mode_, value), dev)
     if grad_enabled() and x.requires_grad:
+        shape = x.shape
 
         def vjp(g: Tensor, y: Tensor) -> tuple[Tensor]:
             if mode_ == "constant":
-                return (getitem(g, tuple(slice(lo, lo + n) for (lo, _), n in zip(widths, x.shape))),)
+                return (getitem(g, tuple(slice(lo, lo + n) for (lo, _), n in zip(widths, shape))),)
 
-            for axis, ((lo, hi), n) in enumerate(zip(widths, x.shape)):
+            for axis, ((lo, hi), n) in enumerate(zip(widths, shape)):
                 if lo or hi:
                     positions = np.arange(-lo, n + hi)
                     src = np.pad(np.arange(n), (lo, hi), mode=mode_)
@@ -683,11 +732,13 @@ def getitem(x: Tensor, key: tuple) -> Tensor:
     """NumPy indexing with a normalized key (index arrays as int64 or bool Tensors)."""
     out = _make(x._device.ops.getitem(x._data, _key_data(key)), x._device)
     if grad_enabled() and x.requires_grad:
-        band = _axis_band(x.shape, key)
+        shape = x.shape
+        band = _axis_band(shape, key)
         if band is None:
-            _record(out, "getitem", (x,), lambda g, y: (index_add(zeros_like(x), key, g),))
+            mx = TensorMeta(x)
+            _record(out, "getitem", (x,), lambda g, y: (index_add(zeros_like(mx), key, g),))
         else:
-            _record(out, "getitem", (x,), lambda g, y: (_AxisBand(*band, g),))
+            _record(out, "getitem", (x,), lambda g, y: (_AxisBand(*band, shape[band[0]], g),))
     return out
 
 
@@ -713,20 +764,27 @@ def _axis_band(shape: tuple[int, ...], key: tuple) -> tuple[int, int, int, bool]
 
 class _AxisBand(DeferredCotangent):
     """The cotangent of `x[(:,) * axis + (start:stop,)]` (or of the single index `start`, that axis
-    `dropped`), kept apart so that the bands of one tensor assemble into one concatenation."""
+    `dropped`), kept apart so that the bands of one tensor assemble into one concatenation;
+    `length` is x's along that axis (x's other dimensions are the value's)."""
 
-    __slots__ = ("axis", "start", "stop", "dropped", "value")
+    __slots__ = ("axis", "start", "stop", "dropped", "length", "value")
 
-    def __init__(self, axis: int, start: int, stop: int, dropped: bool, value: Tensor) -> None:
-        self.axis, self.start, self.stop, self.dropped, self.value = axis, start, stop, dropped, value
+    def __init__(self, axis: int, start: int, stop: int, dropped: bool, length: int, value: Tensor) -> None:
+        self.axis, self.start, self.stop, self.dropped = axis, start, stop, dropped
+        self.length, self.value = length, value
 
     def block(self) -> Tensor:
         """The value with the indexed axis present (length stop - start)."""
         v = self.value
         return reshape(v, v.shape[: self.axis] + (1,) + v.shape[self.axis :]) if self.dropped else v
 
+    def whole(self) -> tuple[int, ...]:
+        """The shape of the indexed tensor."""
+        v = self.value.shape
+        return v[: self.axis] + (self.length,) + v[self.axis + (0 if self.dropped else 1) :]
+
     @staticmethod
-    def assemble(pieces: list[_AxisBand], dense: Tensor | None, target: Tensor) -> Tensor:
+    def assemble(pieces: list[_AxisBand], dense: Tensor | None) -> Tensor:
         axis = pieces[0].axis
         merged: dict[tuple[int, int], Tensor] = {}
         for p in pieces:
@@ -734,16 +792,17 @@ class _AxisBand(DeferredCotangent):
             merged[k] = merged[k] + p.block() if k in merged else p.block()
         bands = sorted(merged.items(), key=lambda kv: kv[0])
         disjoint = builtins.all(a[0][1] <= b[0][0] for a, b in zip(bands, bands[1:]))
+        value = pieces[0].value
+        dev, dtype, shape = value._device, value._dtype, pieces[0].whole()
         if builtins.any(p.axis != axis for p in pieces) or not disjoint:
-            out = zeros_like(target) if dense is None else dense
+            out = _make(dev.ops.full(shape, 0, dtype), dev) if dense is None else dense
             for p in pieces:
                 out = index_add(out, (slice(None),) * p.axis + (slice(p.start, p.stop),), p.block())
             return out
-        blocks, pos, n = [], 0, target.shape[axis]
-        dev, shape = target._device, target.shape
+        blocks, pos, n = [], 0, shape[axis]
 
         def zeros(length: int) -> Tensor:
-            return _make(dev.ops.full(shape[:axis] + (length,) + shape[axis + 1 :], 0, target._dtype), dev)
+            return _make(dev.ops.full(shape[:axis] + (length,) + shape[axis + 1 :], 0, dtype), dev)
 
         for (start, stop), value in bands:
             if start > pos:
@@ -760,20 +819,17 @@ def index_add(a: Tensor, key: tuple, values: Tensor) -> Tensor:
     """A copy of `a` with `values` added at `a[key]` (repeated indices accumulate)."""
     out = _make(a._device.ops.index_add(a._data, _key_data(key), values._data), a._device)
     if _tracking(a, values):
-        inputs = tuple(t for t in (a, values) if t.requires_grad)
-        _record(
-            out,
-            "index_add",
-            inputs,
-            lambda g, y: [g if t is a else getitem(g, key) for t in inputs],
-        )
+        wa, wv = a.requires_grad, values.requires_grad
+        inputs = tuple(t for t, w in ((a, wa), (values, wv)) if w)
+        _record(out, "index_add", inputs, lambda g, y: [g] * wa + [getitem(g, key)] * wv)
     return out
 
 
 def take(x: Tensor, indices: Tensor, axis: int) -> Tensor:
     out = _make(x._device.ops.take(x._data, indices._data, axis), x._device)
     if grad_enabled() and x.requires_grad:
-        _record(out, "take", (x,), lambda g, y: (take_adjoint(g, indices, axis, x.shape[axis]),))
+        n = x.shape[axis]
+        _record(out, "take", (x,), lambda g, y: (take_adjoint(g, indices, axis, n),))
     return out
 
 
@@ -787,13 +843,14 @@ def take_adjoint(g: Tensor, indices: Tensor, axis: int, n: int) -> Tensor:
 def take_along_axis(x: Tensor, indices: Tensor, axis: int) -> Tensor:
     out = _make(x._device.ops.take_along_axis(x._data, indices._data, axis), x._device)
     if grad_enabled() and x.requires_grad:
+        shape = x.shape
 
         def vjp(g: Tensor, y: Tensor) -> tuple[Tensor]:
             target = list(g.shape)
-            target[axis] = x.shape[axis]
+            target[axis] = shape[axis]
             base = _make(g._device.ops.full(tuple(target), 0, g._dtype), g._device)
             idx = broadcast_to(indices, g.shape) if indices.shape != g.shape else indices
-            return (unbroadcast(scatter_add(base, axis, idx, g), x.shape),)
+            return (unbroadcast(scatter_add(base, axis, idx, g), shape),)
 
         _record(out, "take_along_axis", (x,), vjp)
     return out
@@ -802,13 +859,9 @@ def take_along_axis(x: Tensor, indices: Tensor, axis: int) -> Tensor:
 def scatter_add(a: Tensor, axis: int, indices: Tensor, src: Tensor) -> Tensor:
     out = _make(a._device.ops.scatter_add(a._data, axis, indices._data, src._data), a._device)
     if _tracking(a, src):
-        inputs = tuple(t for t in (a, src) if t.requires_grad)
-        _record(
-            out,
-            "scatter_add",
-            inputs,
-            lambda g, y: [g if t is a else take_along_axis(g, indices, axis) for t in inputs],
-        )
+        wa, ws = a.requires_grad, src.requires_grad
+        inputs = tuple(t for t, w in ((a, wa), (src, ws)) if w)
+        _record(out, "scatter_add", inputs, lambda g, y: [g] * wa + [take_along_axis(g, indices, axis)] * ws)
     return out
 
 
@@ -940,7 +993,8 @@ def avg_pool(
     args = (kernel, stride, padding, ceil_mode, count_include_pad)
     out = _make(x._device.ops.avg_pool(x._data, *args), x._device)
     if grad_enabled() and x.requires_grad:
-        _record(out, "avg_pool", (x,), lambda g, y: (avg_pool_grad(g, x.shape, *args),))
+        shape = x.shape
+        _record(out, "avg_pool", (x,), lambda g, y: (avg_pool_grad(g, shape, *args),))
     return out
 
 
@@ -984,9 +1038,16 @@ class TensorOps:
         return a.shape
 
 
-def composite(name: str, args: tuple[Any, ...], kwargs: dict[str, Any], rule: Rule | None = None) -> Tensor:
+def composite(
+    name: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    rule: Rule | None = None,
+    saves_output: bool = False,
+) -> Tensor:
     """Run composite `name` with the backend's implementation (fused or default). Its gradient is
-    `rule(g, out)` when given, else the gradient of the base-class default run on Tensors.
+    `rule(g, out)` when given (`saves_output` when it reads `out`), else the gradient of the
+    base-class default run on Tensors.
 
     `rule` returns one cotangent (or None) per leading argument of `args`, in order (trailing
     non-tensor arguments may be left out); the node keeps those of the tensors that required grad
@@ -998,7 +1059,7 @@ def composite(name: str, args: tuple[Any, ...], kwargs: dict[str, Any], rule: Ru
         if rule is None:
             _record(out, name, tracked, _default_rule(name, args, kwargs, tracked, None))
         else:
-            _record(out, name, tracked, _for_recorded(rule, args))
+            _record(out, name, tracked, _for_recorded(rule, args), saves_output)
     return out
 
 
@@ -1078,18 +1139,18 @@ def softmax(x: Tensor, axis: int) -> Tensor:
     def rule(g: Tensor, y: Tensor) -> tuple[Tensor]:
         return (mul(y, sub(g, sum(mul(g, y), (axis,), True))),)
 
-    return composite("softmax", (x,), {"axis": axis}, rule)
+    return composite("softmax", (x,), {"axis": axis}, rule, saves_output=True)
 
 
 def log_softmax(x: Tensor, axis: int) -> Tensor:
     def rule(g: Tensor, y: Tensor) -> tuple[Tensor]:
         return (sub(g, mul(exp(y), sum(g, (axis,), True))),)
 
-    return composite("log_softmax", (x,), {"axis": axis}, rule)
+    return composite("log_softmax", (x,), {"axis": axis}, rule, saves_output=True)
 
 
 def relu(x: Tensor) -> Tensor:
-    return composite("relu", (x,), {}, lambda g, y: (relu_grad(g, y),))
+    return composite("relu", (x,), {}, lambda g, y: (relu_grad(g, y),), saves_output=True)
 
 
 def relu_grad(g: Tensor, y: Tensor) -> Tensor:
@@ -1152,7 +1213,7 @@ def scaled_dot_product_attention(
             "scaled_dot_product_attention_grad", (g, q, k, v, y, mask, is_causal, scale), {}
         )
 
-    return composite("scaled_dot_product_attention", args, {}, rule)
+    return composite("scaled_dot_product_attention", args, {}, rule, saves_output=True)
 
 
 _PRIMITIVES: dict[str, Callable[..., Any]] = {

@@ -278,7 +278,7 @@ class Tensor:
         t = Tensor._make(self._data, self._device)
         t.requires_grad = True
         if self.requires_grad and autodiff.grad_enabled():
-            t._node = autodiff.Node("alias", (self,), lambda g, out: (g,))
+            t._node = autodiff.Node("alias", (autodiff.edge(self),), lambda g, out: (g,))
         return t
 
     def _like_full(self, value: float) -> Tensor:

@@ -337,18 +337,16 @@ def graph_bytes(
     per_op: dict[str, list[int]] = {}
     seen_arrays: set[int] = set()
     seen_nodes: set[int] = set()
-    stack = [loss]
+    stack = [loss._node]
     params = {id(p) for p in ours.parameters()}
     while stack:
-        t = stack.pop()
-        node = t._node
-        if node is None or id(node) in seen_nodes:
+        node = stack.pop()
+        if not isinstance(node, ag.autodiff.Node) or id(node) in seen_nodes:
             continue
         seen_nodes.add(id(node))
-        held = list(node.inputs)
-        for cell in getattr(node.vjp, "__closure__", None) or ():
-            with contextlib.suppress(ValueError):
-                held.extend(_tensors_in(cell.cell_contents))
+        held = list(_captured(node.vjp))
+        if node.saved is not None:
+            held.append(node.saved)
         entry = per_op.setdefault(node.name, [0, 0])
         for h in held:
             if id(h) in params:
@@ -359,7 +357,7 @@ def graph_bytes(
             seen_arrays.add(key)
             entry[0] += _nbytes(h.data)
             entry[1] += 1
-        stack.extend(i for i in node.inputs if i.requires_grad)
+        stack.extend(node.edges)
 
     torch.manual_seed(0)
     tmask = torch.nn.Transformer.generate_square_subsequent_mask(lm.seq, dtype=torch.float32)
@@ -392,6 +390,17 @@ def graph_bytes(
     rows = [(op, b, 0, n) for op, (b, n) in per_op.items()]
     rows += [(op, 0, b, 0) for op, b in theirs.items()]
     return sorted(rows, key=lambda r: -(r[1] + r[2]))
+
+
+def _captured(fn: Any, depth: int = 4) -> Iterator[Any]:
+    """The tensors a rule's closure holds, through the functions it captures (a composite's rule
+    inside its wrapper)."""
+    for cell in getattr(fn, "__closure__", None) or ():
+        with contextlib.suppress(ValueError):
+            value = cell.cell_contents
+            yield from _tensors_in(value)
+            if depth and callable(value) and hasattr(value, "__closure__"):
+                yield from _captured(value, depth - 1)
 
 
 def _tensors_in(obj: Any, kind: type | None = None) -> Iterator[Any]:

@@ -303,14 +303,14 @@ def test_checkpoint_sequential_matches_torch(segments: int) -> None:
 
 def _checkpoint_nodes(t: ag.Tensor) -> int:
     """How many checkpoint nodes the graph of `t` holds."""
-    seen, stack, n = set(), [t], 0
+    seen, stack, n = set(), [t.grad_fn], 0
     while stack:
-        u = stack.pop()
-        if id(u) in seen or u.grad_fn is None:
+        node = stack.pop()
+        if id(node) in seen or not isinstance(node, ag.autodiff.Node):
             continue
-        seen.add(id(u))
-        n += u.grad_fn.name == "Checkpoint"
-        stack.extend(u.grad_fn.inputs)
+        seen.add(id(node))
+        n += node.name == "Checkpoint"
+        stack.extend(node.edges)
     return n
 
 
@@ -423,9 +423,14 @@ def _programs(backend: ag.Device, monkeypatch: pytest.MonkeyPatch) -> list[tuple
 def test_checkpointing_lowers_the_peak_memory_on_numpy() -> None:
     B = ag.backend("numpy")
     ag.manual_seed(0)
-    layers = [nn.Sequential(nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 256), nn.Tanh()) for _ in range(8)]
+    layers = [
+        nn.Sequential(
+            nn.Linear(256, 256), nn.Tanh(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 256), nn.Tanh()
+        )
+        for _ in range(8)
+    ]
     model = nn.Sequential(*layers, backend=B)
-    x = B.randn(256, 256, seed=1)
+    x = B.randn(1024, 256, seed=1)
 
     def measure(ck: bool) -> tuple[int, int]:
         for p in model.parameters():
@@ -442,9 +447,10 @@ def test_checkpointing_lowers_the_peak_memory_on_numpy() -> None:
 
     measure(True)
     plain, checkpointed = measure(False), measure(True)
-    # each layer keeps 4 activations of 256 KiB without checkpointing, its input alone with it
-    assert checkpointed[0] < 0.3 * plain[0], (plain, checkpointed)
-    # the step's peak holds the 4 MiB of gradients too, and one layer's recomputation
+    # without checkpointing each layer keeps 3 activations of 1 MiB (tanh's and relu's outputs,
+    # which the next linear reads too: as torch saves), with it its input alone
+    assert checkpointed[0] < 0.4 * plain[0], (plain, checkpointed)
+    # the step's peak holds the 6 MiB of gradients too, and one layer's recomputation
     assert checkpointed[1] < 0.75 * plain[1], (plain, checkpointed)
 
 

@@ -55,7 +55,7 @@ class _Piece(autodiff.DeferredCotangent):
         self.index, self.value = index, value
 
     @staticmethod
-    def assemble(pieces: list[Any], dense: Tensor | None, target: Tensor) -> Any:
+    def assemble(pieces: list[Any], dense: Tensor | None) -> Any:
         return {p.index: p.value for p in pieces}
 
 
@@ -76,12 +76,12 @@ def _gate(
 
     gate = Tensor._make(first._data, first._device, first._dtype)
     gate.requires_grad = True
-    gate._node = autodiff.Node(name, tuple(values[i] for i in tracked), gate_rule)
+    gate._node = autodiff.Node(name, autodiff.edges([values[i] for i in tracked]), gate_rule)
     out = list(values)
     for i in tracked:
         alias = Tensor._make(values[i]._data, values[i]._device, values[i]._dtype)
         alias.requires_grad = True
-        alias._node = autodiff.Node(name, (gate,), lambda g, _, i=i: (_Piece(i, g),))
+        alias._node = autodiff.Node(name, (gate._node,), lambda g, _, i=i: (_Piece(i, g),))
         out[i] = alias
     return tuple(out)
 
