@@ -11,6 +11,12 @@ is lifted into explicit inputs and outputs under the hood:
   scheduler may change it between calls without a recompile);
 - random draws (dropout): drawn on the host at each call, from the same seed stream and in the same
   order as the eager step, and fed in, so compiled and eager steps see the same numbers.
+- the state the step replaces (new parameters, optimizer moments, running statistics) reuses the
+  memory of the old values, as torch.optim's in-place update does: on torch the program writes each
+  new value into the old array (and frees it at once), on JAX the old arrays are donated to XLA.
+  Tensors stay values: an array that anything but its holder can see (a `detach()`, `p.data`, a
+  `state_dict()` entry, a view) goes in as a private copy instead, and keeps its values
+  (`_State.claim`).
 - work that cannot be in the program (a collective on an engine that needs real buffers) is handed
   to the trace (`agnostic.tracing.Tracer.after_call`) and runs eagerly after every call, once the
   results, state and gradients are written back.
@@ -32,13 +38,14 @@ import functools
 import math
 import operator
 import warnings
+import weakref
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
 from agnostic import dtypes, tracing
 from agnostic.autocast import state_key as _autocast_key
-from agnostic.backends.base import TraceError
+from agnostic.backends.base import TraceError, references
 from agnostic.device import Device
 from agnostic.nn import module as _module
 from agnostic.nn.module import Module
@@ -122,6 +129,7 @@ class _Entry:
     out_dtypes: list[Any] = field(default_factory=list)  # of every output, in order
     after: list[Callable[[], None]] = field(default_factory=list)  # run eagerly after every call
     run: Callable[..., Any] | None = None
+    in_place: tuple[int, ...] = ()  # the slots whose memory the program reuses (see `_State.claim`)
     # Everything refers to the state by position, never to a holder's object: the same signature
     # may come back with other objects in the slots (a loaded optimizer state, a replaced layer).
 
@@ -141,6 +149,7 @@ class _Trace:
     grads_written: dict[int, Parameter] = field(default_factory=dict)
     after: list[Callable[[], None]] = field(default_factory=list)
     deferred: dict[int, Parameter] = field(default_factory=dict)  # gradients an `after` callback changes
+    undo: list[Callable[[], None]] = field(default_factory=list)  # the new holders' state as met
 
     def draw(self, device: Any, kind: str, args: tuple[Any, ...], seed: int | None, generator: Any) -> Tensor:
         spec = _Draw(device, kind, args, seed, generator)
@@ -153,6 +162,7 @@ class _Trace:
     def uses(self, holder: Any) -> None:
         if id(holder) not in self.fn._holders and id(holder) not in self.state.modules:
             self.new_holders.append(holder)
+            self.undo.append(_restorer(holder))
 
     def after_call(self, fn: Callable[[], None], grads: Any = ()) -> None:
         self.after.append(fn)
@@ -179,6 +189,7 @@ class _Trace:
     def _lifted(self, param: Any) -> None:
         if id(param) not in self.state.param_ids:
             self.new_holders.append(param)
+            self.undo.append(_restorer(param))
 
 
 class CompiledFunction:
@@ -324,13 +335,14 @@ class CompiledFunction:
                     "step values are symbolic: read them (.item(), .numpy(), `if tensor:`) outside it, "
                     "or compute with tensor ops"
                 ) from exc
-            if record.new_holders:
+            if record.new_holders:  # (`_pure` put back what the trace wrote into them)
                 for holder in record.new_holders:
                     self._add_holder(holder)
                 return None
             read = tuple(state.position(p) for p in record.grads_read.values())
             if read == entry.grad_inputs and record.draws == entry.draws:
                 entry.after = list(record.after)
+                traced, entry.in_place = device.ops.in_place(traced, self._updates(entry, state))
                 entry.run = device.ops.compile_traced(traced, self.mode)
                 self.compilations += 1
                 self._cache.setdefault(key, []).append(entry)
@@ -339,6 +351,16 @@ class CompiledFunction:
         raise CompileError(
             f"compile: {self.__name__}: its random draws or gradients kept changing between traces"
         )
+
+    @staticmethod
+    def _updates(entry: _Entry, state: _State) -> list[tuple[int, int]]:
+        """(output index, input index) of each slot the step writes as one (see `_State.claim`)."""
+        first = sum(isinstance(t, Tensor) for t in entry.result_leaves)  # the state follows the results
+        return [
+            (first + j, ref[1])
+            for j, ref in enumerate(entry.written)
+            if ref[0] == "slot" and state.slots[ref[1]][0] != "lr"
+        ]
 
     def _pure(
         self, entry: _Entry, state: _State, leaves: list[Any], tree: Any, record: _Trace, *arrays: Any
@@ -355,6 +377,7 @@ class CompiledFunction:
             _RAW_GRAD.__set__(state.params[i], Tensor._make(next(arrays_in), device) if sig else None)
         record.draw_inputs = [next(arrays_in) for _ in entry.draws]
         record.after.clear()  # (a backend may run the function more than once to trace it)
+        record.undo.clear()
         record.deferred.clear()
         call = [_rebuild(t, next(arrays_in), device) if isinstance(t, Tensor) else t for t in leaves]
         args, kwargs = _unflatten(tree, call)
@@ -364,6 +387,11 @@ class CompiledFunction:
             written = state.written(installed)
             grads = [(p, _RAW_GRAD.__get__(p)) for p in record.grads_written.values()]
         finally:
+            # the trace wrote traced values into holders it met that are not lifted yet (an
+            # optimizer's first state, a parameter's update, a running statistic): what they held
+            # goes back (oldest last), then the lifted state's
+            for undo in reversed(record.undo):
+                undo()
             state.restore(installed)
             for p, g in saved_grads:
                 _RAW_GRAD.__set__(p, g)
@@ -379,7 +407,13 @@ class CompiledFunction:
 
     def _run(self, entry: _Entry, state: _State, tensors: list[Tensor], device: Device) -> Any:
         assert entry.run is not None
-        arrays = entry.run(*self._inputs(entry, state, tensors, device))
+        inputs = self._inputs(entry, state, tensors, device)
+        copied = state.claim(entry.in_place, inputs, device.ops) if entry.in_place else ()
+        # the gradients the call replaces need not live through it (those it reads are in
+        # `inputs`), as an eager step's `zero_grad()` frees them before its backward
+        for i, _ in entry.grads:
+            _RAW_GRAD.__set__(state.params[i], None)
+        arrays = entry.run(*inputs)
         out = iter(zip(arrays, entry.out_dtypes))
 
         def tensor() -> Tensor:
@@ -388,7 +422,12 @@ class CompiledFunction:
 
         leaves = [tensor() if isinstance(t, Tensor) else t for t in entry.result_leaves]
         for ref in entry.written:
-            state.write(ref, *next(out))
+            array, dtype = next(out)
+            if array is not None:
+                state.write(ref, array, dtype)
+            elif ref[1] in copied:  # written into the private copy the slot went in as
+                state.write(ref, inputs[ref[1]], dtype)
+            # else written into the slot's own array, which the holder keeps
         for i, has in entry.grads:
             _RAW_GRAD.__set__(state.params[i], tensor() if has else None)
         for fn in entry.after:
@@ -420,7 +459,7 @@ class _State:
     device: Device
     signatures: tuple[Any, ...]
     table_sizes: list[int]  # as gathered: a key added since (SGD's momentum buffer) is a change
-    values: list[Any]  # each slot's value when last seen (gathered, or written by a call)
+    values: list[Any]  # each slot's value when last seen (gathered, or written by a call), weakly
 
     def __post_init__(self) -> None:
         # what each call reads, made once: a getter per slot, the parameters' requires_grad as
@@ -433,8 +472,9 @@ class _State:
         """Whether every slot still holds a value of its signature and every state table its keys
         (a value the compiled step wrote is known to; another is checked)."""
         nows = [get() for get in self.getters]
-        if not all(map(operator.is_, nows, self.values)):
-            for (kind, where), now, before, sig in zip(self.slots, nows, self.values, self.signatures):
+        befores = [v() if type(v) is weakref.ref else v for v in self.values]
+        if not all(map(operator.is_, nows, befores)):
+            for (kind, where), now, before, sig in zip(self.slots, nows, befores, self.signatures):
                 if now is before:
                     continue
                 if kind == "lr":
@@ -521,7 +561,7 @@ class _State:
             where[1] if kind == "buffer" else where[0][1] if kind == "opt" else kind for kind, where in slots
         )
         key = _Key((device, holder_ids, tuple(k for k, _ in slots), names, shared, sig, tuple(static)))
-        values = [_get(kind, where) for kind, where in slots]
+        values = [_weakly(_get(kind, where)) for kind, where in slots]
         return cls(params, set(modules), slots, key, tables, device, sig, [len(t) for t in tables], values)
 
     def inputs(self, device: Device, lr_arrays: dict[float, Any]) -> list[Any]:
@@ -593,7 +633,35 @@ class _State:
         kind, where = self.slots[ref[1]]
         stored = array if kind == "param" else Tensor._make(array, self.device, dtype)
         _put(kind, where, stored)
-        self.values[ref[1]] = stored  # known to fit (see `fits`)
+        self.values[ref[1]] = _weakly(stored)  # known to fit (see `fits`)
+
+    def claim(self, positions: tuple[int, ...], inputs: list[Any], ops: Any) -> set[int]:
+        """Make the slots at `positions`, whose arrays (in `inputs`) the compiled program writes
+        into or consumes (`Backend.in_place`), safe for that; returns the positions given a copy.
+
+        Tensors are values: a program may reuse a slot's memory only when no tensor but the
+        holder's can see it. A slot's array qualifies when the holder's reference (a parameter's
+        `_data`; the tensor in a module's buffers or in the optimizer's state, at each place that
+        holds it) and `inputs` are all that hold it, and nothing shares its memory
+        (`Backend.exclusive`: no view, no NumPy or DLPack export). Anything a user took since the
+        last call, `p.detach()`, `p.data`, `state_dict()`, `ag.clone(p)`, a result or graph that
+        kept the old value, holds it too: that slot goes in as a private copy, which becomes the
+        holder's new value, and the user's tensor keeps the old one, exactly as after an eager
+        step. After a call the arrays the program wrote are the holders' alone again, so in a
+        training loop every step after the first reuses the memory (the holders' state is held
+        by weak references here: another compiled step over the same model does not count)."""
+        copied: set[int] = set()
+        for i in positions:
+            kind, where = self.slots[i]
+            if kind == "param":  # the parameter's `_data` and `inputs`
+                mine = ops.exclusive(inputs[i], 2)
+            else:  # the tensor: held by its places alone; its array: by its `_data` and `inputs`
+                places = len(where) if kind == "opt" else 1
+                mine = references(self.getters[i]()) == places and ops.exclusive(inputs[i], 2)
+            if not mine:
+                inputs[i] = ops.private_copy(inputs[i])
+                copied.add(i)
+        return copied
 
 
 class _Key:
@@ -658,6 +726,44 @@ def _getter(kind: str, where: Any) -> Callable[[], Any]:
         return functools.partial(where.__getitem__, "lr")
     table, name = where[0] if kind == "opt" else (where[0]._buffers, where[1])
     return functools.partial(table.__getitem__, name)
+
+
+def _restorer(holder: Any) -> Callable[[], None]:
+    """What puts back the state a trace may write into `holder`, a Module, Optimizer or Parameter
+    that is not lifted into the trace's inputs yet (the trace is then thrown away)."""
+    params: list[Parameter] = []
+    buffers: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    tables: list[tuple[dict[Any, Any], dict[Any, Any]]] = []
+    if isinstance(holder, Module):
+        params = list(holder.parameters())
+        buffers = [(m._buffers, dict(m._buffers)) for m in holder.modules()]
+    elif isinstance(holder, Optimizer):
+        params = [p for g in holder.param_groups for p in g["params"]]
+        tables = [(holder.state, dict(holder.state))]
+        tables += [(entry, dict(entry)) for entry in holder.state.values() if isinstance(entry, dict)]
+        tables += [(g, dict(g)) for g in holder.param_groups]
+    elif isinstance(holder, Parameter):
+        params = [holder]
+    values = [(p, p._data, _RAW_GRAD.__get__(p)) for p in params]
+
+    def restore() -> None:
+        for table, saved in (*buffers, *tables):
+            table.clear()
+            table.update(saved)
+        for p, data, grad in values:
+            p._data = data
+            _RAW_GRAD.__set__(p, grad)
+
+    return restore
+
+
+def _weakly(value: Any) -> Any:
+    """A weak reference to a slot's value (a number as it is): `_State` must not hold the
+    holders' arrays, or `claim` would count it as another user."""
+    try:
+        return weakref.ref(value)
+    except TypeError:
+        return value
 
 
 def _get(kind: str, where: Any) -> Any:

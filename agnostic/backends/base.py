@@ -39,6 +39,7 @@ import abc
 import functools
 import math
 import os
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, NamedTuple
 
@@ -437,6 +438,29 @@ class Backend(LinalgOps, FFTOps, abc.ABC):
         """Compile what `trace` returned into a function of the same inputs; `mode` is the
         option `agnostic.compile` was given."""
         raise NotImplementedError(f"backend {self.name!r} has no compiler")
+
+    def in_place(self, traced: Any, updates: Sequence[tuple[int, int]]) -> tuple[Any, tuple[int, ...]]:
+        """Let the program `trace` returned reuse the memory of inputs it replaces: `updates` are
+        (output index, input index) pairs, each output the new value of that input (a parameter,
+        buffer or optimizer state the step writes). Returns the program and the input indices it
+        may now overwrite or consume: torch writes such an output into the input's buffer (and
+        returns None in its place), JAX donates the input's buffer to the output (the input array
+        is deleted by the call). The caller passes, at those indices, only arrays that nothing else
+        holds (`exclusive`), or private copies (`private_copy`). The default: nothing reused."""
+        return traced, ()
+
+    def exclusive(self, a: Array, refs: int) -> bool:
+        """Whether the native array `a` is held by exactly `refs` references (the caller's
+        containers and variables; not the argument of this call) and nothing else shares its
+        memory (a view, a NumPy or DLPack export): only then may a compiled program write into it
+        or consume it (`in_place`) without another tensor seeing its value change. The default:
+        never (a backend whose `in_place` reuses nothing need not say)."""
+        return False
+
+    def private_copy(self, a: Array) -> Array:
+        """A copy of `a` in memory of its own (given to a program that writes into its input when
+        the caller's array is not `exclusive`)."""
+        raise NotImplementedError(f"backend {self.name!r} reuses no input memory")
 
     def optimization_barrier(self, arrays: Sequence[Array]) -> list[Array]:
         """`arrays` unchanged, but a compiler may not move computations across this point nor
@@ -941,6 +965,18 @@ def int_cast(src: DType, dst: DType) -> IntCast:
         hi = end - end / 2**digits  # the float just below 2**m: 2**m - 2**(m - digits)
     lo = max(float(info.min), -largest)  # 0, or -2**(bits - 1) when the float reaches it
     return IntCast(lo, hi, lo != info.min, hi != info.max)
+
+
+def references(obj: Any) -> int:
+    """How many references hold `obj`: containers, attributes and the caller's variables; the
+    temporary the caller passes as the argument does not count (`references(holder[0])` is 1 for
+    an object held by `holder` alone). CPython's reference count, calibrated on an object nothing
+    holds, so the count's own references are not included."""
+    return sys.getrefcount(obj) - _REFERENCES_OF_THE_CALL
+
+
+_REFERENCES_OF_THE_CALL = 0
+_REFERENCES_OF_THE_CALL = references(object())
 
 
 def distinct(items: Sequence[Any]) -> tuple[list[Any], list[int]]:

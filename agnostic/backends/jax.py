@@ -48,6 +48,7 @@ from agnostic.backends.base import (
     TraceError,
     check_allocation,
     int_cast,
+    references,
 )
 from agnostic.dtypes import DType
 
@@ -65,7 +66,9 @@ else:
 _NATIVE = {d: np.dtype(dtypes.to_numpy_dtype(d)) for d in dtypes.ALL_DTYPES}
 _FROM_NATIVE = {v: k for k, v in _NATIVE.items()}
 _PLATFORMS = {"cpu": "cpu", "gpu": "gpu", "cuda": "gpu", "rocm": "gpu", "tpu": "tpu"}
-_READERS = {"native_dtype", "dtype_of", "shape", "is_native", "memory_capacity", "is_out_of_memory"}
+_READERS = {
+    "native_dtype", "dtype_of", "shape", "is_native", "memory_capacity", "is_out_of_memory", "exclusive",
+}  # fmt: skip
 """Methods that compute nothing on arrays: they run outside `_in_x64` (every op or creation asks
 one of them)."""
 _SETS_X64_ITSELF = {"matmul"}
@@ -148,6 +151,23 @@ class _X64Program:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._compiled, name)
+
+
+class _TracedStep:
+    """A step traced by jax.jit (`jax.stages.Traced`), lowered at the first use of what a
+    `jax.stages.Lowered` has (`compile`, `as_text`...), so that `in_place` can trace its jaxpr
+    again with donations before anything is lowered."""
+
+    __slots__ = ("traced", "_lowered")
+
+    def __init__(self, traced: Any) -> None:
+        self.traced = traced
+        self._lowered: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._lowered is None:
+            self._lowered = self.traced.lower()
+        return getattr(self._lowered, name)
 
 
 BATCH_AXIS = "batch"
@@ -663,8 +683,8 @@ class JaxBackend(JaxLinalg, JaxFFT, Backend):
         state = _SpmdTrace(spmd=False)
         token = _spmd_trace.set(state)
         try:
-            if self.mesh is None:
-                lowered = jax.jit(fn).lower(*inputs)
+            if self.mesh is None:  # lowered when asked (`in_place` may trace it with donations)
+                lowered = _TracedStep(jax.jit(fn).trace(*inputs))
             else:
                 lowered = jax.jit(fn, out_shardings=self._jax_device).lower(*inputs)
             if not state.wanted:
@@ -686,6 +706,38 @@ class JaxBackend(JaxLinalg, JaxFFT, Backend):
         if isinstance(traced, _SpmdLowered):
             return _SpmdProgram(traced)
         return (_X64Program if self.mesh is None else _MeshProgram)(traced.compile())
+
+    def in_place(self, traced: Any, updates: Sequence[tuple[int, int]]) -> tuple[Any, tuple[int, ...]]:
+        """The program again with the replaced inputs donated (`jax.jit(donate_argnums=...)`): XLA
+        may build each new value in its input's buffer, and the call deletes those inputs. Only
+        inputs whose new value has their shape and dtype; the traced step is not run again (its
+        jaxpr is). A step over several devices or processes is kept as it is."""
+        if not isinstance(traced, _TracedStep):
+            return traced, ()
+        closed = traced.traced.jaxpr
+        ins, outs = closed.in_avals, closed.out_avals
+        donate = tuple(
+            sorted({i for k, i in updates if (ins[i].shape, ins[i].dtype) == (outs[k].shape, outs[k].dtype)})
+        )
+        if not donate:
+            return traced, ()
+
+        def program(*arrays: Any) -> list[Any]:
+            return jax.core.eval_jaxpr(closed.jaxpr, closed.consts, *arrays)
+
+        where = jax.sharding.SingleDeviceSharding(self._first_device)
+        specs = [jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=where, weak_type=a.weak_type) for a in ins]
+        return _TracedStep(jax.jit(program, donate_argnums=donate).trace(*specs)), donate
+
+    def exclusive(self, a: Array, refs: int) -> bool:
+        """Held by `refs` references to this array object and not deleted. JAX arrays are
+        immutable and share a buffer only with the same object (`jnp.asarray`, `device_put` onto
+        its own device return it); a buffer exported to NumPy or DLPack has an external reference,
+        and XLA then copies instead of donating."""
+        return references(a) - 1 == refs and not a.is_deleted()
+
+    def private_copy(self, a: Array) -> Array:
+        return jnp.array(a, copy=True)
 
     def optimization_barrier(self, arrays: Any) -> list[Array]:
         # what jax.checkpoint's prevent_cse applies: XLA's CSE would merge a recomputation with

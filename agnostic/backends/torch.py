@@ -8,6 +8,7 @@ from __future__ import annotations
 import abc
 import contextvars
 import math
+import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,6 +31,7 @@ from agnostic.backends.base import (
     TraceError,
     distinct,
     int_cast,
+    references,
 )
 from agnostic.dtypes import DType
 
@@ -582,6 +584,75 @@ class TorchBackend(TorchLinalg, TorchFFT, Backend):
         """The graph as it is, or, given a mode, torch.compile's (inductor) build of it."""
         return traced if mode is None else torch.compile(traced, mode=mode, fullgraph=True)
 
+    def in_place(self, traced: Any, updates: Sequence[tuple[int, int]]) -> tuple[Any, tuple[int, ...]]:
+        """The graph made to write each new value into its input's buffer, as torch.optim's
+        in-place update does: `aten.copy_(input, new)` right after the last read of the input's old
+        value (and the last write of the new one), and None output in its place, so the new array
+        is freed at once instead of living beside the old one until the step returns. A new value
+        that is the input itself (a fused kernel that updated it in place) needs no copy; one that is
+        a fresh `clone` of the input, written by a kernel after every read of the input, is replaced
+        by the input (the kernel then updates it directly: no second copy of the parameters).
+        Kept as it is: a 0-d value (a step count), a new value of another shape, dtype or device,
+        one that may share memory with another input, and an input that a result of the step may
+        be a view of (that result would change with it). torch.compile (a mode) sees the copies
+        as mutations of its inputs and keeps them in the program (checked: inductor writes into
+        the inputs; it drops a copy into a 0-d CPU input, hence none)."""
+        graph = traced.graph
+        nodes = list(graph.nodes)
+        order = {n: i for i, n in enumerate(nodes)}
+        inputs = [n for n in nodes if n.op == "placeholder"]
+        output = next(n for n in reversed(nodes) if n.op == "output")
+        outs = list(output.args[0])
+        aliases = [_aliases(ph) for ph in inputs]
+        taken: list[int] = []
+        for k, i in updates:
+            new, ph = outs[k], inputs[i]
+            if not isinstance(new, torch.fx.Node) or not _same_kind(new, ph) or ph.meta["val"].ndim == 0:
+                continue  # (0-d: nothing to save, and torch.compile drops a copy_ into a 0-d CPU input)
+            if any(new in a for j, a in enumerate(aliases) if j != i):
+                continue  # (may) share memory with another input
+            if any(isinstance(o, torch.fx.Node) and o in aliases[i] for j, o in enumerate(outs) if j != k):
+                continue  # a result (or another output) may be a view of the input
+            readers = [u for a in aliases[i] for u in a.users if u is not output]
+            if new in aliases[i]:
+                if not _updated(new, ph):
+                    continue  # a view of the input, not the input updated
+            elif (
+                new.target is torch.ops.aten.clone.default
+                and new.args[0] is ph
+                and ph.meta["val"].is_contiguous()
+                and max((order[u] for u in readers if u is not new), default=-1)
+                < min((order[u] for u in new.users if u is not output), default=len(nodes))
+            ):
+                new.replace_all_uses_with(ph)
+                graph.erase_node(new)
+            else:
+                new_readers = [u for a in _aliases(new) for u in a.users if u is not output]
+                anchor = max([new, *readers, *new_readers], key=order.__getitem__)
+                with graph.inserting_after(anchor):
+                    graph.call_function(torch.ops.aten.copy_.default, (ph, new))
+            outs[k] = None
+            taken.append(i)
+            aliases[i] = _aliases(ph)  # (the clone's users are the input's now)
+        if taken:
+            output.args = (outs,)
+            graph.lint()
+            traced.recompile()
+        return traced, tuple(taken)
+
+    def exclusive(self, a: Array, refs: int) -> bool:
+        """Held by `refs` references to this tensor object only (Python's count), its C++ tensor
+        by nothing else (a DLPack capsule holds that), its storage by no other tensor (a view, a
+        NumPy array from `.numpy()`), and that storage torch's own (not a NumPy array's or another
+        library's memory, which torch.from_numpy / from_dlpack wrap: not resizable)."""
+        if references(a) - 1 != refs or a._use_count() != 1 or a.requires_grad:
+            return False
+        storage = a.untyped_storage()
+        return storage.resizable() and torch._C._storage_Use_Count(storage._cdata) == 2  # a's and `storage`'s
+
+    def private_copy(self, a: Array) -> Array:
+        return a.clone()
+
     # ------------------------------------------------------------------ fused composites
     def linear(self, x: Array, w: Array, b: Array | None) -> Array:
         return F.linear(x, w, b)
@@ -735,6 +806,54 @@ class TorchBackend(TorchLinalg, TorchFFT, Backend):
             )  # fmt: skip
         new_p, _, new_m, new_v, new_max = lists
         return new_p, new_m, new_v, (new_max if amsgrad else None)
+
+
+def _aliases(node: Any) -> set[Any]:
+    """The graph's nodes that may share memory with `node`: it, the views of it and what in-place
+    ops on them return (an op whose schema says a result aliases an argument), transitively."""
+    found, todo = {node}, [node]
+    while todo:
+        for user in todo.pop().users:
+            if user not in found and user.op == "call_function" and _returns_alias(user.target):
+                found.add(user)
+                todo.append(user)
+    return found
+
+
+def _returns_alias(target: Any) -> bool:
+    if target is operator.getitem:  # an item of a multi-output op's result: a view if those are
+        return True
+    schema = getattr(target, "_schema", None)
+    return schema is None or any(r.alias_info is not None for r in schema.returns)
+
+
+def _updated(node: Any, placeholder: Any) -> bool:
+    """Whether `node` is `placeholder` itself, or what in-place ops on it (`mul_`...) returned."""
+    while node is not placeholder:
+        schema = getattr(node.target, "_schema", None)
+        if not (
+            schema is not None
+            and len(schema.returns) == 1
+            and schema.returns[0].alias_info is not None
+            and schema.returns[0].alias_info.is_write
+            and node.args
+            and isinstance(node.args[0], torch.fx.Node)
+        ):
+            return False
+        node = node.args[0]
+    return True
+
+
+def _same_kind(a: Any, b: Any) -> bool:
+    """Whether two graph values have one shape, dtype and device (the fake tensors traced)."""
+    va, vb = a.meta.get("val"), b.meta.get("val")
+    return (
+        isinstance(va, torch.Tensor)
+        and isinstance(vb, torch.Tensor)
+        and va.shape == vb.shape
+        and va.dtype == vb.dtype
+        and va.device == vb.device
+    )
 
 
 _for_inductor: contextvars.ContextVar[bool] = contextvars.ContextVar(
