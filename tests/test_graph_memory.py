@@ -141,3 +141,20 @@ def test_a_shape_stand_in_is_not_a_tensor() -> None:
     meta = ag.autodiff.TensorMeta(B.ones((2, 3)))
     assert (meta.shape, meta.ndim, meta.dtype) == ((2, 3), 2, ag.float32)
     assert "TensorMeta(shape=(2, 3), dtype=float32)" == repr(meta)
+
+
+def test_assignment_is_refused_only_where_a_rule_reads_the_old_value() -> None:
+    """A rule that captured only a shape cannot be wrong after `h[key] = v` (torch agrees: a
+    product with a scalar saves no tensor); one that reads h is refused at backward."""
+    x = B.ones((3,)).requires_grad_()
+    h = x * 1.0
+    y = h * 2.0
+    h[0] = 5.0
+    y.sum().backward()
+    np.testing.assert_array_equal(np.asarray(x.grad.data), [2.0, 2.0, 2.0])
+    x = B.ones((3,)).requires_grad_()
+    h = x * 1.0
+    y = h * h
+    h[0] = 5.0
+    with pytest.raises(RuntimeError, match="mul's gradient needs was changed by item assignment"):
+        y.sum().backward()
