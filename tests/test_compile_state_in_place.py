@@ -13,6 +13,7 @@ from backends_here import available_backends
 
 import agnostic as ag
 from agnostic import nn, optim
+from agnostic.conformance.test_compile import _loss_step
 
 BACKENDS = [b for b in available_backends() if b.name in ("numpy", "torch", "jax")]
 _IDS = {"ids": lambda b: b.name}
@@ -38,14 +39,7 @@ def _setup(backend: ag.Device, kind: str = "adam", batch: int = 6):
     x = backend.tensor(r.normal(size=(batch, 4)).astype(np.float32))
     y = backend.tensor(r.integers(0, 3, batch))
 
-    def step(x: ag.Tensor, y: ag.Tensor) -> ag.Tensor:
-        opt.zero_grad()
-        loss = ag.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
-    return model, opt, x, y, step
+    return model, opt, x, y, _loss_step(model, opt)
 
 
 def _values(model: nn.Module) -> dict[str, np.ndarray]:
