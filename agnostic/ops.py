@@ -879,6 +879,38 @@ def where(condition: Tensor, x1: Any, x2: Any, /) -> Tensor:
         raise
 
 
+def isclose(
+    x1: Any, x2: Any, /, *, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False
+) -> Tensor:
+    """Elementwise |x1 - x2| <= atol + rtol * |x2| -> bool (numpy.isclose, torch.isclose; not
+    symmetric: x2 is the reference). Equal values are close, infinities of one sign included; an
+    infinity is close to nothing else, however large the tolerance; NaN is close to NaN only with
+    `equal_nan`. Integers and bools compare in float64, as NumPy does. No gradient flows."""
+    for name, tol in (("rtol", rtol), ("atol", atol)):
+        if isinstance(tol, builtins.bool) or not isinstance(tol, (int, float)) or not tol >= 0:
+            raise ValueError(f"isclose: {name} must be a number >= 0, got {tol!r}")
+    if not isinstance(x1, Tensor) and not isinstance(x2, Tensor):
+        raise _not_a_tensor(x1, "isclose")
+    a, b, d = _promote("isclose", *(t.detach() if isinstance(t, Tensor) else t for t in (x1, x2)))
+    a, b = (asarray(t, device=(a if isinstance(a, Tensor) else b)._device) for t in (a, b))
+    _same_device("isclose", (a, b))
+    _broadcast_shapes("isclose", a.shape, b.shape)
+    if not d.is_inexact:
+        a, b = P.cast(a, dtypes.float64), P.cast(b, dtypes.float64)
+    finite = isfinite(a) & isfinite(b)
+    close = equal(a, b) | isnan(a) & isnan(b) if equal_nan else equal(a, b)
+    a, b = where(finite, a, 0), where(finite, b, 0)  # no inf - inf (NumPy would warn of it)
+    return close | finite & (abs(a - b) <= atol + rtol * abs(b))
+
+
+def allclose(
+    x1: Any, x2: Any, /, *, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False
+) -> bool:
+    """Whether `isclose(x1, x2)` holds everywhere (numpy.allclose, torch.allclose): a Python bool,
+    so it reads the values (not inside `ag.compile`)."""
+    return builtins.bool(all(isclose(x1, x2, rtol=rtol, atol=atol, equal_nan=equal_nan)))
+
+
 def clip(x: Tensor, /, min: Any = None, max: Any = None) -> Tensor:
     """`x` limited to [min, max]; either bound may be None, a scalar or a tensor."""
     x = _tensor(x, "clip")
@@ -2073,7 +2105,7 @@ TENSOR_METHODS: tuple[str, ...] = (
     "cumprod", "reshape", "permute", "transpose", "squeeze", "expand_dims", "unsqueeze", "flatten",
     "broadcast_to", "flip", "roll", "tile", "take", "take_along_axis", "gather", "argsort", "topk",
     "matmul", "moveaxis", "add", "sub", "mul", "div", "pow", "neg", "logical_and",
-    "logical_or", "logical_xor", "remainder", "floor_divide", "conj",
+    "logical_or", "logical_xor", "remainder", "floor_divide", "conj", "isclose", "allclose",
 )  # fmt: skip
 """Ops also reachable as tensor methods (`x.sum(axis=0)`, `x.reshape(2, -1)`); Tensor defines the
 methods whose torch meaning needs more than the op (max, sort, std, repeat, split, ...) itself."""

@@ -125,6 +125,8 @@ CASES = [
     ("unsqueeze", lambda t, x: t.unsqueeze(x(M), -1)),
     ("allclose", lambda t, x: t.allclose(x(M), x(M + 1e-7))),
     ("allclose-not", lambda t, x: t.allclose(x(M), x(M + 1e-2))),
+    ("isclose", lambda t, x: t.isclose(x(np.array([1.0, np.inf, np.nan, 2.0], np.float32)), x(np.array([1.0, np.inf, np.nan, 2.1], np.float32)), 0.0, 0.2, True)),
+    ("isclose-method", lambda t, x: x(M).isclose(x(M + 1e-2), atol=1e-2)),
     ("isfinite", lambda t, x: t.isfinite(x(np.array([1.0, np.inf, np.nan], np.float32)))),
     ("is_tensor", lambda t, x: (t.is_tensor(x(M)), t.is_tensor(M))),
     ("numel", lambda t, x: t.numel(x(A))),

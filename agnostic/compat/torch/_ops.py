@@ -21,7 +21,7 @@ __all__ = [
     "min", "amax", "amin", "argmax", "argmin", "sort", "argsort", "where", "nonzero", "multinomial",
     "softmax", "log_softmax", "matmul", "mm", "bmm", "addmm", "outer", "clamp", "clip", "gather",
     "masked_fill", "flatten", "transpose", "swapaxes", "permute", "reshape", "squeeze", "unsqueeze",
-    "allclose", "is_tensor", "is_floating_point", "numel", "sum", "mean", "prod", "std", "var", "cumsum",
+    "allclose", "isclose", "is_tensor", "is_floating_point", "numel", "sum", "mean", "prod", "std", "var", "cumsum",
     "cumprod", "logsumexp", "all", "any", "flip", "roll", "repeat_interleave", "narrow", "index_select",
     "add", "sub", "subtract", "mul", "multiply", "div", "divide", "Size",
 ]  # fmt: skip
@@ -407,14 +407,16 @@ def any(input: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
 
 
 # ---------------------------------------------------------------------- predicates
+def isclose(
+    input: Tensor, other: Tensor, rtol: float = 1e-5, atol: float = 1e-8, equal_nan: bool = False
+) -> Tensor:
+    return ops.isclose(input, other, rtol=rtol, atol=atol, equal_nan=equal_nan)
+
+
 def allclose(
     input: Tensor, other: Tensor, rtol: float = 1e-5, atol: float = 1e-8, equal_nan: bool = False
 ) -> bool:
-    """|input - other| <= atol + rtol * |other| everywhere (equal infinities are close)."""
-    close = (input == other) | (ops.abs(input - other) <= atol + rtol * ops.abs(other))
-    if equal_nan:
-        close = close | (ops.isnan(input) & ops.isnan(other))
-    return bool(ops.all(close))
+    return ops.allclose(input, other, rtol=rtol, atol=atol, equal_nan=equal_nan)
 
 
 def is_tensor(obj: Any) -> bool:
