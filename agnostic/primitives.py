@@ -72,17 +72,21 @@ def zeros_like(t: Tensor) -> Tensor:
 
 
 # ---------------------------------------------------------------------- elementwise
-def _unary(name: str, rule: Rule | None, reads: str = "") -> Callable[[Tensor], Tensor]:
+def _unary(
+    name: str, rule: Rule | None, reads: str = "", complex_reads: str | None = None
+) -> Callable[[Tensor], Tensor]:
     """An elementwise op whose gradient is `rule(g, x, y)`; `reads` names the values the rule needs
-    ("x", "y", both or neither): the others are kept as a shape (or not at all)."""
-    keep_x, keep_y = "x" in reads, "y" in reads
+    ("x", "y", both or neither), `complex_reads` those it needs for a complex x where they differ:
+    the others are kept as a shape (or not at all)."""
+    complex_reads = reads if complex_reads is None else complex_reads
 
     def op(x: Tensor) -> Tensor:
         dev = x._device
         out = _make(getattr(dev.ops, name)(x._data), dev)
         if rule is not None and x.requires_grad and grad_enabled():
-            rx = x if keep_x else TensorMeta(x)
-            _record(out, name, (x,), lambda g, y: (rule(g, rx, y),), keep_y)
+            needed = complex_reads if x._dtype.is_complex else reads
+            rx = x if "x" in needed else TensorMeta(x)
+            _record(out, name, (x,), lambda g, y: (rule(g, rx, y),), "y" in needed)
         return out
 
     op.__name__ = op.__qualname__ = name
@@ -148,8 +152,8 @@ def _acosh_derivative(x: Tensor) -> Tensor:
 
 
 neg = _unary("neg", lambda g, x, y: neg(g))
-abs = _unary("abs", _abs_rule, "xy")
-sign = _unary("sign", _sgn_rule, "xy")
+abs = _unary("abs", _abs_rule, "x", complex_reads="xy")
+sign = _unary("sign", _sgn_rule, complex_reads="xy")
 exp = _unary("exp", lambda g, x, y: mul(g, _cj(y)), "y")
 expm1 = _unary("expm1", lambda g, x, y: mul(g, _cj(add(y, 1.0))), "y")
 log = _unary("log", lambda g, x, y: div(g, _cj(x)), "x")

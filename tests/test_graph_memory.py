@@ -158,3 +158,26 @@ def test_assignment_is_refused_only_where_a_rule_reads_the_old_value() -> None:
     h[0] = 5.0
     with pytest.raises(RuntimeError, match="mul's gradient needs was changed by item assignment"):
         y.sum().backward()
+
+
+@pytest.mark.parametrize("op", [ag.abs, ag.sign], ids=["abs", "sign"])
+def test_abs_and_sign_keep_their_output_only_for_a_complex_input(op) -> None:  # type: ignore[no-untyped-def]
+    """On real input abs's rule reads x (g * sign(x)) and sign's reads nothing; on complex input
+    both read z / |z|, so they keep |z| (abs's output, sign's input through it)."""
+    x = B.tensor(np.array([[-1.5, 2.0], [0.5, -3.0]])).requires_grad_()
+    y = op(x)
+    ref = weakref.ref(y.data)
+    loss = (y * 2.0).sum()
+    del y
+    assert _freed(ref)
+    loss.backward()
+    np.testing.assert_array_equal(x.grad.numpy(), 2.0 * np.sign(x.numpy()) if op is ag.abs else 0.0)
+    z = B.tensor(np.array([3 + 4j, -1j])).requires_grad_()
+    y = op(z)
+    ref = weakref.ref(y.data)
+    loss = (ag.abs(y * (2 + 0j)) if op is ag.sign else y * 2.0).sum()
+    del y
+    assert not _freed(ref)
+    loss.backward()
+    want = 2.0 * np.array([3 + 4j, -1j]) / np.array([5.0, 1.0]) if op is ag.abs else 0.0  # |sign z| = 1
+    np.testing.assert_allclose(z.grad.numpy(), want, atol=1e-12)
