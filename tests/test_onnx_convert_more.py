@@ -195,10 +195,13 @@ def test_unsupported_quantized_types_and_bitcast_widths_fail_at_load():
         OnnxImportError, match=r"BitCast from float32 \(32 bits\) to int16 \(16 bits\): the bit widths"
     ):
         load(model)
-    cast = helper.make_node("BitCast", ["x"], ["y"], to=TensorProto.UINT32)
-    model = _model([cast], [_info("x", F32, [2])], [_info("y", TensorProto.UINT32, [2])], opsets=(("", 26),))
+    cast = helper.make_node("BitCast", ["x"], ["y"], to=TensorProto.FLOAT8E4M3FN)
+    model = _model(
+        [cast], [_info("x", F32, [2])], [_info("y", TensorProto.FLOAT8E4M3FN, [2])], opsets=(("", 26),)
+    )
     with pytest.raises(
-        OnnxImportError, match=r"BitCast \(opset 26\): to: ONNX element type UINT32 has no agnostic dtype"
+        OnnxImportError,
+        match=r"BitCast \(opset 26\): to: ONNX element type FLOAT8E4M3FN has no agnostic dtype",
     ):
         load(model)
 

@@ -13,9 +13,14 @@ _ONNX_TO_AG: dict[int, DType] = {
     5: dtypes.int16,
     6: dtypes.int32,
     7: dtypes.int64,
+    4: dtypes.uint16,
     9: dtypes.bool,
     10: dtypes.float16,
     11: dtypes.float64,
+    12: dtypes.uint32,
+    13: dtypes.uint64,
+    14: dtypes.complex64,
+    15: dtypes.complex128,
     16: dtypes.bfloat16,
 }
 _AG_TO_ONNX: dict[str, int] = {d.name: code for code, d in _ONNX_TO_AG.items()}
@@ -30,7 +35,7 @@ ONNX_NAMES: dict[int, str] = {
 
 
 class UnsupportedDType(TypeError):
-    """An ONNX element type agnostic has no dtype for (strings, complex, uint16+, float8, int4)."""
+    """An ONNX element type agnostic has no dtype for (strings, float8, float4, int4, int2)."""
 
 
 def from_onnx(code: int) -> DType:

@@ -29,6 +29,7 @@ from agnostic.device import Device, default_backend
 from agnostic.nn.module import Module
 from agnostic.nn.parameter import Parameter
 from agnostic.onnx.dtypes import to_onnx
+from agnostic.onnx.legalize import legalize
 from agnostic.onnx.lowering import Emitter, supports
 from agnostic.onnx.trace import Dim, ExportError, Node, Recorder, Value, user_line, walk
 from agnostic.tensor import Tensor
@@ -326,9 +327,12 @@ def _model(
         node.output[:] = [rename.get(x, x) for x in node.output]
     reads = {x for n in e.nodes for x in n.input}
     params = [numpy_helper.from_array(v.value, v.name) for v in traced.params if v.name in reads]
+    types = {n: to_onnx(Recorder.dtype_table[v.dtype]) for n, v in zip(in_names, traced.inputs)}
+    types.update((t.name, t.data_type) for t in params + e.initializers)
+    nodes = legalize(e.nodes, types, opset, e.fresh)
     axis_names = {(id(v), i): label for v, axes in zip(traced.inputs, in_axes) for i, label in axes.items()}
     graph = helper.make_graph(
-        e.nodes, graph_name,
+        nodes, graph_name,
         [_info(n, v, {i: axes[i] for i in axes}) for n, v, axes in zip(in_names, traced.inputs, in_axes)],
         [_info(n, v, _out_axes(n, v, spec, axis_names)) for n, v, spec in zip(out_names, traced.outputs, out_specs)],
         initializer=params + e.initializers,

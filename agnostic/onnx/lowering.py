@@ -222,7 +222,7 @@ _UNARY = {
     "cosh": ("Cosh", 9), "tanh": ("Tanh", 6), "asinh": ("Asinh", 9), "acosh": ("Acosh", 9),
     "atanh": ("Atanh", 9), "sigmoid": ("Sigmoid", 6), "erf": ("Erf", 9), "floor": ("Floor", 6),
     "ceil": ("Ceil", 6), "round": ("Round", 11), "isnan": ("IsNaN", 9), "isinf": ("IsInf", 10),
-    "logical_not": ("Not", 1), "bitwise_invert": ("BitwiseNot", 18), "relu": ("Relu", 6),
+    "logical_not": ("Not", 1), "relu": ("Relu", 6),
 }  # fmt: skip
 
 
@@ -283,8 +283,12 @@ _BINARY = {
     "maximum": ("Max", 8), "minimum": ("Min", 8), "eq": ("Equal", 11), "lt": ("Less", 9),
     "gt": ("Greater", 9), "le": ("LessOrEqual", 12), "ge": ("GreaterOrEqual", 12),
     "logical_and": ("And", 7), "logical_or": ("Or", 7), "logical_xor": ("Xor", 7),
-    "bitwise_and": ("BitwiseAnd", 18), "bitwise_or": ("BitwiseOr", 18), "bitwise_xor": ("BitwiseXor", 18),
 }  # fmt: skip
+
+
+def _is_float(dtype: np.dtype) -> bool:
+    """Whether a NumPy dtype is a float one, ml_dtypes' bfloat16 (kind "V") included."""
+    return dtype.kind == "f" or dtype.name == "bfloat16"
 
 
 def _operands(e: Emitter, a: Any, b: Any) -> tuple[str, str, np.dtype]:
@@ -305,6 +309,31 @@ for _name, (_op, _since) in _BINARY.items():
     TABLE[_name] = Lowering(_binary(_op), _since)
 
 
+def _bitwise(op_type: str, on_bool: str) -> Callable[..., str]:
+    """A bitwise op: ONNX's Bitwise* (opset 18) on integers, the logical op on bool (opset 7),
+    where a carrier would not do (BitwiseNot of 1 is -2, which reads back as True)."""
+
+    def emit(e: Emitter, out: list[Value], a: Any, b: Any = None) -> str:
+        args = (a,) if on_bool == "Not" else (a, b)
+        dtype = next(x.dtype for x in args if isinstance(x, Value))
+        if dtype == np.bool_:
+            return e.add(on_bool, [e.operand(x, dtype) for x in args])
+        if e.opset < 18:
+            raise ExportError(
+                f"{e._doc}: integer {op_type} needs ONNX opset 18 or newer; export with opset=18"
+            )
+        return e.add(op_type, [e.operand(x, dtype) for x in args])
+
+    return emit
+
+
+for _name, _op, _on_bool in (
+    ("bitwise_and", "BitwiseAnd", "And"), ("bitwise_or", "BitwiseOr", "Or"),
+    ("bitwise_xor", "BitwiseXor", "Xor"), ("bitwise_invert", "BitwiseNot", "Not"),
+):  # fmt: skip
+    TABLE[_name] = Lowering(_bitwise(_op, _on_bool), 7)
+
+
 @lowers("ne", since=11)
 def _ne(e: Emitter, out: list[Value], a: Any, b: Any) -> str:
     x, y, _ = _operands(e, a, b)
@@ -314,7 +343,7 @@ def _ne(e: Emitter, out: list[Value], a: Any, b: Any) -> str:
 @lowers("floor_divide", since=10)
 def _floor_divide(e: Emitter, out: list[Value], a: Any, b: Any) -> str:
     x, y, dtype = _operands(e, a, b)
-    if dtype.kind == "f":
+    if _is_float(dtype):
         return e.add("Floor", [e.add("Div", [x, y])])
     return e.add("Div", [e.add("Sub", [x, e.add("Mod", [x, y], fmod=0)]), y])  # exact: floors
 
@@ -322,7 +351,7 @@ def _floor_divide(e: Emitter, out: list[Value], a: Any, b: Any) -> str:
 @lowers("remainder", since=10)
 def _remainder(e: Emitter, out: list[Value], a: Any, b: Any) -> str:
     x, y, dtype = _operands(e, a, b)
-    if dtype.kind == "f":  # the divisor's sign, as Python's %
+    if _is_float(dtype):  # the divisor's sign, as Python's %
         return e.add("Sub", [x, e.add("Mul", [e.add("Floor", [e.add("Div", [x, y])]), y])])
     return e.add("Mod", [x, y], fmod=0)
 

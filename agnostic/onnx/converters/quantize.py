@@ -4,7 +4,7 @@ Integer arithmetic runs in float64, where the products and sums of 8- and 16-bit
 exact (the way ConvInteger does it), then rounds half to even and saturates as ONNX specifies. The
 float computations keep the dtypes of ONNX's reference implementation (the scales' dtype for the
 rescale factor, float32 for dequantization), so results match it to the last bit where it matters:
-at rounding boundaries. Float8, 4- and 2-bit and 16-bit unsigned types have no agnostic dtype.
+at rounding boundaries. Float8 and the 4- and 2-bit types have no agnostic dtype.
 BitCast (`ag.bitcast`) lives here: quantized models use it to reinterpret int8 <-> uint8.
 """
 
@@ -20,7 +20,9 @@ from agnostic.onnx.dtypes import UnsupportedDType, from_onnx
 from agnostic.onnx.registry import Context, Node, Run, Unsupported, converter, lookup, normalize_axis
 from agnostic.tensor import Tensor
 
-_RANGES: dict[str, tuple[int, int]] = {"uint8": (0, 255), "int8": (-128, 127), "int16": (-32768, 32767)}
+_RANGES: dict[str, tuple[int, int]] = {
+    "uint8": (0, 255), "int8": (-128, 127), "uint16": (0, 65535), "int16": (-32768, 32767),
+}  # fmt: skip
 
 
 def _quantized_dtype(code: int, node: Node, what: str) -> DType:
