@@ -48,6 +48,7 @@ OPS: dict[str, Callable[[ag.Tensor, ag.Tensor], ag.Tensor]] = {
         "add", "subtract", "multiply", "divide", "floor_divide", "remainder", "pow", "maximum",
         "minimum", "equal", "not_equal", "less", "greater", "less_equal", "greater_equal",
         "logical_and", "logical_or", "logical_xor", "bitwise_and", "bitwise_or", "bitwise_xor",
+        "bitwise_left_shift", "bitwise_right_shift", "atan2",
     )},
     **{name: (lambda x, y, fn=getattr(ag, name): fn(x)) for name in (
         "negative", "abs", "sign", "square", "logical_not", "bitwise_invert", "isnan", "isinf",
@@ -75,6 +76,7 @@ OPS: dict[str, Callable[[ag.Tensor, ag.Tensor], ag.Tensor]] = {
 RUNTIME_LACKS = {
     ("float64", "erf"),
     ("float64", "atan"),
+    ("float64", "atan2"),
     ("float64", "gelu"),
     ("uint64", "pow"),
     ("uint64", "sum"),
@@ -264,3 +266,75 @@ def test_unsigned_models_round_trip_through_onnx(dtype: str) -> None:
     got = loaded(ag.tensor(a), ag.tensor(b))
     assert got.dtype == getattr(ag, dtype)
     np.testing.assert_array_equal(got.numpy(), want)
+
+
+# ---------------------------------------------------------------------- lowerings with edge cases
+def _run(model: nn.Module, *arrays: np.ndarray, opset: int | None = None) -> np.ndarray:
+    buf = io.BytesIO()
+    names = [f"in{i}" for i in range(len(arrays))]
+    proto = ag.onnx.export(
+        model,
+        tuple(ag.tensor(a) for a in arrays),
+        buf,
+        opset=opset,
+        input_names=names,
+        dynamic_axes={n: {} for n in names},
+    )
+    onnx.checker.check_model(proto, full_check=True)
+    session = ort.InferenceSession(buf.getvalue(), providers=["CPUExecutionProvider"])
+    return session.run(None, dict(zip(names, arrays)))[0]
+
+
+class _Fn(nn.Module):
+    def __init__(self, fn: Callable[..., ag.Tensor]) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, *xs: ag.Tensor) -> ag.Tensor:
+        return self.fn(*xs)
+
+
+@pytest.mark.parametrize("dtype", ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"])
+def test_shifts_match_agnostic_for_every_count(dtype: str) -> None:
+    """Counts in range, at the width, past it and negative: 0 for <<, the sign fill for >>, as
+    every backend of agnostic gives; the extreme values of the type shift too."""
+    info = np.iinfo(dtype)
+    bits = info.bits
+    values = np.array([info.min, info.min + 1, -7 if info.min else 7, 0, 1, 5, info.max - 1, info.max], dtype)
+    counts = [0, 1, 3, bits - 1, bits, bits + 5, 200 % (info.max + 1)] + ([-1, -64] if info.min else [])
+    x = np.repeat(values, len(counts))
+    k = np.tile(np.array(counts, dtype=dtype), len(values))
+    for fn in (ag.bitwise_left_shift, ag.bitwise_right_shift):
+        want = fn(ag.tensor(x), ag.tensor(k)).numpy()
+        np.testing.assert_array_equal(_run(_Fn(fn), x, k), want, err_msg=fn.__name__)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_atan2_matches_on_signed_zeros_infinities_and_nan(dtype: str) -> None:
+    special = np.array([0.0, -0.0, 1.0, -1.0, 1e-30, -2.5, np.inf, -np.inf, np.nan], dtype)
+    y, x = (a.ravel() for a in np.meshgrid(special, special))
+    want = ag.atan2(ag.tensor(y), ag.tensor(x)).numpy()
+    got = _run(_Fn(ag.atan2), y, x)
+    np.testing.assert_allclose(got, want, rtol=1e-3 if dtype == "float16" else 1e-6, atol=0)
+    numbers = ~np.isnan(want)
+    assert np.array_equal(np.signbit(got)[numbers], np.signbit(want)[numbers]), "the sign of a zero result"
+
+
+def test_signbit_copysign_and_cumprod_export_at_opset_26() -> None:
+    """signbit and copysign read the sign bit with BitCast, NaN's included; CumProd is ONNX's op:
+    all three from opset 26, and below it an ExportError names the opset."""
+    nan = np.float32(np.nan)
+    x = np.array([0.0, -0.0, 1.5, -2.0, np.inf, -np.inf, nan, -nan], np.float32)
+    y = np.array([-1.0, 0.0, -0.0, 3.0, -np.inf, nan, -nan, 1.0], np.float32)
+    for fn, args in ((lambda a: ag.signbit(a), (x,)), (ag.copysign, (x, y)), (ag.copysign, (y, x))):
+        want = fn(*(ag.tensor(a) for a in args)).numpy()
+        got = _run(_Fn(fn), *args, opset=26)
+        np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+        np.testing.assert_array_equal(got, want)
+    m = RNG.uniform(0.5, 1.5, (3, 5)).astype(np.float32)
+    np.testing.assert_allclose(
+        _run(_Fn(lambda a: ag.cumulative_prod(a, axis=1)), m, opset=26), np.cumprod(m, axis=1), rtol=1e-6
+    )
+    for fn in (ag.signbit, lambda a: ag.cumulative_prod(a, axis=0)):
+        with pytest.raises(ExportError, match="needs ONNX opset 26 or newer, and opset 23 was asked for"):
+            ag.onnx.export(_Fn(fn), ag.tensor(x), io.BytesIO())

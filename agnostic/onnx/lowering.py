@@ -370,6 +370,101 @@ def _hypot(e: Emitter, out: list[Value], a: Any, b: Any) -> str:
     return e.add("Sqrt", [e.add("Add", [e.add("Mul", [x, x]), e.add("Mul", [y, y])])])
 
 
+@lowers("atan2", since=11)
+def _atan2(e: Emitter, out: list[Value], a: Any, b: Any) -> str:
+    """IEEE atan2 of y=a, x=b. atan2 is odd in y, so the angle is built for |y| in [0, pi]
+    (atan(|y| / x), plus pi where x is negative, -0.0 included; the 0 / 0 and inf / inf cases
+    written out) and takes y's sign at the end by a multiply. A Where never picks a -0.0: ONNX
+    Runtime's CPU Where turns a -0.0 taken from its second input into +0.0."""
+    y, x, dtype = _operands(e, a, b)
+    pi, zero = e.operand(math.pi, dtype), e.operand(0, dtype)
+    size, neg_x = e.add("Abs", [y]), _negative(e, x, dtype)
+    angle = e.add("Atan", [e.add("Div", [size, x])])
+    angle = e.add("Where", [neg_x, e.add("Add", [angle, pi]), angle])
+    zeros = e.add("And", [e.add("Equal", [x, zero]), e.add("Equal", [size, zero])])
+    angle = e.add("Where", [zeros, e.add("Where", [neg_x, pi, zero]), angle])
+    infinite = e.add("And", [e.add("IsInf", [x]), e.add("IsInf", [size])])
+    corner = e.add("Where", [neg_x, e.operand(3 * math.pi / 4, dtype), e.operand(math.pi / 4, dtype)])
+    angle = e.add("Where", [infinite, corner, angle])
+    sign = e.add("Where", [_negative(e, y, dtype), e.operand(-1, dtype), e.operand(1, dtype)])
+    return e.add("Mul", [angle, sign])
+
+
+def _negative(e: Emitter, x: str, dtype: np.dtype) -> str:
+    """Whether a non-NaN float is negative, -0.0 included (1 / -0.0 is -inf)."""
+    zero = e.operand(0, dtype)
+    below = e.add("Less", [x, zero])
+    negative_zero = e.add("And", [e.add("Equal", [x, zero]), e.add("Less", [e.add("Reciprocal", [x]), zero])])
+    return e.add("Or", [below, negative_zero])
+
+
+_SAME_WIDTH_INT = {2: np.dtype(np.int16), 4: np.dtype(np.int32), 8: np.dtype(np.int64)}
+
+
+def _bits(e: Emitter, x: str, dtype: np.dtype) -> tuple[str, np.dtype]:
+    """A float's bits as a same-width signed integer (BitCast, opset 26)."""
+    int_dtype = _SAME_WIDTH_INT[dtype.itemsize]
+    return e.add("BitCast", [x], to=_onnx_type(int_dtype)), int_dtype
+
+
+@lowers("signbit", since=26)
+def _signbit(e: Emitter, out: list[Value], a: Value) -> str:
+    """The sign bit, NaN's included: the bits read as a signed integer are negative."""
+    bits, int_dtype = _bits(e, e.name(a), a.dtype)
+    return e.add("Less", [bits, e.const(np.zeros((), int_dtype))])
+
+
+@lowers("copysign", since=26)
+def _copysign(e: Emitter, out: list[Value], a: Any, b: Any) -> str:
+    """|a| with b's sign bit, on the bits (exact for NaN and -0.0, which float ops need not keep)."""
+    x, y, dtype = _operands(e, a, b)
+    (x_bits, int_dtype), (y_bits, _) = _bits(e, x, dtype), _bits(e, y, dtype)
+    sign = np.array(np.iinfo(int_dtype).min, int_dtype)
+    size = e.add("BitwiseAnd", [x_bits, e.const(~sign)])
+    both = e.add("BitwiseOr", [size, e.add("BitwiseAnd", [y_bits, e.const(sign)])])
+    return e.add("BitCast", [both], to=_onnx_type(dtype))
+
+
+def _shift(left: bool) -> Callable[..., str]:
+    """x << k, x >> k as the op-set defines them (every backend agrees): a count outside [0, bits)
+    gives 0, or for >> of a negative x, -1. Written with ONNX's BitShift, which takes unsigned types
+    only, on uint64: a left shift of the two's complement bits, truncated back; an arithmetic right
+    shift as ~((~x) >> k) for negative x."""
+
+    def emit(e: Emitter, out: list[Value], a: Any, b: Any) -> str:
+        x, k, dtype = _operands(e, a, b)
+        u64, t = onnx.TensorProto.UINT64, _onnx_type(dtype)
+        k = e.add("Cast", [k], to=onnx.TensorProto.INT64)  # a uint64 count past 2**63 turns negative
+        valid = e.add(
+            "And",
+            [e.add("GreaterOrEqual", [k, e.ints([0])]), e.add("Less", [k, e.ints([8 * dtype.itemsize])])],
+        )
+        count = e.add("Cast", [e.add("Where", [valid, k, e.ints([0])])], to=u64)
+        zero = e.operand(0, dtype)
+        if left:
+            moved = e.add("BitShift", [e.add("Cast", [x], to=u64), count], direction="LEFT")
+            return e.add("Where", [valid, e.add("Cast", [moved], to=t), zero])
+        if dtype.kind == "u":
+            moved = e.add("BitShift", [e.add("Cast", [x], to=u64), count], direction="RIGHT")
+            return e.add("Where", [valid, e.add("Cast", [moved], to=t), zero])
+        minus_one = e.operand(-1, dtype)
+        negative = e.add("Less", [x, zero])
+        magnitude = e.add("Where", [negative, e.add("Sub", [minus_one, x]), x])  # ~x for negative x
+        moved = e.add(
+            "Cast", [e.add("BitShift", [e.add("Cast", [magnitude], to=u64), count], direction="RIGHT")], to=t
+        )
+        shifted = e.add("Where", [negative, e.add("Sub", [minus_one, moved]), moved])
+        return e.add("Where", [valid, shifted, e.add("Where", [negative, minus_one, zero])])
+
+    return emit
+
+
+TABLE["bitwise_left_shift"], TABLE["bitwise_right_shift"] = (
+    Lowering(_shift(True), 12),
+    Lowering(_shift(False), 12),
+)
+
+
 @lowers("where", since=9)
 def _where(e: Emitter, out: list[Value], cond: Value, a: Any, b: Any) -> str:
     dtype = out[0].dtype
@@ -479,6 +574,11 @@ TABLE["argmax"], TABLE["argmin"] = Lowering(_arg("ArgMax"), 1), Lowering(_arg("A
 @lowers("cumsum", since=11)
 def _cumsum(e: Emitter, out: list[Value], a: Value, axis: int) -> str:
     return e.add("CumSum", [e.name(a), e.const(np.int64(axis))])
+
+
+@lowers("cumprod", since=26)
+def _cumprod(e: Emitter, out: list[Value], a: Value, axis: int) -> str:
+    return e.add("CumProd", [e.name(a), e.const(np.int64(axis))])
 
 
 @lowers("matmul", since=1)
