@@ -338,3 +338,16 @@ def test_signbit_copysign_and_cumprod_export_at_opset_26() -> None:
     for fn in (ag.signbit, lambda a: ag.cumulative_prod(a, axis=0)):
         with pytest.raises(ExportError, match="needs ONNX opset 26 or newer, and opset 23 was asked for"):
             ag.onnx.export(_Fn(fn), ag.tensor(x), io.BytesIO())
+
+
+def test_det_exports_as_onnx_det() -> None:
+    """float32 runs in ONNX Runtime; float64 gives a valid file that ONNX Runtime refuses (it has
+    no float64 Det, and no type carries float64)."""
+    m = RNG.normal(size=(4, 3, 3)).astype(np.float32)
+    m[1] = [[1, 2, 3], [2, 4, 6], [0, 1, 0]]  # singular: 0
+    np.testing.assert_allclose(
+        _run(_Fn(ag.linalg.det), m), np.linalg.det(m.astype(np.float64)), rtol=1e-5, atol=1e-5
+    )
+    proto = ag.onnx.export(_Fn(ag.linalg.det), ag.tensor(m.astype(np.float64)), io.BytesIO())
+    onnx.checker.check_model(proto, full_check=True)
+    assert [n.op_type for n in proto.graph.node] == ["Det"]

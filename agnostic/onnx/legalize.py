@@ -70,7 +70,7 @@ RUNTIME_GAPS: dict[tuple[str, str], frozenset[int]] = {
         "Add Sub Mul Div Mod Pow Equal Less Greater LessOrEqual GreaterOrEqual MatMul Expand Tile "
         "MaxPool".split()
     )},
-    **{(op, "T"): _EXOTIC for op in "Acos Acosh Asin Asinh Atan Atanh Cosh Erf Sinh Tan Conv Gelu".split()},
+    **{(op, "T"): _EXOTIC for op in "Acos Acosh Asin Asinh Atan Atanh Cosh Erf Sinh Tan Conv Gelu Det".split()},
     **{(op, "T"): frozenset({T.UINT32, T.UINT64, T.BFLOAT16}) for op in (
         "ReduceSum ReduceProd ReduceMax ReduceMin ReduceMean ReduceLogSumExp CumSum".split()
     )},

@@ -581,6 +581,11 @@ def _cumprod(e: Emitter, out: list[Value], a: Value, axis: int) -> str:
     return e.add("CumProd", [e.name(a), e.const(np.int64(axis))])
 
 
+@lowers("det", since=11)
+def _det(e: Emitter, out: list[Value], a: Value) -> str:
+    return e.add("Det", [e.name(a)])
+
+
 @lowers("matmul", since=1)
 def _matmul(e: Emitter, out: list[Value], a: Value, b: Value) -> str:
     return e.add("MatMul", [e.name(a), e.name(b)])
