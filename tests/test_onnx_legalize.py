@@ -351,3 +351,11 @@ def test_det_exports_as_onnx_det() -> None:
     proto = ag.onnx.export(_Fn(ag.linalg.det), ag.tensor(m.astype(np.float64)), io.BytesIO())
     onnx.checker.check_model(proto, full_check=True)
     assert [n.op_type for n in proto.graph.node] == ["Det"]
+
+
+def test_trunc_keeps_the_sign_of_a_zero_result() -> None:
+    x = np.array([-0.5, 0.5, -0.0, 0.0, 2.7, -2.7, np.inf, -np.inf, np.nan, -1e-30], np.float32)
+    got, want = _run(_Fn(ag.trunc), x), np.trunc(x)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(np.signbit(got)[:8], np.signbit(want)[:8])
+    np.testing.assert_array_equal(np.signbit(got)[9:], np.signbit(want)[9:])

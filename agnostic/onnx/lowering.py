@@ -267,9 +267,14 @@ def _square(e: Emitter, out: list[Value], a: Value) -> str:
 
 @lowers("trunc", since=9)
 def _trunc(e: Emitter, out: list[Value], a: Value) -> str:
+    """floor(|x|) with x's sign, by a multiply: trunc(-0.5) is -0.0, which ONNX Runtime's Where
+    would turn into +0.0 (before opset 11, whose Equal takes floats, Where it is)."""
     x = e.name(a)
-    negative = e.add("Less", [x, e.operand(0, a.dtype)])
-    return e.add("Where", [negative, e.add("Ceil", [x]), e.add("Floor", [x])])
+    if e.opset < 11:
+        negative = e.add("Less", [x, e.operand(0, a.dtype)])
+        return e.add("Where", [negative, e.add("Ceil", [x]), e.add("Floor", [x])])
+    sign = e.add("Where", [_negative(e, x, a.dtype), e.operand(-1, a.dtype), e.operand(1, a.dtype)])
+    return e.add("Mul", [e.add("Floor", [e.add("Abs", [x])]), sign])
 
 
 @lowers("isfinite", since=10)
