@@ -139,18 +139,12 @@ def legalize(
         back = []
         for j, param in enumerate(schema.outputs[: len(wide.output)]):
             if param.type_str in carried and wide.output[j]:
-                name = fresh(f"{node.op_type}_carried")
+                name = source = fresh(f"{node.op_type}_carried")
                 elem = carried[param.type_str][0]
                 if bias is not None and elem == T.UINT64:
-                    unbiased = fresh("Add")
-                    back.append(helper.make_node("Add", [name, bias], [unbiased], name=unbiased))
-                    back.append(
-                        helper.make_node("Cast", [unbiased], [wide.output[j]], name=fresh("Cast"), to=elem)
-                    )
-                else:
-                    back.append(
-                        helper.make_node("Cast", [name], [wide.output[j]], name=fresh("Cast"), to=elem)
-                    )
+                    source = fresh("Add")
+                    back.append(helper.make_node("Add", [name, bias], [source], name=source))
+                back.append(helper.make_node("Cast", [source], [wide.output[j]], name=fresh("Cast"), to=elem))
                 types[wide.output[j]] = elem
                 wide.output[j] = name
         _infer(schema, wide, types, opset)
