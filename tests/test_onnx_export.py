@@ -484,6 +484,11 @@ class Cumprod(nn.Module):
         return ag.cumprod(x, axis=1)
 
 
+class Inverse(nn.Module):
+    def forward(self, x: ag.Tensor) -> ag.Tensor:
+        return ag.linalg.inv(x)  # INV
+
+
 class LoopOverRows(nn.Module):
     def forward(self, x: ag.Tensor) -> ag.Tensor:
         total = x[:, 0]
@@ -521,9 +526,17 @@ def test_branch_on_a_tensor_value_names_the_line() -> None:
     check(ReadsParameter, [normal(2, 1)], "numpy")
 
 
-def test_unsupported_op_names_the_op() -> None:
-    with pytest.raises(ExportError, match="'cumprod' has no ONNX form"):
-        ag.onnx.export(Cumprod(), ag.asarray(normal(2, 3)), io.BytesIO())
+def test_unsupported_op_names_the_op_and_line() -> None:
+    with pytest.raises(ExportError, match=marked_line("INV") + ": op 'inv' has no ONNX form"):
+        ag.onnx.export(Inverse(), ag.asarray(normal(2, 3, 3)), io.BytesIO())
+
+
+def test_op_newer_than_the_opset_names_the_opset_it_needs() -> None:
+    with pytest.raises(
+        ExportError, match="op 'cumprod' needs ONNX opset 26 or newer, and opset 23 was asked for"
+    ):
+        ag.onnx.export(Cumprod(), ag.asarray(normal(2, 3)), io.BytesIO(), opset=23)
+    check(Cumprod, [normal(2, 3)], "numpy", opset=26)
 
 
 def test_graph_that_depends_on_a_dynamic_axis() -> None:
