@@ -15,6 +15,15 @@ on; with autocast off the op pays one ContextVar read (`_state.get()`), nothing 
   bfloat16 is cast back to float32: parameters stay float32 (master weights) and their gradients
   arrive in float32. Backward rules are written with primitives, which do not autocast: each
   backward op runs in its forward op's dtype, as torch's do.
+- A parameter (a float32 leaf that requires grad) is converted once per autocast region, as
+  torch caches it: the converted array is kept until the outermost region exits and reused while
+  the parameter holds the same array (an optimizer step or `assign` gives it a new one, so a stale
+  entry is never read). Each use still gets its own cast node, so the gradients of a weight used
+  at every step of a recurrent loop reach it in float32, summed there as without the cache (torch
+  sums them in the low dtype at its one cached node), and no node is shared between two backward
+  passes. What the cache saves: the conversions, and the low-precision copies of a reused weight
+  that each use's matmul would keep for backward (one per time step of an LSTM). `cache_enabled=
+  False` turns it off; a compiled step's trace never caches (its compiler merges the casts).
 - Inside `ag.compile` the casts are traced like any op; the autocast state is part of a compiled
   step's signature (`state_key()`), so a step compiled outside autocast traces again inside it.
 """
@@ -23,9 +32,10 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import weakref
 from typing import Any
 
-from agnostic import dtypes
+from agnostic import dtypes, tracing
 from agnostic import primitives as P
 from agnostic.dtypes import DType
 from agnostic.tensor import Tensor
@@ -91,6 +101,12 @@ _ACCEPTED = {"bfloat16": dtypes.bfloat16, "float16": dtypes.float16}
 _state: contextvars.ContextVar[DType | None] = contextvars.ContextVar("agnostic.autocast", default=None)
 """The autocast dtype now (None: off), per thread and asyncio task, as torch keeps it per thread."""
 
+_cache: contextvars.ContextVar[dict[tuple[int, DType], tuple[Any, ...]] | None] = contextvars.ContextVar(
+    "agnostic.autocast_cache", default=None
+)
+"""The parameters converted in this autocast region: (id(parameter), dtype) -> (a weak reference to
+the parameter, one to the array converted, the converted array). None: no caching here."""
+
 
 def _as_autocast_dtype(dtype: Any) -> DType:
     """bfloat16 or float16, from a name or an agnostic DType; anything else is refused by name."""
@@ -122,28 +138,43 @@ def _as_autocast_dtype(dtype: Any) -> DType:
 class autocast(contextlib.ContextDecorator):  # torch's name (lower case)
     """`with ag.autocast("bfloat16"):` runs the ops of `POLICY` in bfloat16 (or float16) or float32,
     in this thread or asyncio task only; `ag.autocast(enabled=False)` turns it off inside. Also a
-    decorator (a fresh state per call). On exit the previous state is restored exactly."""
+    decorator (a fresh state per call). On exit the previous state is restored exactly.
+    `cache_enabled` (torch's keyword; None: True) keeps each parameter's conversion for the rest
+    of the outermost region (see the module's docstring); False converts at every use."""
 
-    def __init__(self, dtype: Any = "bfloat16", enabled: bool = True) -> None:
+    def __init__(
+        self, dtype: Any = "bfloat16", enabled: bool = True, cache_enabled: bool | None = None
+    ) -> None:
         if enabled not in (True, False):
             raise TypeError(f"autocast: enabled must be a bool, got {enabled!r}")
+        if cache_enabled not in (None, True, False):
+            raise TypeError(f"autocast: cache_enabled must be a bool or None, got {cache_enabled!r}")
         self.dtype = _as_autocast_dtype(dtype)
         self.enabled = bool(enabled)
-        self._previous: list[DType | None] = []
+        self.cache_enabled = cache_enabled is not False
+        self._previous: list[tuple[DType | None, dict | None]] = []
 
     def __enter__(self) -> autocast:
-        self._previous.append(_state.get())
+        cache = _cache.get()
+        self._previous.append((_state.get(), cache))
         _state.set(self.dtype if self.enabled else None)
+        if not self.cache_enabled:
+            _cache.set(None)
+        elif self.enabled and cache is None:
+            _cache.set({})
         return self
 
     def __exit__(self, *exc: object) -> None:
-        _state.set(self._previous.pop())
+        state, cache = self._previous.pop()
+        _state.set(state)
+        _cache.set(cache)
 
     def _recreate_cm(self) -> autocast:  # a decorated function gets a fresh one per call
-        return type(self)(self.dtype, self.enabled)
+        return type(self)(self.dtype, self.enabled, self.cache_enabled)
 
     def __repr__(self) -> str:
-        return f"autocast(dtype={self.dtype.name!r}, enabled={self.enabled})"
+        cache = "" if self.cache_enabled else ", cache_enabled=False"
+        return f"autocast(dtype={self.dtype.name!r}, enabled={self.enabled}{cache})"
 
 
 def is_autocast_enabled() -> bool:
@@ -176,8 +207,26 @@ def cast_inputs(op: str, *xs: Any) -> tuple[Any, ...]:
             d = x._dtype
             if policy == LOW:
                 if d is not low and (d is dtypes.float32 or d in _LOW_DTYPES):
-                    x = P.cast(x, low)
+                    x = _cached_cast(x, low) if x.requires_grad and x._node is None else P.cast(x, low)
             elif d in _LOW_DTYPES:
                 x = P.cast(x, dtypes.float32)
         out.append(x)
     return tuple(out)
+
+
+def _cached_cast(p: Tensor, low: DType) -> Tensor:
+    """`P.cast(p, low)` for a leaf that requires grad (a parameter), its array converted once per
+    region: an entry counts while `p` holds the very array it was converted from."""
+    cache = _cache.get()
+    if cache is None or tracing.tracing():
+        return P.cast(p, low)
+    key = (id(p), low)
+    entry = cache.get(key)
+    if entry is not None and entry[0]() is p and entry[1]() is p._data:
+        return P.cast(p, low, converted=entry[2])
+    out = P.cast(p, low)
+    try:
+        cache[key] = (weakref.ref(p), weakref.ref(p._data), out._data)
+    except TypeError:  # an array type without weak references: no caching
+        pass
+    return out

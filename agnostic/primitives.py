@@ -397,13 +397,14 @@ def clip(x: Tensor, lo: Any, hi: Any) -> Tensor:
     return out
 
 
-def cast(x: Tensor, dtype: DType) -> Tensor:
+def cast(x: Tensor, dtype: DType, converted: Any = None) -> Tensor:
     """`x` converted to `dtype`; differentiable between real and complex float dtypes (real ->
     complex: the input gets the real part of the cotangent; complex -> real keeps the real part, so
-    its input gets g + 0i)."""
+    its input gets g + 0i). `converted`: x's array already converted (autocast's cache), so only
+    the node is made."""
     if x._dtype is dtype:
         return x
-    out = _make(x._device.ops.cast(x._data, dtype), x._device)
+    out = _make(x._device.ops.cast(x._data, dtype) if converted is None else converted, x._device)
     if dtype.is_inexact and grad_enabled() and x.requires_grad:
         mx = TensorMeta(x)
         _record(out, "cast", (x,), lambda g, y: (_to_input(g, mx),))

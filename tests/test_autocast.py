@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import re
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
+import ml_dtypes
 import numpy as np
 import pytest
 
@@ -514,3 +517,128 @@ def test_compat_torch_autocast_takes_torchs_signature() -> None:
         return a @ a
 
     assert f(x).dtype == ct.bfloat16 and not ct.is_autocast_enabled()
+
+
+# ---------------------------------------------------------------------- the cast cache
+def _cast_counter(dev: ag.Device, monkeypatch: pytest.MonkeyPatch, shape: tuple[int, ...]) -> list[Any]:
+    """Weak references to every bfloat16 array of `shape` the backend converts from now on (its
+    conversions: one per cast of a weight of that shape; live ones: what the graph keeps)."""
+    made: list[Any] = []
+    cls = type(dev.ops)
+    convert = cls.cast
+
+    def cast(self: Any, a: Any, dtype: Any) -> Any:
+        out = convert(self, a, dtype)
+        if dtype == ag.bfloat16 and tuple(out.shape) == shape:
+            made.append(weakref.ref(out))
+        return out
+
+    monkeypatch.setattr(cls, "cast", cast)
+    return made
+
+
+def _lstm(dev: ag.Device) -> tuple[nn.Module, ag.Tensor]:
+    ag.random.manual_seed(0)
+    with ag.default_backend(dev):
+        lstm = nn.LSTM(8, 16)
+    return lstm, _t(dev, (12, 3, 8))
+
+
+def _grads(model: nn.Module) -> dict[str, np.ndarray]:
+    return {n: p.grad.numpy().copy() for n, p in model.named_parameters()}
+
+
+def test_a_weight_used_at_every_time_step_is_cast_once(
+    dev: ag.Device, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An LSTM under autocast: its recurrent weight is converted once, not once per step of 12,
+    and the graph keeps one bfloat16 copy of it; loss and gradients are bit for bit those of
+    `cache_enabled=False`, which converts at every step (each use has its own cast node, so the
+    per-step gradients are summed in float32 as without the cache)."""
+    if dev.name == "cupy":
+        pytest.skip("CuPy has no bfloat16")
+    lstm, x = _lstm(dev)
+    made = _cast_counter(dev, monkeypatch, tuple(lstm.weight_hh_l0.shape))
+    results = []
+    for cache in (True, False):
+        lstm.zero_grad()
+        made.clear()
+        with ag.autocast("bfloat16", cache_enabled=cache):
+            out, _ = lstm(x)
+        gc.collect()
+        conversions, live = len(made), sum(r() is not None for r in made)
+        assert (conversions, live) == ((1, 1) if cache else (12, 12)), (cache, conversions, live)
+        (out * out).sum().backward()
+        results.append((out.numpy(), _grads(lstm)))
+    (out_on, g_on), (out_off, g_off) = results
+    np.testing.assert_array_equal(out_on, out_off)
+    for name in g_on:
+        assert g_on[name].dtype == np.float32
+        np.testing.assert_array_equal(g_on[name], g_off[name], err_msg=name)
+
+
+def test_the_cache_never_serves_a_stale_weight(dev: ag.Device, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In one long region (forwards, backwards and optimizer steps all inside it): an optimizer step
+    or `assign` gives the weight a new array, and the next forward converts the new one; two forwards
+    before one backward (gradient accumulation) reuse the conversion and differentiate fine; a
+    no_grad forward first does not leave a cast without gradient behind (torch's cache does)."""
+    if dev.name == "cupy":
+        pytest.skip("CuPy has no bfloat16")
+    x = _t(dev, (5, 8))
+    ag.random.manual_seed(0)
+    with ag.default_backend(dev):
+        lin = nn.Linear(8, 4)
+    made = _cast_counter(dev, monkeypatch, (4, 8))
+    opt = ag.optim.SGD(lin.parameters(), lr=0.5)
+
+    def low(t: ag.Tensor) -> np.ndarray:  # rounded to bfloat16 by ml_dtypes, not by the backend
+        return t.numpy().astype(ml_dtypes.bfloat16).astype(np.float32)
+
+    def expected() -> np.ndarray:
+        return low(x) @ low(lin.weight).T + low(lin.bias)
+
+    with ag.autocast("bfloat16"):
+        with ag.no_grad():
+            lin(x)
+        for step in range(3):
+            opt.zero_grad()
+            for _ in range(2):  # two micro-batches, one conversion
+                y = lin(x)
+                np.testing.assert_allclose(y.astype(ag.float32).numpy(), expected(), rtol=1e-2, atol=1e-2)
+                y.astype(ag.float32).sum().backward()
+            assert len(made) == 1 + step
+            np.testing.assert_allclose(
+                lin.weight.grad.numpy(), 2 * np.broadcast_to(low(x).sum(0), (4, 8)), rtol=1e-2
+            )
+            opt.step()
+        with ag.no_grad():
+            lin.weight.assign(lin.weight * 0.5)
+        np.testing.assert_allclose(lin(x).astype(ag.float32).numpy(), expected(), rtol=1e-2, atol=1e-2)
+        assert len(made) == 4
+    with ag.autocast("bfloat16"):  # a new region converts again
+        lin(x)
+    assert len(made) == 5
+
+
+def test_cache_enabled_is_per_region() -> None:
+    """`cache_enabled=False` inside a caching region turns it off there only; nested regions share
+    the outer region's cache; errors and repr name it; torch compat passes it through."""
+    import agnostic.compat.torch as ct
+    from agnostic.autocast import _cache
+
+    assert _cache.get() is None
+    with ag.autocast("bfloat16") as outer:
+        cache = _cache.get()
+        assert cache == {} and outer.cache_enabled
+        with ag.autocast("float16"):
+            assert _cache.get() is cache
+        with ag.autocast("bfloat16", cache_enabled=False) as off:
+            assert (
+                _cache.get() is None
+                and repr(off) == "autocast(dtype='bfloat16', enabled=True, cache_enabled=False)"
+            )
+        assert _cache.get() is cache
+    assert _cache.get() is None
+    with pytest.raises(TypeError, match="cache_enabled must be a bool or None"):
+        ag.autocast("bfloat16", cache_enabled="no")
+    assert not ct.autocast("cpu", cache_enabled=False).cache_enabled

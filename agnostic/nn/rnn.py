@@ -44,7 +44,10 @@ def _gru_step(xg: Tensor, hg: Tensor, h: Tensor) -> Tensor:
 
 
 def _affine(x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
-    y = ops.matmul(x, w.mT)
+    """x @ w.T + b. The weight goes to `linear` as it is (not transposed first), so under autocast
+    it is the parameter that is cast, once per region (autocast's cache), not once per time step;
+    the bias is added after, so the gates stay float32 under autocast."""
+    y = F.linear(x, w)
     return y if b is None else y + b
 
 

@@ -121,7 +121,7 @@ def autocast(
     `device_type` picks only that default (the tensors' backend decides where ops run)."""
     if dtype is None:
         dtype = bfloat16 if device_type == "cpu" else float16
-    return _ag_autocast(dtype, enabled=enabled)
+    return _ag_autocast(dtype, enabled=enabled, cache_enabled=cache_enabled)
 
 
 def is_autocast_enabled(device_type: str | None = None) -> builtins.bool:
