@@ -57,6 +57,9 @@ def test_torch_keywords_give_torch_steps(backend: ag.Device, case: str) -> None:
     ours_groups = opt.state_dict()["param_groups"]
     theirs_groups = theirs.state_dict()["param_groups"]
     assert [sorted(g) for g in ours_groups] == [sorted(g) for g in theirs_groups]
+    # the per-parameter state: the same entries under the same names (none for plain SGD)
+    layout = {i: sorted(s) for i, s in opt.state_dict()["state"].items()}
+    assert layout == {i: sorted(s) for i, s in theirs.state_dict()["state"].items()}
     for g_ours, g_theirs in zip(ours_groups, theirs_groups):
         for key in ("foreach", "fused", "capturable", "differentiable", "maximize", "decoupled_weight_decay"):
             assert g_ours.get(key) == g_theirs.get(key), key

@@ -174,8 +174,10 @@ class Optimizer:
                 index.setdefault(id(p), len(index))
                 ids.append(index[id(p)])
             groups.append({**{k: v for k, v in g.items() if k != "params"}, "params": ids})
-        state = {
-            index[k]: {n: _snapshot(v) for n, v in s.items()} for k, s in self.state.items() if k in index
+        state = {  # a parameter with no state (plain SGD's) has no entry, as in torch
+            index[k]: {n: _snapshot(v) for n, v in s.items()}
+            for k, s in self.state.items()
+            if k in index and s
         }
         return {"state": state, "param_groups": groups}
 
