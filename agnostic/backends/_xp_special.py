@@ -6,7 +6,6 @@ usable), accurate to a few ulp in float64. Computed in float64 and cast back to 
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 _ERX = 8.45062911510467529297e-01
@@ -40,21 +39,42 @@ def _poly(coeffs: tuple[float, ...], t: Any) -> Any:
     return acc
 
 
-def erf(xp: Any, a: Any) -> Any:
-    """erf(a) elementwise; NaN stays NaN, erf(+-inf) = +-1."""
-    errstate = getattr(xp, "errstate", None)  # NumPy warns on inf/inf in unused branches; CuPy has none
-    with errstate(divide="ignore", over="ignore", invalid="ignore") if errstate else contextlib.nullcontext():
-        x = a.astype(xp.float64)
-        ax = xp.abs(x)
-        z = ax * ax
-        small = ax + ax * (_poly(_PP, z) / _poly(_QQ, z))
-        s = ax - 1.0
-        middle = _ERX + _poly(_PA, s) / _poly(_QA, s)
+def _small(xp: Any, v: Any) -> Any:  # |x| < 0.84375
+    z = v * v
+    return v + v * (_poly(_PP, z) / _poly(_QQ, z))
+
+
+def _middle(xp: Any, v: Any) -> Any:  # 0.84375 <= |x| < 1.25
+    s = v - 1.0
+    return _ERX + _poly(_PA, s) / _poly(_QA, s)
+
+
+def _tail(r: tuple[float, ...], s: tuple[float, ...]) -> Any:  # 1.25 <= |x| < 6, in two bands
+    def formula(xp: Any, v: Any) -> Any:
+        z = v * v
         inv = 1.0 / z
-        near = ax < 1 / 0.35
-        r = xp.where(near, _poly(_RA, inv), _poly(_RB, inv))
-        q = xp.where(near, _poly(_SA, inv), _poly(_SB, inv))
-        large = 1.0 - xp.exp(-z - 0.5625 + r / q) / ax
-    out = xp.where(ax < 0.84375, small, xp.where(ax < 1.25, middle, xp.where(ax < 6.0, large, 1.0)))
-    out = xp.where(xp.isnan(x), x, xp.copysign(out, x))
-    return out.astype(a.dtype, copy=False)
+        return 1.0 - xp.exp(-z - 0.5625 + _poly(r, inv) / _poly(s, inv)) / v
+
+    return formula
+
+
+# [low, high) of |x| -> its formula; |x| >= 6 (and inf) gives 1
+_BANDS = ((0.0, 0.84375, _small), (0.84375, 1.25, _middle), (1.25, 1 / 0.35, _tail(_RA, _SA)),
+          (1 / 0.35, 6.0, _tail(_RB, _SB)))  # fmt: skip
+
+
+def erf(xp: Any, a: Any) -> Any:
+    """erf(a) elementwise; NaN stays NaN, erf(+-inf) = +-1. Each element is computed by its own
+    band's formula only (masked), so the transient memory is a few float64 copies of the input,
+    not one per band and polynomial."""
+    ax = xp.abs(a.astype(xp.float64))
+    out = xp.ones_like(ax)
+    for low, high, formula in _BANDS:
+        band = (ax < high) & (ax >= low)
+        if band.any():
+            out[band] = formula(xp, ax[band])
+    out = xp.copysign(out, a).astype(a.dtype, copy=False)  # a's sign: erf(-0.0) is -0.0
+    nan = xp.isnan(a)
+    if nan.any():
+        out[nan] = a[nan]
+    return out
