@@ -17,8 +17,9 @@ on; with autocast off the op pays one ContextVar read (`_state.get()`), nothing 
   backward op runs in its forward op's dtype, as torch's do.
 - A parameter (a float32 leaf that requires grad) is converted once per autocast region, as
   torch caches it: the converted array is kept until the outermost region exits and reused while
-  the parameter holds the same array (an optimizer step or `assign` gives it a new one, so a stale
-  entry is never read). Each use still gets its own cast node, so the gradients of a weight used
+  the parameter holds the same array and no update of it was noted since (an optimizer step or
+  `assign` gives it a new array; a compiled step that writes into the old one notes it), so a
+  stale entry is never read. Each use still gets its own cast node, so the gradients of a weight used
   at every step of a recurrent loop reach it in float32, summed there as without the cache (torch
   sums them in the low dtype at its one cached node), and no node is shared between two backward
   passes. What the cache saves: the conversions, and the low-precision copies of a reused weight
@@ -37,6 +38,7 @@ from typing import Any
 
 from agnostic import dtypes, tracing
 from agnostic import primitives as P
+from agnostic.autodiff import assigned_since, clock
 from agnostic.dtypes import DType
 from agnostic.tensor import Tensor
 
@@ -105,7 +107,8 @@ _cache: contextvars.ContextVar[dict[tuple[int, DType], tuple[Any, ...]] | None] 
     "agnostic.autocast_cache", default=None
 )
 """The parameters converted in this autocast region: (id(parameter), dtype) -> (a weak reference to
-the parameter, one to the array converted, the converted array). None: no caching here."""
+the parameter, one to the array converted, the autodiff clock then, the converted array). None: no
+caching here."""
 
 
 def _as_autocast_dtype(dtype: Any) -> DType:
@@ -216,17 +219,18 @@ def cast_inputs(op: str, *xs: Any) -> tuple[Any, ...]:
 
 def _cached_cast(p: Tensor, low: DType) -> Tensor:
     """`P.cast(p, low)` for a leaf that requires grad (a parameter), its array converted once per
-    region: an entry counts while `p` holds the very array it was converted from."""
+    region: an entry counts while `p` holds the very array it was converted from and no update was
+    noted since (`autodiff.note_assignment`: a compiled step may write into that array)."""
     cache = _cache.get()
     if cache is None or tracing.tracing():
         return P.cast(p, low)
     key = (id(p), low)
     entry = cache.get(key)
-    if entry is not None and entry[0]() is p and entry[1]() is p._data:
-        return P.cast(p, low, converted=entry[2])
+    if entry is not None and entry[0]() is p and entry[1]() is p._data and not assigned_since(p, entry[2]):
+        return P.cast(p, low, converted=entry[3])
     out = P.cast(p, low)
     try:
-        cache[key] = (weakref.ref(p), weakref.ref(p._data), out._data)
+        cache[key] = (weakref.ref(p), weakref.ref(p._data), clock(), out._data)
     except TypeError:  # an array type without weak references: no caching
         pass
     return out

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import types
 import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -153,10 +154,10 @@ class TensorMeta:
 
 
 _assignments = [0]
-"""The autodiff clock: moved by each item assignment (`x[key] = v`) and by each checkpointed segment's
-start (`tick`). A node costs one read of it (its `epoch`)."""
+"""The autodiff clock: moved by each assignment (`x[key] = v`, a parameter's update) and by each
+checkpointed segment's start (`tick`). A node costs one read of it (its `epoch`)."""
 _latest_assignment = [0]
-"""The clock at the latest item assignment: a node made before it may hold a tensor whose value was
+"""The clock at the latest assignment: a node made before it may hold a tensor whose value was
 replaced since, and backward checks it (torch's version counter, paid only after an assignment)."""
 
 
@@ -168,35 +169,79 @@ def tick() -> int:
     return _assignments[0]
 
 
-_assigned: dict[int, tuple[weakref.ref, int]] = {}
-"""Each live tensor given a new value by item assignment (by id: a Tensor's `==` is elementwise),
-with the assignment's number."""
+_assigned: dict[int, tuple[weakref.ref, int, str]] = {}
+"""Each live tensor given a new value by assignment (by id: a Tensor's `==` is elementwise), with
+the assignment's number and what assigned it."""
+
+ITEM = "item assignment (x[key] = v)"
+"""`note_assignment`'s default cause; a parameter's update names its own (Parameter.assign)."""
 
 
-def note_assignment(t: Tensor) -> None:
-    """Record that `t` now holds a new value (item assignment): a gradient rule recorded earlier
-    that reads `t` would compute with the wrong values, and backward refuses it."""
+def note_assignment(t: Tensor, how: str = ITEM) -> None:
+    """Record that `t` now holds a new value (item assignment, or a parameter's update: `how` says
+    which, for the error): a gradient rule recorded earlier that reads `t` would compute with the
+    wrong values, and backward refuses it."""
     _assignments[0] += 1
     _latest_assignment[0] = _assignments[0]
     key = id(t)
-    _assigned[key] = (weakref.ref(t, lambda _: _assigned.pop(key, None)), _assignments[0])
+    _assigned[key] = (weakref.ref(t, lambda _: _assigned.pop(key, None)), _assignments[0], how)
+
+
+def assigned_since(t: Tensor, clock: int) -> bool:
+    """Whether `t` was given a new value after the clock read `clock` (see `note_assignment`)."""
+    entry = _assigned.get(id(t))
+    return entry is not None and entry[1] > clock and entry[0]() is t
+
+
+def clock() -> int:
+    """The autodiff clock now (what `assigned_since` compares with)."""
+    return _assignments[0]
 
 
 def _check_unassigned(node: Node) -> None:
-    """Raise if a tensor `node`'s rule reads (one its rule captured, or a leaf it feeds) was given a
-    new value by item assignment after the node was made (as torch's "modified by an inplace
-    operation"). A `TensorMeta` is only a shape: assignment cannot change it."""
-    captured = [c.cell_contents for c in getattr(node.vjp, "__closure__", None) or () if _filled(c)]
+    """Raise if a tensor `node`'s rule reads was given a new value after the node was made (as
+    torch's "modified by an inplace operation"): one its rule captured, or, for item assignment, a
+    leaf it feeds (`x[key] = v` makes x another tensor; an updated parameter is the same leaf, and
+    its gradient still accumulates, as torch's). A `TensorMeta` is only a shape: assignment cannot
+    change it."""
     leaves = [e for e in node.edges if e is not None and not isinstance(e, Node)]
-    for obj in (*leaves, *captured):
-        for t in obj if isinstance(obj, (tuple, list)) else (obj,):
-            entry = _assigned.get(id(t))
-            if entry is not None and entry[0]() is t and entry[1] > node.epoch:
-                raise RuntimeError(
-                    f"backward: a tensor of shape {t.shape} that {node.name}'s gradient needs was "
-                    "changed by item assignment (x[key] = v) after it was used; assign into a copy "
-                    "(x = x.at[key].set(v) leaves the old value alone), or assign before using it"
-                )
+    for t, is_read in (*((t, True) for t in _captured(node.vjp)), *((t, False) for t in leaves)):
+        entry = _assigned.get(id(t))
+        if (
+            entry is None
+            or entry[0]() is not t
+            or entry[1] <= node.epoch
+            or not (is_read or entry[2] == ITEM)
+        ):
+            continue
+        fix = (
+            "assign into a copy (x = x.at[key].set(v) leaves the old value alone), or assign before using it"
+            if entry[2] == ITEM
+            else "differentiate before the update (loss.backward() before optimizer.step()), as torch "
+            "refuses a parameter modified in place since the forward"
+        )
+        raise RuntimeError(
+            f"backward: a tensor of shape {t.shape} that {node.name}'s gradient needs was changed by "
+            f"{entry[2]} after it was used; {fix}"
+        )
+
+
+def _captured(rule: Callable[..., Any]) -> list[Any]:
+    """What a rule captured: its closure's values (a tuple's or list's items), and those of the
+    functions it captured (a composite's rule is wrapped in a function that captures it)."""
+    found: list[Any] = []
+    todo, seen = [rule], set()
+    while todo:
+        fn = todo.pop()
+        if id(fn) in seen:
+            continue
+        seen.add(id(fn))
+        for cell in getattr(fn, "__closure__", None) or ():
+            if _filled(cell):
+                value = cell.cell_contents
+                for item in value if isinstance(value, (tuple, list)) else (value,):
+                    (todo if isinstance(item, types.FunctionType) else found).append(item)
+    return found
 
 
 def _filled(cell: Any) -> bool:

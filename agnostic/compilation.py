@@ -43,7 +43,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agnostic import dtypes, tracing
+from agnostic import autodiff, dtypes, tracing
 from agnostic.autocast import state_key as _autocast_key
 from agnostic.backends.base import TraceError, references
 from agnostic.device import Device
@@ -428,6 +428,8 @@ class CompiledFunction:
             elif ref[1] in copied:  # written into the private copy the slot went in as
                 state.write(ref, inputs[ref[1]], dtype)
             # else written into the slot's own array, which the holder keeps
+            if ref[0] == "slot" and state.slots[ref[1]][0] == "param":  # as Parameter.assign tells
+                autodiff.note_assignment(state.slots[ref[1]][1], "a compiled step that updates it")
         for i, has in entry.grads:
             _RAW_GRAD.__set__(state.params[i], tensor() if has else None)
         for fn in entry.after:

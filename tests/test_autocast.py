@@ -642,3 +642,41 @@ def test_cache_enabled_is_per_region() -> None:
     with pytest.raises(TypeError, match="cache_enabled must be a bool or None"):
         ag.autocast("bfloat16", cache_enabled="no")
     assert not ct.autocast("cpu", cache_enabled=False).cache_enabled
+
+
+@pytest.mark.parametrize("name", ["torch", "jax"])
+def test_the_cache_and_compiled_steps_in_one_region(name: str) -> None:
+    """Eager forwards and compiled training steps inside one long autocast region: a compiled step
+    may write the new weights into the parameter's very array (torch), which it notes as an update,
+    so the next eager forward converts the new weights instead of serving the cached old ones."""
+    try:
+        dev = ag.backend(name)
+    except (BackendUnavailable, ImportError) as exc:
+        pytest.skip(f"backend {name!r} cannot run here: {exc}")
+    ag.random.manual_seed(0)
+    with ag.default_backend(dev):
+        lin = nn.Linear(8, 4)
+    opt = ag.optim.SGD(lin.parameters(), lr=0.5)
+    x = _t(dev, (5, 8))
+
+    @ag.compile
+    def step(x: ag.Tensor) -> ag.Tensor:
+        opt.zero_grad()
+        with ag.autocast("bfloat16"):
+            loss = lin(x).astype(ag.float32).sum()
+        loss.backward()
+        opt.step()
+        return loss
+
+    step(x)
+    step(x)  # from here on the program writes the parameters in place where it may
+    with ag.autocast("bfloat16"):
+        for _ in range(3):
+            seen = lin(x).astype(ag.float32).numpy()
+            step(x)
+            assert step.compilations <= 2
+            now = lin(x).astype(ag.float32).numpy()
+            with ag.autocast("bfloat16", cache_enabled=False):
+                want = lin(x).astype(ag.float32).numpy()
+            np.testing.assert_array_equal(now, want)
+            assert not np.array_equal(now, seen)

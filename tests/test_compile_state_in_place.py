@@ -293,3 +293,22 @@ def test_the_gradients_a_step_replaces_are_freed_before_it_runs(backend: ag.Devi
     assert seen == [True]
     np.testing.assert_array_equal(held.numpy(), held_values)
     assert model[3].weight.grad is not held
+
+
+@pytest.mark.parametrize("backend", BACKENDS, **_IDS)
+def test_a_graph_from_before_a_compiled_step_is_refused(backend: ag.Device) -> None:
+    """An eager forward, then a compiled step that updates the parameters (on torch into their very
+    arrays), then the eager backward: refused, as after an eager optimizer step, instead of a
+    gradient computed from the new weights."""
+    model, _, x, y, step = _setup(backend, "sgd")
+    fn = ag.compile(step)
+    fn(x, y)  # traced; later calls write in place where they may
+    fn(x, y)
+    layer = model[3]
+    h = ag.relu(x @ ag.ones((4, 8), device=backend)).requires_grad_()  # so linear's rule reads the weight
+    loss = (layer(h) ** 2).sum()
+    fn(x, y)
+    # (NumPy runs a compiled step eagerly: its optimizer's assign is what updated the weight)
+    how = "Parameter.assign" if backend.name == "numpy" else "a compiled step that updates it"
+    with pytest.raises(RuntimeError, match=f"linear's gradient needs was changed by {how}"):
+        loss.backward()

@@ -295,6 +295,34 @@ def test_item_assignment_errors(backend):
         y.backward()
 
 
+def test_parameter_updated_between_forward_and_backward(backend):
+    """An optimizer step (Parameter.assign) before backward: a rule that reads the parameter is
+    refused, as torch refuses a parameter modified in place; one the parameter only fed (an
+    addition) still gives it its gradient, as torch's."""
+    from agnostic import nn
+
+    w = nn.Parameter(backend.tensor(np.array([1.0, 2.0], np.float32)))
+    x = backend.tensor(np.array([3.0, 4.0], np.float32), requires_grad=True)
+    y = (w * x).sum()
+    with ag.no_grad():
+        w.assign(w * 10.0)
+    with pytest.raises(
+        RuntimeError,
+        match=r"mul's gradient needs was changed by Parameter\.assign .*loss\.backward\(\) before optimizer\.step\(\)",
+    ):
+        y.backward()
+    y = (w + x).sum()
+    with ag.no_grad():
+        w.assign(w * 2.0)
+    y.backward()
+    np.testing.assert_array_equal(w.grad.numpy(), [1.0, 1.0])
+    y = (w * x).sum()  # the usual order: backward, then the update
+    y.backward()
+    with ag.no_grad():
+        w.assign(w - 0.1 * w.grad)
+    np.testing.assert_allclose(w.numpy(), [20.0 - 0.1 * 4.0, 40.0 - 0.1 * 5.0], rtol=1e-6)  # grad 1 + x
+
+
 # ---------------------------------------------------------------------- backends, devices, dtypes
 def test_unknown_backend_lists_known_ones_and_the_pip_extra(backend):
     with pytest.raises(ValueError, match=r"unknown backend 'tensorflow'; known backends: .*'numpy'") as info:

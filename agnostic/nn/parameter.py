@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from agnostic import tracing
+from agnostic import autodiff, tracing
 from agnostic.device import Device, as_device, get_default_backend
 from agnostic.ops import asarray, to_device
 from agnostic.tensor import Tensor
@@ -81,6 +81,7 @@ class Parameter(Tensor):
         if v.device is not self._device:
             v = to_device(v.detach(), self._device)
         self._data = v._data
+        autodiff.note_assignment(self, "Parameter.assign (an optimizer step, load_state_dict)")
 
     def _move(self, device: Device | str) -> None:
         """Put the parameter (and its gradient) on another backend or device, in place."""
