@@ -2,14 +2,15 @@
 a test module).
 
 `python distributed_learner_worker.py BACKEND OUT_DIR BATCH [--stop-at STEP] [--die-at STEP] [--resume]
-[--sleep S] [--compile]`
+[--wait-at STEP] [--compile]`
 trains a small MLP with `Learner(distributed=True)` for EPOCHS epochs on the first N samples of a
 fixed synthetic set (each process `BATCH` samples per step, through a DistributedSampler), with a
 checkpoint directory OUT_DIR/ck and a plain-text progress bar. Rank 0 writes OUT_DIR/result.json: the
 final parameters, the history, and how the run ended. `--stop-at` sends SIGINT to the last rank alone
 after that optimizer step (every process must stop at the same step); `--die-at` kills the last rank
-(SIGKILL); `--resume` continues from the newest checkpoint; `--sleep` waits S seconds after each step
-(time for a test to send a signal); `--compile` compiles the learner's steps (`ag.compile`).
+(SIGKILL); `--resume` continues from the newest checkpoint; `--wait-at` makes every rank, after that
+optimizer step, write OUT_DIR/waiting.RANK and wait until a signal has reached it (a test sends one
+then: no race with a busy machine); `--compile` compiles the learner's steps (`ag.compile`).
 """
 
 from __future__ import annotations
@@ -33,14 +34,6 @@ from agnostic.train import Accuracy, Callback, Learner, ProgressBar
 N, FEATURES, CLASSES, EPOCHS = 96, 12, 4, 3
 
 
-class Sleep(Callback):
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-
-    def on_step_end(self, learner: Learner) -> None:
-        time.sleep(self.seconds)
-
-
 class Signal(Callback):
     """After optimizer step `step`, send `signum` to the last rank (itself) alone."""
 
@@ -52,6 +45,21 @@ class Signal(Callback):
             os.kill(os.getpid(), self.signum)
 
 
+class WaitForSignal(Callback):
+    """After optimizer step `step`, say so in a file and wait (at most `limit` s) for a signal."""
+
+    def __init__(self, step: int, out: Path, limit: float = 120.0) -> None:
+        self.step, self.out, self.limit = step, out, limit
+
+    def on_step_end(self, learner: Learner) -> None:
+        if learner.step != self.step:
+            return
+        (self.out / f"waiting.{dist.rank()}").write_text(str(os.getpid()))
+        deadline = time.monotonic() + self.limit
+        while not learner._interrupt_requested and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("backend")
@@ -60,7 +68,7 @@ def main() -> int:
     parser.add_argument("--stop-at", type=int)
     parser.add_argument("--die-at", type=int)
     parser.add_argument("--resume", action="store_true")
-    parser.add_argument("--sleep", type=float)
+    parser.add_argument("--wait-at", type=int)
     parser.add_argument("--compile", action="store_true")
     ns = parser.parse_args()
     dist.init(ns.backend, timeout=30)
@@ -76,8 +84,8 @@ def main() -> int:
     callbacks: list[Callback] = [ProgressBar(tqdm=False)]
     if ns.stop_at:
         callbacks.append(Signal(ns.stop_at, signal.SIGINT))
-    if ns.sleep:
-        callbacks.append(Sleep(ns.sleep))
+    if ns.wait_at:
+        callbacks.append(WaitForSignal(ns.wait_at, ns.out))
     if ns.die_at:
         callbacks.append(Signal(ns.die_at, signal.SIGKILL))
     learner = Learner(
